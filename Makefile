@@ -1,0 +1,35 @@
+# carte — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+MOCHA := node_modules/.bin/mocha
+TSC := node_modules/.bin/tsc
+
+.PHONY: help setup deps build test test-unit demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+setup: ## install system packages and npm dependencies, then build (idempotent)
+	scripts/setup.sh
+	$(MAKE) build
+
+deps: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+build: deps ## compile TypeScript into dist/
+	$(TSC) -p tsconfig.json
+
+test: build test-unit ## run every test tier (the root tiers need root; CI=true makes skipping them an error)
+
+test-unit: build ## unit tests: no root, no containers
+	$(MOCHA) 'dist/test/unit/**/*.test.js'
+
+demo: setup ## apply the demo deployment in manifests/ and show it
+	./bin/carte apply -f manifests/
+	./bin/carte get -o wide
+
+clean: ## remove build output
+	rm -rf dist

@@ -1,0 +1,17 @@
+import { applyServices } from '../../api/apply.js';
+import { loadManifests } from '../../schema/load.js';
+import type { Context } from '../context.js';
+import { write } from '../output.js';
+
+export interface ApplyOptions {
+  filename: string[];
+  dryRun?: boolean;
+  prune?: boolean;
+}
+
+export async function apply(ctx: Context, opts: ApplyOptions): Promise<void> {
+  const services = loadManifests(opts.filename);
+  const changes = await applyServices(ctx.store(), { services, source: 'cli', prune: opts.prune === true }, { dryRun: opts.dryRun, now: ctx.now });
+  const suffix = opts.dryRun ? ' (dry run)' : '';
+  write(changes.map((c) => `service/${c.name} ${c.action}${suffix}`).join('\n') || `nothing to apply${suffix}`);
+}

@@ -1,0 +1,26 @@
+import { deleteServices } from '../../api/delete.js';
+import { UsageError } from '../../errors.js';
+import { loadManifests } from '../../schema/load.js';
+import type { Context } from '../context.js';
+import { write } from '../output.js';
+import { SERVICE_WORDS } from './get.js';
+
+export interface DeleteOptions {
+  filename?: string[];
+  dryRun?: boolean;
+}
+
+export async function del(ctx: Context, words: string[], opts: DeleteOptions): Promise<void> {
+  let names: string[];
+  if (opts.filename?.length) {
+    if (words.length) throw new UsageError('delete: give service names or -f, not both');
+    names = loadManifests(opts.filename).map((s) => s.object.name);
+  } else {
+    // `delete service a b` and `delete a b` both work.
+    names = words[0] !== undefined && SERVICE_WORDS.includes(words[0]) ? words.slice(1) : words;
+    if (!names.length) throw new UsageError('delete: name the services to delete, or give -f FILE');
+  }
+  const deleted = await deleteServices(ctx.store(), names, { source: 'cli', dryRun: opts.dryRun, now: ctx.now });
+  const suffix = opts.dryRun ? ' (dry run)' : '';
+  write(deleted.map((n) => `service/${n} deleted${suffix}`).join('\n'));
+}

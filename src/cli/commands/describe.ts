@@ -1,0 +1,37 @@
+import { stringify } from 'yaml';
+import { NotFoundError } from '../../errors.js';
+import { toManifest } from '../../schema/canonical.js';
+import { serviceObject } from '../../store/state.js';
+import type { Context } from '../context.js';
+import { age, formatLabels, table, write } from '../output.js';
+import { parseTarget } from './get.js';
+import { REVISION_HEAD, revisionRows } from './history.js';
+
+const indent = (text: string, by = '  ') => text.trimEnd().split('\n').map((l) => `${by}${l}`).join('\n');
+
+export async function describe(ctx: Context, words: string[]): Promise<void> {
+  const { name } = parseTarget(words, 'describe');
+  if (name === undefined) throw new NotFoundError('describe: name a service, e.g. "carte describe service login"');
+  const data = await ctx.store().read();
+  const s = data.services[name];
+  if (!s) throw new NotFoundError(`service "${name}" not found`);
+  const now = ctx.now();
+  const r = s.revision;
+  const events = data.events.filter((e) => e.object === `service/${name}`).slice(-10);
+  const out = [
+    `Name:       ${s.name}`,
+    `Labels:     ${formatLabels(r.labels)}`,
+    `Source:     ${s.source}`,
+    `Revision:   ${r.revision} (spec ${r.hash}, template ${r.templateHash})`,
+    `Origin:     ${r.origin ?? '-'}${r.commit ? ` at commit ${r.commit}` : ''}`,
+    `Created:    ${s.createdAt} (${age(s.createdAt, now)} ago)`,
+    `Updated:    ${s.updatedAt} (${age(s.updatedAt, now)} ago)`,
+    'Spec:',
+    indent(stringify(toManifest(serviceObject(s)).spec, { lineWidth: 0 })),
+    'Revisions:',
+    indent(table(REVISION_HEAD, revisionRows(name, s.history, now))),
+    'Events:',
+    events.length ? indent(table(['AGE', 'TYPE', 'REASON', 'MESSAGE'], events.map((e) => [age(e.at, now), e.type, e.reason, e.message]))) : '  <none>',
+  ];
+  write(out.join('\n'));
+}

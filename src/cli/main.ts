@@ -1,0 +1,118 @@
+// The carte command line: declares every command and flag (so `--help` is
+// complete), loads a command's module only when it runs (so `carte get` does
+// not pay for compiling the schema), and turns errors into exit codes:
+// 0 ok, 1 runtime failure, 2 invalid input.
+import { Command, CommanderError, Option } from 'commander';
+import { CarteError, ExitCode } from '../errors.js';
+import { VERSION } from '../version.js';
+import { makeContext, type Context, type GlobalOptions } from './context.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function buildProgram(run: (action: (ctx: Context) => Promise<void>) => Promise<void>): Command {
+  const program = new Command('carte')
+    .description('A declarative container orchestrator for one small Linux server.\nDesired state lives in CARTE_HOME; manifests are apiVersion carte/v1.')
+    .addOption(new Option('--home <dir>', 'folder holding carte\'s state (default: $CARTE_HOME or /var/lib/carte)'))
+    .option('--debug', 'show debug logs and stack traces of internal errors')
+    .version(VERSION, '-V, --version', 'print carte\'s version')
+    .helpOption('-h, --help', 'show help for carte or for a command')
+    .showHelpAfterError('(add --help for usage)')
+    .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
+    .exitOverride();
+
+  program.command('apply')
+    .description('create or update services from manifests (all or nothing)')
+    .requiredOption('-f, --filename <path>', 'a manifest file, a folder (every *.yaml/*.yml below it) or - for stdin; repeatable', collect)
+    .option('--dry-run', 'validate and show what would change, store nothing')
+    .option('--prune', 'also delete services applied from the CLI that are not in these manifests')
+    .action((opts) => run(async (ctx) => (await import('./commands/apply.js')).apply(ctx, opts)));
+
+  program.command('diff')
+    .description('show, field by field, what apply would change')
+    .requiredOption('-f, --filename <path>', 'a manifest file, a folder or - for stdin; repeatable', collect)
+    .option('--prune', 'also show the services --prune would delete')
+    .action((opts) => run(async (ctx) => (await import('./commands/diff.js')).diff(ctx, opts)));
+
+  program.command('get')
+    .description('list services (or one service) from desired state')
+    .argument('[type]', 'what to list: services (the default; also service, svc)')
+    .argument('[name]', 'one service')
+    .option('-o, --output <format>', 'wide (more columns), json or yaml (re-appliable manifests with a status)')
+    .action((type, name, opts) => run(async (ctx) => (await import('./commands/get.js')).get(ctx, [type, name].filter((w) => w !== undefined), opts)));
+
+  program.command('describe')
+    .description('show a service in full: spec, revisions, recent events')
+    .argument('[type]', 'service (optional)')
+    .argument('[name]', 'the service')
+    .action((type, name) => run(async (ctx) => (await import('./commands/describe.js')).describe(ctx, [type, name].filter((w) => w !== undefined))));
+
+  program.command('delete')
+    .description('delete services from desired state (all or nothing)')
+    .argument('[names...]', 'services to delete (optionally preceded by "service")')
+    .option('-f, --filename <path>', 'delete the services these manifests define; repeatable', collect)
+    .option('--dry-run', 'check and show what would be deleted, delete nothing')
+    .action((names, opts) => run(async (ctx) => (await import('./commands/delete.js')).del(ctx, names, opts)));
+
+  program.command('history')
+    .description('list the revisions of a service')
+    .argument('<name>', 'the service')
+    .action((name) => run(async (ctx) => (await import('./commands/history.js')).history(ctx, name)));
+
+  program.command('rollback')
+    .description('make an earlier revision current again (as a new revision)')
+    .argument('<name>', 'the service')
+    .option('--to <revision>', 'the revision to return to (default: the newest earlier one with a different spec)')
+    .action((name, opts) => run(async (ctx) => (await import('./commands/rollback.js')).rollback(ctx, name, opts)));
+
+  program.command('events')
+    .description('list recent events, oldest first')
+    .option('--for <name>', 'only events of this service')
+    .option('--limit <n>', 'at most this many past events (default 50)')
+    .option('-f, --follow', 'keep printing new events until interrupted')
+    .action((opts) => run(async (ctx) => (await import('./commands/events.js')).events(ctx, opts)));
+
+  program.command('version')
+    .description('print carte\'s version and the Node.js it runs on')
+    .action(() => run(async () => {
+      process.stdout.write(`carte ${VERSION} (node ${process.version})\n`);
+    }));
+
+  return program;
+}
+
+function printError(err: unknown, debug: boolean): number {
+  if (err instanceof CarteError) {
+    // Located problems are self-explanatory lines; the summary says what happened as a whole.
+    for (const line of err.details) process.stderr.write(`${line}\n`);
+    process.stderr.write(`error: ${err.message}\n`);
+    if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  process.stderr.write(`internal error: ${e?.message ?? String(err)}\n`);
+  process.stderr.write(debug && e?.stack ? `${e.stack}\n` : 'this is a bug in carte; run again with --debug for the stack trace\n');
+  return ExitCode.failure;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let globals: GlobalOptions = {};
+  let exitCode: number = ExitCode.ok;
+  const program = buildProgram(async (action) => {
+    globals = program.opts<GlobalOptions>();
+    try {
+      await action(makeContext(globals));
+    } catch (err) {
+      exitCode = printError(err, globals.debug === true);
+    }
+  });
+  try {
+    await program.parseAsync(argv, { from: 'node' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed its message (or the help / version text).
+      return err.exitCode === 0 ? ExitCode.ok : ExitCode.invalidInput;
+    }
+    return printError(err, argv.includes('--debug'));
+  }
+  return exitCode;
+}

@@ -1,0 +1,219 @@
+// Raw manifest → canonical Service (defaults filled, units parsed), and back;
+// plus the stable hashes that tell "changed" from "unchanged".
+// Callers pass manifests that already passed the schema and checks.ts, so the
+// unit parsers cannot fail here; `must` turns a broken promise into a bug report.
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { API_VERSION, type ServiceManifest, type PortInput } from './service-schema.js';
+import {
+  DEFAULTS, type HealthCheck, type PortSpec, type ServiceObject, type ServiceSpec, type VolumeSpec,
+} from './types.js';
+import {
+  formatCpu, formatDuration, formatIntOrPercent, formatMemory, parseCpu, parseDuration, parseIntOrPercent,
+  parseMemory, parsePercent, type IntOrPercent, type Parsed,
+} from './units.js';
+
+function must(p: Parsed, what: string): number {
+  if (!p.ok) throw new Error(`internal: ${what} passed validation but does not parse: ${p.message}`);
+  return p.value;
+}
+const duration = (v: string | undefined, dflt: number): number => (v === undefined ? dflt : must(parseDuration(v), 'duration'));
+const intOrPercent = (v: number | string | undefined, dflt: IntOrPercent): IntOrPercent => {
+  if (v === undefined) return dflt;
+  const p = parseIntOrPercent(v);
+  if (!p.ok) throw new Error(`internal: ${p.message}`);
+  return p.value;
+};
+
+export function defaultPortName(p: { port: number; protocol?: string }): string {
+  return `${p.protocol ?? DEFAULTS.protocol}-${p.port}`;
+}
+
+/** Resolves a health-check port given by number or by port name (checks.ts guarantees the name exists). */
+export function resolvePortRef(ref: number | string, ports: readonly PortInput[]): number {
+  if (typeof ref === 'number') return ref;
+  const found = ports.find((p) => (p.name ?? defaultPortName(p)) === ref);
+  if (!found) throw new Error(`internal: port name ${ref} passed validation but is unknown`);
+  return found.port;
+}
+
+/**
+ * @param baseDir folder that relative paths in the manifest (build.context) are resolved against:
+ *   the manifest file's folder, or the working directory for stdin.
+ */
+export function canonicalize(m: ServiceManifest, baseDir: string): ServiceObject {
+  const s = m.spec;
+  const ports: PortSpec[] = (s.ports ?? []).map((p) => ({
+    name: p.name ?? defaultPortName(p),
+    port: p.port,
+    protocol: p.protocol ?? DEFAULTS.protocol,
+    publish: p.publish === undefined ? null
+      : typeof p.publish === 'number' ? { port: p.publish, address: null, host: null }
+        : { port: p.publish.port, address: p.publish.address ?? null, host: p.publish.host?.toLowerCase() ?? null },
+    balance: p.balance ?? DEFAULTS.balance,
+  }));
+  const volumes: VolumeSpec[] = (s.volumes ?? []).map((v) => (v.name !== undefined
+    ? { kind: 'named', name: v.name, mountPath: v.mountPath, readOnly: v.readOnly ?? false }
+    : { kind: 'host', hostPath: path.resolve(v.hostPath!), mountPath: v.mountPath, readOnly: v.readOnly ?? false }));
+
+  let check: HealthCheck | null = null;
+  if (s.health?.http) check = { kind: 'http', path: s.health.http.path, port: resolvePortRef(s.health.http.port, s.ports ?? []) };
+  else if (s.health?.tcp) check = { kind: 'tcp', port: resolvePortRef(s.health.tcp.port, s.ports ?? []) };
+  else if (s.health?.exec) check = { kind: 'exec', command: s.health.exec.command };
+
+  const a = s.autoscale;
+  const autoscale = a === undefined ? null : {
+    min: a.min ?? DEFAULTS.autoscaleMin,
+    max: a.max,
+    cpuPercent: a.cpu === undefined ? null : must(parsePercent(a.cpu), 'autoscale.cpu'),
+    memoryPercent: a.memory === undefined ? null : must(parsePercent(a.memory), 'autoscale.memory'),
+    scaleDownDelayMs: duration(a.scaleDownDelay, DEFAULTS.scaleDownDelayMs),
+    idleToZeroMs: a.idleToZero === undefined ? null : must(parseDuration(a.idleToZero), 'idleToZero'),
+    schedule: (a.schedule ?? []).map((w) => ({
+      cron: w.cron.trim(),
+      durationMs: duration(w.duration, DEFAULTS.scheduleDurationMs),
+      min: w.min ?? null,
+      max: w.max ?? null,
+    })),
+  };
+
+  const spec: ServiceSpec = {
+    image: s.image ?? null,
+    build: s.build ? {
+      context: path.resolve(baseDir, s.build.context),
+      cartefile: s.build.cartefile ?? DEFAULTS.cartefile,
+      args: s.build.args ?? {},
+    } : null,
+    command: s.command ?? null,
+    args: s.args ?? null,
+    env: Object.fromEntries(Object.entries(s.env ?? {}).map(([k, v]) => [k, String(v)])),
+    workingDir: s.workingDir ?? null,
+    user: s.user ?? null,
+    replicas: s.replicas ?? (autoscale ? autoscale.min : DEFAULTS.replicas),
+    resources: {
+      cpuMillis: s.resources?.cpu === undefined ? null : must(parseCpu(s.resources.cpu), 'cpu'),
+      memoryBytes: s.resources?.memory === undefined ? null : must(parseMemory(s.resources.memory), 'memory'),
+      pids: s.resources?.pids ?? null,
+    },
+    ports,
+    volumes,
+    health: check === null ? null : {
+      check,
+      intervalMs: duration(s.health?.interval, DEFAULTS.healthIntervalMs),
+      timeoutMs: duration(s.health?.timeout, DEFAULTS.healthTimeoutMs),
+      failureThreshold: s.health?.failureThreshold ?? DEFAULTS.healthFailureThreshold,
+      startPeriodMs: duration(s.health?.startPeriod, DEFAULTS.healthStartPeriodMs),
+    },
+    restart: s.restart ?? DEFAULTS.restart,
+    update: {
+      maxSurge: intOrPercent(s.update?.maxSurge, DEFAULTS.maxSurge),
+      maxUnavailable: intOrPercent(s.update?.maxUnavailable, DEFAULTS.maxUnavailable),
+      progressDeadlineMs: duration(s.update?.progressDeadline, DEFAULTS.progressDeadlineMs),
+    },
+    autoscale,
+    dependsOn: s.dependsOn ?? [],
+    stopGracePeriodMs: duration(s.stopGracePeriod, DEFAULTS.stopGracePeriodMs),
+  };
+  return { name: m.metadata.name, labels: m.metadata.labels ?? {}, spec };
+}
+
+/** JSON with object keys sorted at every depth, so equal values always serialize alike. */
+export function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return v;
+  });
+}
+
+const sha = (value: unknown): string => createHash('sha256').update(stableJson(value)).digest('hex').slice(0, 16);
+
+/** Hash of the whole desired object: any change to it is a new revision. */
+export function specHash(obj: ServiceObject): string {
+  return sha({ labels: obj.labels, spec: obj.spec });
+}
+
+/**
+ * Hash of what goes into an instance. Only a change here replaces running
+ * instances (a rolling update); replicas, autoscale, update strategy, health
+ * checks and published ports are acted on without touching the containers.
+ */
+export function templateHash(spec: ServiceSpec): string {
+  const { image, build, command, args, env, workingDir, user, resources, volumes } = spec;
+  return sha({ image, build, command, args, env, workingDir, user, resources, volumes });
+}
+
+/** Canonical → manifest with human units and defaults shown, for `get -o yaml`, `describe` and `diff`. */
+export function toManifest(obj: ServiceObject): ServiceManifest {
+  const s = obj.spec;
+  const spec: Record<string, unknown> = {};
+  if (s.image !== null) spec.image = s.image;
+  if (s.build !== null) spec.build = { context: s.build.context, cartefile: s.build.cartefile, ...(Object.keys(s.build.args).length ? { args: s.build.args } : {}) };
+  if (s.command !== null) spec.command = s.command;
+  if (s.args !== null) spec.args = s.args;
+  if (Object.keys(s.env).length) spec.env = s.env;
+  if (s.workingDir !== null) spec.workingDir = s.workingDir;
+  if (s.user !== null) spec.user = s.user;
+  spec.replicas = s.replicas;
+  const r: Record<string, unknown> = {};
+  if (s.resources.cpuMillis !== null) r.cpu = formatCpu(s.resources.cpuMillis);
+  if (s.resources.memoryBytes !== null) r.memory = formatMemory(s.resources.memoryBytes);
+  if (s.resources.pids !== null) r.pids = s.resources.pids;
+  if (Object.keys(r).length) spec.resources = r;
+  if (s.ports.length) {
+    spec.ports = s.ports.map((p) => ({
+      name: p.name, port: p.port, protocol: p.protocol,
+      ...(p.publish === null ? {} : {
+        publish: p.publish.address === null && p.publish.host === null ? p.publish.port
+          : { port: p.publish.port, ...(p.publish.address ? { address: p.publish.address } : {}), ...(p.publish.host ? { host: p.publish.host } : {}) },
+      }),
+      balance: p.balance,
+    }));
+  }
+  if (s.volumes.length) {
+    spec.volumes = s.volumes.map((v) => (v.kind === 'named'
+      ? { name: v.name, mountPath: v.mountPath, readOnly: v.readOnly }
+      : { hostPath: v.hostPath, mountPath: v.mountPath, readOnly: v.readOnly }));
+  }
+  if (s.health) {
+    const c = s.health.check;
+    spec.health = {
+      ...(c.kind === 'http' ? { http: { path: c.path, port: c.port } } : c.kind === 'tcp' ? { tcp: { port: c.port } } : { exec: { command: c.command } }),
+      interval: formatDuration(s.health.intervalMs),
+      timeout: formatDuration(s.health.timeoutMs),
+      failureThreshold: s.health.failureThreshold,
+      startPeriod: formatDuration(s.health.startPeriodMs),
+    };
+  }
+  spec.restart = s.restart;
+  spec.update = {
+    maxSurge: formatIntOrPercent(s.update.maxSurge),
+    maxUnavailable: formatIntOrPercent(s.update.maxUnavailable),
+    progressDeadline: formatDuration(s.update.progressDeadlineMs),
+  };
+  if (s.autoscale) {
+    const a = s.autoscale;
+    spec.autoscale = {
+      min: a.min, max: a.max,
+      ...(a.cpuPercent !== null ? { cpu: `${a.cpuPercent}%` } : {}),
+      ...(a.memoryPercent !== null ? { memory: `${a.memoryPercent}%` } : {}),
+      scaleDownDelay: formatDuration(a.scaleDownDelayMs),
+      ...(a.idleToZeroMs !== null ? { idleToZero: formatDuration(a.idleToZeroMs) } : {}),
+      ...(a.schedule.length ? {
+        schedule: a.schedule.map((w) => ({
+          cron: w.cron, duration: formatDuration(w.durationMs),
+          ...(w.min !== null ? { min: w.min } : {}), ...(w.max !== null ? { max: w.max } : {}),
+        })),
+      } : {}),
+    };
+  }
+  if (s.dependsOn.length) spec.dependsOn = s.dependsOn;
+  spec.stopGracePeriod = formatDuration(s.stopGracePeriodMs);
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Service',
+    metadata: { name: obj.name, ...(Object.keys(obj.labels).length ? { labels: obj.labels } : {}) },
+    spec: spec as ServiceManifest['spec'],
+  };
+}

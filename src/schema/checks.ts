@@ -1,0 +1,103 @@
+// Rules that JSON Schema cannot say well: fields that exclude or require each
+// other inside one Service. They run only on documents that passed the schema,
+// so every field has the right type here.
+import type { ManifestProblem } from '../errors.js';
+import { defaultPortName } from './canonical.js';
+import { formatPath, type Locator, type PathSegment } from './locate.js';
+import type { ServiceManifest } from './service-schema.js';
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+export function checkService(m: ServiceManifest, locator: Locator): ManifestProblem[] {
+  const problems: ManifestProblem[] = [];
+  const report = (segments: PathSegment[], message: string, key = false) =>
+    problems.push({ position: locator.locate(segments, { key }), path: formatPath(segments), message });
+  const s = m.spec;
+
+  for (const key of Object.keys(m.metadata.labels ?? {})) {
+    if (!LABEL_KEY.test(key)) report(['metadata', 'labels', key], `"${key}" is not a valid label key (letters, digits, "-", "_", ".", optionally prefixed by "domain/")`, true);
+  }
+
+  if (s.image === undefined && s.build === undefined) report(['spec'], 'set either "image" (an image name:tag) or "build" (a Cartefile context)');
+  if (s.image !== undefined && s.build !== undefined) report(['spec', 'build'], 'set "image" or "build", not both (build already names the image after the service)', true);
+
+  for (const key of Object.keys(s.env ?? {})) {
+    if (!ENV_NAME.test(key)) report(['spec', 'env', key], `"${key}" is not a valid environment variable name (letters, digits and "_", not starting with a digit)`, true);
+  }
+
+  // Ports: names and (port, protocol) pairs unique; HTTP routing only over TCP.
+  const ports = s.ports ?? [];
+  const names = new Map<string, number>();
+  const numbers = new Map<string, number>();
+  ports.forEach((p, i) => {
+    const name = p.name ?? defaultPortName(p);
+    if (names.has(name)) report(['spec', 'ports', i, 'name'], `port name "${name}" is already used by ports[${names.get(name)}]`);
+    else names.set(name, i);
+    const key = `${p.port}/${p.protocol ?? 'tcp'}`;
+    if (numbers.has(key)) report(['spec', 'ports', i, 'port'], `port ${key} is already listed as ports[${numbers.get(key)}]`);
+    else numbers.set(key, i);
+    if (typeof p.publish === 'object' && p.publish.host !== undefined && p.protocol === 'udp') {
+      report(['spec', 'ports', i, 'publish', 'host'], 'routing by Host header needs protocol: tcp');
+    }
+  });
+
+  const mounts = new Map<string, number>();
+  (s.volumes ?? []).forEach((v, i) => {
+    if ((v.name === undefined) === (v.hostPath === undefined)) {
+      report(['spec', 'volumes', i], 'set exactly one of "name" (a named volume) or "hostPath" (a host folder)');
+    }
+    const mount = v.mountPath.replace(/\/+$/, '') || '/';
+    if (mount === '/') report(['spec', 'volumes', i, 'mountPath'], 'cannot mount a volume over the container\'s root "/"');
+    if (mounts.has(mount)) report(['spec', 'volumes', i, 'mountPath'], `"${mount}" is already mounted by volumes[${mounts.get(mount)}]`);
+    else mounts.set(mount, i);
+  });
+
+  const h = s.health;
+  if (h) {
+    const kinds = (['http', 'tcp', 'exec'] as const).filter((k) => h[k] !== undefined);
+    if (kinds.length !== 1) report(['spec', 'health'], kinds.length === 0 ? 'set one check: http, tcp or exec' : `set one check, not ${kinds.join(' and ')}`);
+    for (const kind of ['http', 'tcp'] as const) {
+      const ref = h[kind]?.port;
+      if (typeof ref === 'string' && !names.has(ref)) {
+        report(['spec', 'health', kind, 'port'], `no port is named "${ref}"${names.size ? ` (named ports: ${[...names.keys()].join(', ')})` : ' (give a number, or name a port under spec.ports)'}`);
+      }
+    }
+  }
+
+  const u = s.update;
+  if (u && isZero(u.maxSurge ?? 1) && isZero(u.maxUnavailable ?? 0)) {
+    report(['spec', 'update'], 'maxSurge and maxUnavailable cannot both be 0: a rolling update could never make progress');
+  }
+
+  const a = s.autoscale;
+  if (a) {
+    const min = a.min ?? 1;
+    if (min > a.max) report(['spec', 'autoscale', 'min'], `min (${min}) is greater than max (${a.max})`);
+    if (a.cpu !== undefined && s.resources?.cpu === undefined) report(['spec', 'autoscale', 'cpu'], 'a CPU target is a percentage of the CPU limit: set spec.resources.cpu');
+    if (a.memory !== undefined && s.resources?.memory === undefined) report(['spec', 'autoscale', 'memory'], 'a memory target is a percentage of the memory limit: set spec.resources.memory');
+    if (a.cpu === undefined && a.memory === undefined && a.idleToZero === undefined && (a.schedule ?? []).length === 0) {
+      report(['spec', 'autoscale'], 'nothing to scale on: set cpu, memory, idleToZero or schedule');
+    }
+    if (a.idleToZero !== undefined && min !== 0) report(['spec', 'autoscale', 'idleToZero'], `scaling to zero needs autoscale.min: 0 (it is ${min})`);
+    if (a.idleToZero !== undefined && ports.length === 0) report(['spec', 'autoscale', 'idleToZero'], 'an idle service is woken by traffic on its ports: add spec.ports');
+    if (s.replicas !== undefined && (s.replicas < min || s.replicas > a.max)) {
+      report(['spec', 'replicas'], `${s.replicas} is outside the autoscale range ${min}–${a.max} (remove replicas, or change autoscale)`);
+    }
+    (a.schedule ?? []).forEach((w, i) => {
+      const wmin = w.min ?? min;
+      const wmax = w.max ?? a.max;
+      if (w.min === undefined && w.max === undefined) report(['spec', 'autoscale', 'schedule', i], 'a schedule window needs min, max or both');
+      if (wmin > wmax) report(['spec', 'autoscale', 'schedule', i, 'min'], `min (${wmin}) is greater than max (${wmax})`);
+    });
+  }
+
+  (s.dependsOn ?? []).forEach((d, i) => {
+    if (d === m.metadata.name) report(['spec', 'dependsOn', i], 'a service cannot depend on itself');
+  });
+  return problems;
+}
+
+function isZero(v: number | string | undefined): boolean {
+  return v === 0 || v === '0%';
+}

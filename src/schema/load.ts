@@ -1,0 +1,175 @@
+// From files to validated, canonical Service objects. Reading (I/O) and
+// parsing (pure) are separate so watched folders and Git checkouts can feed
+// text they already hold. Every problem in every file is collected before
+// anything is refused: the user fixes them all in one round.
+import fs from 'node:fs';
+import path from 'node:path';
+import { isScalar, LineCounter, parseAllDocuments } from 'yaml';
+import { ManifestError, UsageError, type ManifestProblem } from '../errors.js';
+import { canonicalize } from './canonical.js';
+import { checkService } from './checks.js';
+import { Locator, type PathSegment } from './locate.js';
+import { API_VERSION, KINDS, type ServiceManifest } from './service-schema.js';
+import { checkSet, type SetMember } from './set-checks.js';
+import type { ServiceObject } from './types.js';
+import { closest, validateService } from './validate.js';
+
+export interface ManifestText {
+  /** Path as shown in messages (relative to the working directory when inside it). */
+  display: string;
+  /** Folder that relative paths in the manifest resolve against. */
+  baseDir: string;
+  text: string;
+}
+
+export interface LoadedService {
+  object: ServiceObject;
+  manifest: ServiceManifest;
+  /** `file:line:column` of the document's metadata.name. */
+  origin: string;
+  file: string;
+  locate: (segments: PathSegment[]) => ReturnType<Locator['locate']>;
+}
+
+const MANIFEST_FILE = /\.ya?ml$/i;
+
+function displayPath(abs: string, cwd: string): string {
+  const rel = path.relative(cwd, abs);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : abs;
+}
+
+function listManifestFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (entry.name.startsWith('.')) continue; // .git, editor swap files, hidden folders
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...listManifestFiles(full));
+    else if (entry.isFile() && MANIFEST_FILE.test(entry.name)) out.push(full);
+  }
+  return out;
+}
+
+/**
+ * Reads `-f` arguments: a file, a folder (every *.yaml / *.yml below it,
+ * hidden entries skipped, in name order) or `-` for standard input.
+ */
+export function readManifestInputs(inputs: readonly string[], opts: { cwd?: string; stdin?: () => string; allowEmpty?: boolean } = {}): ManifestText[] {
+  const cwd = opts.cwd ?? process.cwd();
+  const texts: ManifestText[] = [];
+  for (const input of inputs) {
+    if (input === '-') {
+      texts.push({ display: '<stdin>', baseDir: cwd, text: (opts.stdin ?? (() => fs.readFileSync(0, 'utf8')))() });
+      continue;
+    }
+    const abs = path.resolve(cwd, input);
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(abs);
+    } catch {
+      throw new UsageError(`cannot read manifests from "${input}": no such file or folder`);
+    }
+    const files = stat.isDirectory() ? listManifestFiles(abs) : [abs];
+    if (files.length === 0 && !opts.allowEmpty) throw new UsageError(`no *.yaml or *.yml files in folder "${input}"`);
+    for (const file of files) {
+      texts.push({ display: displayPath(file, cwd), baseDir: path.dirname(file), text: fs.readFileSync(file, 'utf8') });
+    }
+  }
+  return texts;
+}
+
+/** Parses and validates manifest texts; returns services and every problem found (per document and across the set). */
+export function parseManifests(texts: readonly ManifestText[]): { services: LoadedService[]; problems: ManifestProblem[] } {
+  const services: LoadedService[] = [];
+  const problems: ManifestProblem[] = [];
+  for (const t of texts) {
+    const lines = new LineCounter();
+    const docs = parseAllDocuments(t.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    // A document stream with a fatal error comes back as an EmptyStream-like object.
+    const list = Array.isArray(docs) ? docs : [];
+    if (!Array.isArray(docs)) {
+      problems.push({ position: { file: t.display, line: 1, column: 1 }, path: '', message: 'not a YAML document stream' });
+    }
+    for (const doc of list) {
+      const locator = new Locator(doc, lines, t.display);
+      if (doc.errors.length) {
+        for (const e of doc.errors) {
+          const { line, col } = lines.linePos(e.pos[0]);
+          problems.push({ position: { file: t.display, line, column: col }, path: '', message: `YAML syntax: ${firstLine(e.message)}` });
+        }
+        continue;
+      }
+      // An empty document (a trailing ---, or only comments) holds nothing to apply.
+      if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
+      const data: unknown = doc.toJS({ maxAliasCount: 100 });
+      const kindProblem = checkKind(data, locator);
+      if (kindProblem) {
+        problems.push(kindProblem);
+        continue;
+      }
+      const schemaProblems = validateService(data, locator);
+      if (schemaProblems.length) {
+        problems.push(...schemaProblems);
+        continue;
+      }
+      const manifest = data as ServiceManifest;
+      const semantic = checkService(manifest, locator);
+      if (semantic.length) {
+        problems.push(...semantic);
+        continue;
+      }
+      const origin = locator.locate(['metadata', 'name']);
+      services.push({
+        object: canonicalize(manifest, t.baseDir),
+        manifest,
+        origin: `${origin.file}:${origin.line}:${origin.column}`,
+        file: t.display,
+        locate: (segments) => locator.locate(segments),
+      });
+    }
+  }
+  problems.push(...checkSet(services.map(toSetMember)));
+  return { services, problems: sortProblems(problems, texts.map((t) => t.display)) };
+}
+
+export function toSetMember(s: LoadedService): SetMember {
+  return { name: s.object.name, spec: s.object.spec, locate: s.locate, describe: s.origin };
+}
+
+/** Reads, parses and validates; throws one ManifestError carrying every problem. */
+export function loadManifests(inputs: readonly string[], opts: Parameters<typeof readManifestInputs>[1] = {}): LoadedService[] {
+  const { services, problems } = parseManifests(readManifestInputs(inputs, opts));
+  if (problems.length) throw new ManifestError(problems);
+  return services;
+}
+
+/** Orders problems as a reader meets them: by file (in input order), line, column. */
+function sortProblems(problems: ManifestProblem[], files: string[]): ManifestProblem[] {
+  const key = (p: ManifestProblem) => (p.position ? [files.indexOf(p.position.file), p.position.line, p.position.column] : [Infinity, 0, 0]);
+  return problems
+    .map((p, i) => ({ p, i, k: key(p) }))
+    .sort((a, b) => a.k[0]! - b.k[0]! || a.k[1]! - b.k[1]! || a.k[2]! - b.k[2]! || a.i - b.i)
+    .map((x) => x.p);
+}
+
+function checkKind(data: unknown, locator: Locator): ManifestProblem | null {
+  const at = (segments: PathSegment[], message: string): ManifestProblem => ({
+    position: locator.locate(segments), path: segments.join('.'), message,
+  });
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    return at([], `a manifest must be a mapping with apiVersion, kind, metadata and spec, not ${Array.isArray(data) ? 'a list' : JSON.stringify(data)}`);
+  }
+  const d = data as Record<string, unknown>;
+  if (d.apiVersion === undefined) return at([], `missing required field "apiVersion" (write apiVersion: ${API_VERSION})`);
+  if (d.apiVersion !== API_VERSION) return at(['apiVersion'], `${JSON.stringify(d.apiVersion)} is not a known apiVersion (write apiVersion: ${API_VERSION})`);
+  if (d.kind === undefined) return at([], `missing required field "kind" (write kind: ${KINDS.join(' or ')})`);
+  if (!(KINDS as readonly unknown[]).includes(d.kind)) {
+    const guess = typeof d.kind === 'string' ? closest(d.kind, KINDS) : undefined;
+    return at(['kind'], `${JSON.stringify(d.kind)} is not a kind of ${API_VERSION} (${guess ? `did you mean "${guess}"?` : `known kinds: ${KINDS.join(', ')}`})`);
+  }
+  return null;
+}
+
+function firstLine(message: string): string {
+  // yaml's messages end with " at line L, column C" plus a code excerpt; position is printed separately.
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+}

@@ -1,0 +1,144 @@
+// The JSON Schema of a `carte/v1` Service manifest, built with TypeBox so the
+// TypeScript type of a raw manifest is derived from the schema and the two
+// cannot drift. Every object refuses unknown fields: a typo must never be
+// silently ignored.
+//
+// Two carte keywords extend the schema (registered in validate.ts):
+//   x-unit  the value is parsed by a unit parser (units.ts) and its sentence is the error;
+//   x-hint  what a valid value looks like, used when a `pattern` fails.
+// Rules that span fields (image xor build, min <= max, ...) live in checks.ts.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+export const API_VERSION = 'carte/v1';
+export const KINDS = ['Service'] as const;
+
+type Unit = 'cpu' | 'memory' | 'duration' | 'percent' | 'int-or-percent' | 'cron' | 'ip';
+
+const Obj = <T extends Parameters<typeof Type.Object>[0]>(props: T, description?: string) =>
+  Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}) });
+const Opt = Type.Optional;
+const Unit = <T>(unit: Unit, type: string | string[]) => Type.Unsafe<T>({ type, 'x-unit': unit });
+const StringEnum = <T extends string>(values: readonly T[]) => Type.Unsafe<T>({ type: 'string', enum: [...values] });
+const Path = (what: string) => Type.String({ pattern: '^/', 'x-hint': `an absolute path (${what}, starting with /)` });
+
+export const NAME_PATTERN = '^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$';
+const Name = Type.String({
+  pattern: NAME_PATTERN,
+  'x-hint': 'a valid name (lowercase letters, digits and "-", starting with a letter, at most 40 characters)',
+});
+
+/** A container port referred to by number or by the name given in `ports`. */
+const PortRef = Type.Unsafe<number | string>({ type: ['integer', 'string'], minimum: 1, maximum: 65535, minLength: 1 });
+const PortNumber = Type.Integer({ minimum: 1, maximum: 65535 });
+
+export const PROTOCOLS = ['tcp', 'udp'] as const;
+export const BALANCE = ['round-robin', 'least-connections'] as const;
+export const RESTART_POLICIES = ['always', 'on-failure', 'never'] as const;
+
+const PublishObject = Obj({
+  port: PortNumber,
+  address: Opt(Unit<string>('ip', 'string')),
+  host: Opt(Type.String({ format: 'hostname', minLength: 1 })),
+});
+/** `publish: 8080` or `publish: { port: 80, host: login.local, address: 127.0.0.1 }`. */
+const Publish = Type.Unsafe<number | Static<typeof PublishObject>>({
+  ...PublishObject,
+  type: ['integer', 'object'],
+  minimum: 1,
+  maximum: 65535,
+});
+
+const Port = Obj({
+  name: Opt(Type.String({ pattern: '^[a-z]([-a-z0-9]{0,13}[a-z0-9])?$', 'x-hint': 'a port name (lowercase letters, digits and "-", at most 15 characters)' })),
+  port: PortNumber,
+  protocol: Opt(StringEnum(PROTOCOLS)),
+  publish: Opt(Publish),
+  balance: Opt(StringEnum(BALANCE)),
+});
+
+const Volume = Obj({
+  name: Opt(Name),
+  hostPath: Opt(Path('a folder on the host')),
+  mountPath: Path('inside the container'),
+  readOnly: Opt(Type.Boolean()),
+});
+
+const Health = Obj({
+  http: Opt(Obj({ path: Path('the URL path'), port: PortRef })),
+  tcp: Opt(Obj({ port: PortRef })),
+  exec: Opt(Obj({ command: Type.Array(Type.String(), { minItems: 1 }) })),
+  interval: Opt(Unit<string>('duration', 'string')),
+  timeout: Opt(Unit<string>('duration', 'string')),
+  failureThreshold: Opt(Type.Integer({ minimum: 1, maximum: 100 })),
+  startPeriod: Opt(Unit<string>('duration', 'string')),
+});
+
+const Schedule = Obj({
+  cron: Unit<string>('cron', 'string'),
+  duration: Opt(Unit<string>('duration', 'string')),
+  min: Opt(Type.Integer({ minimum: 0 })),
+  max: Opt(Type.Integer({ minimum: 1 })),
+});
+
+const Autoscale = Obj({
+  min: Opt(Type.Integer({ minimum: 0 })),
+  max: Type.Integer({ minimum: 1, maximum: 1000 }),
+  cpu: Opt(Unit<string | number>('percent', ['string', 'number'])),
+  memory: Opt(Unit<string | number>('percent', ['string', 'number'])),
+  scaleDownDelay: Opt(Unit<string>('duration', 'string')),
+  idleToZero: Opt(Unit<string>('duration', 'string')),
+  schedule: Opt(Type.Array(Schedule)),
+});
+
+const IntOrPercent = Unit<number | string>('int-or-percent', ['integer', 'string']);
+
+export const ServiceSpecSchema = Obj({
+  image: Opt(Type.String({ minLength: 1 })),
+  build: Opt(Obj({
+    context: Type.String({ minLength: 1 }),
+    cartefile: Opt(Type.String({ minLength: 1 })),
+    args: Opt(Type.Record(Type.String(), Type.String())),
+  })),
+  command: Opt(Type.Array(Type.String(), { minItems: 1 })),
+  args: Opt(Type.Array(Type.String())),
+  env: Opt(Type.Record(Type.String(), Type.Unsafe<string | number | boolean>({ type: ['string', 'number', 'boolean'] }))),
+  workingDir: Opt(Path('inside the container')),
+  user: Opt(Type.String({ pattern: '^([a-z_][-a-z0-9_]*|\\d+)(:([a-z_][-a-z0-9_]*|\\d+))?$', 'x-hint': 'a user (a name or uid, optionally :group, e.g. 1000:1000)' })),
+  replicas: Opt(Type.Integer({ minimum: 0, maximum: 1000 })),
+  resources: Opt(Obj({
+    cpu: Opt(Unit<string | number>('cpu', ['string', 'number'])),
+    memory: Opt(Unit<string | number>('memory', ['string', 'number'])),
+    pids: Opt(Type.Integer({ minimum: 1, maximum: 4_194_304 })),
+  })),
+  ports: Opt(Type.Array(Port)),
+  volumes: Opt(Type.Array(Volume)),
+  health: Opt(Health),
+  restart: Opt(StringEnum(RESTART_POLICIES)),
+  update: Opt(Obj({
+    maxSurge: Opt(IntOrPercent),
+    maxUnavailable: Opt(IntOrPercent),
+    progressDeadline: Opt(Unit<string>('duration', 'string')),
+  })),
+  autoscale: Opt(Autoscale),
+  dependsOn: Opt(Type.Array(Name, { uniqueItems: true })),
+  stopGracePeriod: Opt(Unit<string>('duration', 'string')),
+});
+
+export const ServiceManifestSchema = Obj({
+  apiVersion: Type.Literal(API_VERSION),
+  kind: Type.Literal('Service'),
+  metadata: Obj({
+    name: Name,
+    labels: Opt(Type.Record(Type.String(), Type.String())),
+  }),
+  spec: ServiceSpecSchema,
+  // Written by `carte get -o yaml` so its output can be applied again; ignored on apply.
+  status: Opt(Type.Unknown()),
+});
+
+/** A Service manifest exactly as written (after schema validation, before defaults). */
+export type ServiceManifest = Static<typeof ServiceManifestSchema>;
+export type ServiceSpecInput = ServiceManifest['spec'];
+export type PortInput = NonNullable<ServiceSpecInput['ports']>[number];
+export type PublishInput = NonNullable<PortInput['publish']>;
+export type AnySchema = TSchema;

@@ -1,0 +1,81 @@
+// The shape of the state file: everything carte must not forget. Desired
+// services with their revision history and owning source, events, sources'
+// sync status, and room for instance and image records (filled by the driver
+// and reconciler issues).
+import type { ServiceObject, ServiceSpec } from '../schema/types.js';
+
+export const STATE_VERSION = 1;
+/** Revisions kept per service, oldest dropped first (like a Deployment's revisionHistoryLimit). */
+export const REVISION_LIMIT = 20;
+/** Events kept in all, oldest dropped first. */
+export const EVENT_LIMIT = 1000;
+
+export type SourceId = string; // 'cli', 'folder:/abs/path', 'git:url#branch:path'
+
+export interface Revision {
+  revision: number;
+  hash: string;
+  templateHash: string;
+  labels: Record<string, string>;
+  spec: ServiceSpec;
+  source: SourceId;
+  /** file:line:column of the manifest it came from, when it came from one. */
+  origin: string | null;
+  /** Git commit the manifests were read at, when the source is Git. */
+  commit: string | null;
+  /** Why this revision exists: written by apply, or copied back by rollback. */
+  cause: { kind: 'apply' } | { kind: 'rollback'; to: number };
+  at: string;
+}
+
+export interface StoredService {
+  name: string;
+  source: SourceId;
+  createdAt: string;
+  updatedAt: string;
+  /** The current revision; `history` ends with it. */
+  revision: Revision;
+  history: Revision[];
+}
+
+export interface CarteEvent {
+  seq: number;
+  at: string;
+  type: 'Normal' | 'Warning';
+  /** `service/login`, `source/cli`, ... */
+  object: string;
+  reason: string;
+  message: string;
+}
+
+export interface SourceStatus {
+  id: SourceId;
+  lastSync: string | null;
+  commit: string | null;
+  lastError: string | null;
+}
+
+export interface StateData {
+  version: number;
+  services: Record<string, StoredService>;
+  events: CarteEvent[];
+  nextEventSeq: number;
+  sources: Record<SourceId, SourceStatus>;
+  instances: Record<string, unknown>;
+  images: Record<string, unknown>;
+}
+
+export function emptyState(): StateData {
+  return { version: STATE_VERSION, services: {}, events: [], nextEventSeq: 1, sources: {}, instances: {}, images: {} };
+}
+
+export function serviceObject(s: StoredService): ServiceObject {
+  return { name: s.name, labels: s.revision.labels, spec: s.revision.spec };
+}
+
+export function recordEvent(data: StateData, at: Date, ev: Omit<CarteEvent, 'seq' | 'at'>): CarteEvent {
+  const event: CarteEvent = { seq: data.nextEventSeq++, at: at.toISOString(), ...ev };
+  data.events.push(event);
+  if (data.events.length > EVENT_LIMIT) data.events.splice(0, data.events.length - EVENT_LIMIT);
+  return event;
+}
