@@ -74,7 +74,7 @@ export function planApply(data: StateData, req: ApplyRequest): ApplyPlan {
     ...req.services.map(toSetMember),
     ...remaining.map((s) => ({ name: s.name, spec: s.revision.spec, locate: null, describe: `stored, from source ${s.source}` })),
   ];
-  problems.push(...checkSet(members));
+  problems.push(...checkSet(members, { dependenciesKnown: true }));
   for (const s of remaining) {
     for (const dep of s.revision.spec.dependsOn) {
       if (pruned.has(dep)) {

@@ -15,7 +15,8 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v ===
 
 function walk(a: unknown, b: unknown, at: PathSegment[], out: FieldChange[]): void {
   if (isPlainObject(a) && isPlainObject(b)) {
-    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    // In the new version's field order, removed fields last.
+    for (const key of new Set([...Object.keys(b), ...Object.keys(a)])) {
       if (!(key in b)) out.push({ op: 'remove', path: formatPath([...at, key]), from: a[key] });
       else if (!(key in a)) out.push({ op: 'add', path: formatPath([...at, key]), to: b[key] });
       else walk(a[key], b[key], [...at, key], out);

@@ -127,7 +127,8 @@ export function parseManifests(texts: readonly ManifestText[]): { services: Load
       });
     }
   }
-  problems.push(...checkSet(services.map(toSetMember)));
+  // Whether a dependency exists depends on what is stored: planApply checks that.
+  problems.push(...checkSet(services.map(toSetMember), { dependenciesKnown: false }));
   return { services, problems: sortProblems(problems, texts.map((t) => t.display)) };
 }
 

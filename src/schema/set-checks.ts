@@ -16,7 +16,12 @@ export interface SetMember {
   describe: string;
 }
 
-export function checkSet(members: readonly SetMember[]): ManifestProblem[] {
+/**
+ * @param opts.dependenciesKnown false when the stored services are not known
+ *   (manifests checked on their own): a dependency missing from the set may
+ *   still be stored, so only cycles are reported then.
+ */
+export function checkSet(members: readonly SetMember[], opts: { dependenciesKnown: boolean }): ManifestProblem[] {
   const problems: ManifestProblem[] = [];
   const report = (m: SetMember, segments: PathSegment[], message: string) => {
     if (m.locate) problems.push({ position: m.locate(segments), path: formatPath(segments), message });
@@ -30,7 +35,7 @@ export function checkSet(members: readonly SetMember[]): ManifestProblem[] {
     else byName.set(m.name, m);
   }
 
-  for (const m of byName.values()) {
+  for (const m of opts.dependenciesKnown ? byName.values() : []) {
     m.spec.dependsOn.forEach((dep, i) => {
       if (!byName.has(dep)) {
         report(m, ['spec', 'dependsOn', i], `depends on "${dep}", which is neither in these manifests nor stored`);

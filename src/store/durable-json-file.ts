@@ -28,9 +28,24 @@ export class DurableJsonFile<T> implements Adapter<T> {
     }
   }
 
+  private get tmpPrefix(): string {
+    return `.${path.basename(this.file)}.`;
+  }
+
+  /**
+   * Removes temporary files left by writers killed mid-write. Only safe while
+   * holding the writers' lock: then no other write is in flight.
+   */
+  async removeLeftovers(): Promise<void> {
+    const dir = path.dirname(this.file);
+    for (const name of await fs.readdir(dir)) {
+      if (name.startsWith(this.tmpPrefix) && name.endsWith('.tmp')) await fs.rm(path.join(dir, name), { force: true });
+    }
+  }
+
   async write(data: T): Promise<void> {
     const dir = path.dirname(this.file);
-    const tmp = path.join(dir, `.${path.basename(this.file)}.${process.pid}.tmp`);
+    const tmp = path.join(dir, `${this.tmpPrefix}${process.pid}.tmp`);
     const handle = await fs.open(tmp, 'w', 0o600);
     try {
       await handle.writeFile(JSON.stringify(data, null, 1));

@@ -31,8 +31,8 @@ export class Store {
     return new Store(home);
   }
 
-  private async load(): Promise<Low<StateData>> {
-    const db = new Low<StateData>(new DurableJsonFile<StateData>(this.file), emptyState());
+  private async load(adapter = new DurableJsonFile<StateData>(this.file)): Promise<Low<StateData>> {
+    const db = new Low<StateData>(adapter, emptyState());
     await db.read();
     if (db.data.version !== STATE_VERSION) {
       throw new CarteError('store-corrupt', `state file ${this.file} has version ${String(db.data.version)}, this carte reads version ${STATE_VERSION}`);
@@ -52,7 +52,9 @@ export class Store {
   async update<T>(change: (data: StateData) => T | Promise<T>, opts: LockOptions = {}): Promise<T> {
     const lock = await acquireLock(this.lockPath, opts);
     try {
-      const db = await this.load();
+      const file = new DurableJsonFile<StateData>(this.file);
+      await file.removeLeftovers();
+      const db = await this.load(file);
       const result = await change(db.data);
       if (lock.compromised) {
         throw new CarteError('store-locked', 'lost the store lock while changing state (the process stalled for seconds); nothing was written, run the command again');

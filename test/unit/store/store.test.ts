@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { STATE_VERSION } from '../../../src/store/state.js';
+import { Store } from '../../../src/store/store.js';
+import { kill9, waitForOutput } from '../../helpers/process.js';
+import { tempDir } from '../../helpers/paths.js';
+
+const CHILD = fileURLToPath(new URL('../../helpers/store-child.js', import.meta.url));
+
+describe('store', function () {
+  this.timeout(30_000);
+  let home: string;
+  const children: ChildProcess[] = [];
+  const child = (mode: string) => {
+    const c = spawn(process.execPath, [CHILD, home, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(c);
+    return c;
+  };
+
+  beforeEach(() => {
+    home = tempDir();
+  });
+  afterEach(async () => {
+    await Promise.all(children.splice(0).map(kill9));
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  it('starts empty, and saves what an update changes', async () => {
+    const store = Store.open(home);
+    assert.deepEqual(Object.keys((await store.read()).services), []);
+    await store.update((d) => void (d.images.x = 1));
+    assert.equal((await store.read()).images.x, 1);
+    assert.equal(fs.statSync(store.file).mode & 0o777, 0o600);
+  });
+
+  it('writes nothing when the change throws', async () => {
+    const store = Store.open(home);
+    await store.update((d) => void (d.images.x = 1));
+    await assert.rejects(store.update((d) => {
+      d.images.x = 2;
+      throw new Error('refused');
+    }), { message: 'refused' });
+    assert.equal((await store.read()).images.x, 1);
+  });
+
+  it('serializes concurrent updates: none is lost', async () => {
+    const a = Store.open(home);
+    const b = Store.open(home);
+    const bump = (s: Store) => s.update((d) => void (d.images.n = ((d.images.n as number | undefined) ?? 0) + 1));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => bump(i % 2 ? a : b)));
+    assert.equal((await a.read()).images.n, 20);
+  });
+
+  it('takes over the lock of a holder that was killed, instead of waiting forever', async () => {
+    const holder = child('hold');
+    await waitForOutput(holder, 'locked');
+    assert.equal(await kill9(holder), true, 'the holder was still running, holding the lock, when killed');
+    // The default wait is 30 s; succeeding at all shows the stale lock (5 s) was taken over.
+    await Store.open(home).update((d) => void (d.images.after = true));
+    assert.equal((await Store.open(home).read()).images.after, true);
+  });
+
+  it('waits for a live holder and gives up with a clear error', async () => {
+    const holder = child('hold');
+    await waitForOutput(holder, 'locked');
+    await assert.rejects(Store.open(home).update(() => undefined, { timeoutMs: 300 }), (e: Error) => {
+      assert.match(e.message, /^failed to lock the store: .*state\.lock is held by another carte process for over 0s \(a crashed holder's lock clears itself after 5s; a running daemon holds it while it runs\)$/);
+      return true;
+    });
+  });
+
+  it('leaves a readable, consistent state when a writer is killed at any moment', async () => {
+    let last = 0;
+    for (let round = 0; round < 3; round++) {
+      const writer = child('count');
+      writer.stdout!.on('data', (d: Buffer) => {
+        const values = d.toString().trim().split('\n').map(Number);
+        last = Math.max(last, ...values);
+      });
+      await waitForOutput(writer, '\n');
+      await new Promise((r) => setTimeout(r, Math.random() * 200));
+      assert.equal(await kill9(writer), true);
+      const state = await Store.open(home).read();
+      assert.equal(state.version, STATE_VERSION);
+      const counter = state.images.counter as number;
+      // The killed writer may have saved one value it did not get to print.
+      assert.ok(counter === last || counter === last + 1, `round ${round}: saved ${counter}, printed ${last}`);
+      last = counter;
+    }
+    // Temp files of killed writers are removed by the next writer.
+    await Store.open(home).update(() => undefined);
+    assert.deepEqual(fs.readdirSync(home).filter((f) => f.endsWith('.tmp')), []);
+  });
+
+  it('reports a state file edited into invalid JSON, and leaves it alone', async () => {
+    const store = Store.open(home);
+    fs.writeFileSync(store.file, '{"version": 1,');
+    await assert.rejects(store.read(), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'store-corrupt');
+      assert.match(e.message, /it is not valid JSON .*restore it from a backup or move it away to start empty$/);
+      return true;
+    });
+    assert.equal(fs.readFileSync(store.file, 'utf8'), '{"version": 1,');
+  });
+
+  it('explains an unwritable CARTE_HOME', () => {
+    const file = path.join(home, 'a-file');
+    fs.writeFileSync(file, '');
+    assert.throws(() => Store.open(path.join(file, 'sub')), /^CarteError: failed to create CARTE_HOME .*: ENOTDIR.* \(set CARTE_HOME or --home to a writable folder\)$/);
+  });
+});
