@@ -4,7 +4,7 @@ SHELL := /bin/bash
 MOCHA := node_modules/.bin/mocha
 TSC := node_modules/.bin/tsc
 
-.PHONY: help setup deps build test test-unit demo clean
+.PHONY: help setup deps build test test-unit bench demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -26,6 +26,9 @@ test: build test-unit ## run every test tier (the root tiers need root; CI=true 
 
 test-unit: build ## unit tests: no root, no containers
 	$(MOCHA) 'dist/test/unit/**/*.test.js'
+
+bench: build ## run the benchmarks and print their figures (see docs/benchmarks.md)
+	node dist/bench/cli.js
 
 demo: setup ## apply the demo deployment in manifests/ and show it
 	./bin/carte apply -f manifests/
