@@ -27,6 +27,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Put carte on PATH (a link to this checkout's launcher), unless another carte is there.
+link=/usr/local/bin/carte
+if [ "$(id -u)" -eq 0 ] && { [ ! -e "$link" ] || [ -L "$link" ]; }; then
+  ln -sfn "$PWD/bin/carte" "$link"
+fi
+
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
