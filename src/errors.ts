@@ -13,7 +13,10 @@ export type ErrorCode =
   | 'conflict'
   | 'store-locked'
   | 'store-corrupt'
-  | 'io';
+  | 'io'
+  | 'driver'
+  | 'image'
+  | 'cartefile';
 
 export class CarteError extends Error {
   readonly code: ErrorCode;
@@ -85,5 +88,34 @@ export class NotFoundError extends CarteError {
 export class ConflictError extends CarteError {
   constructor(message: string, details: string[] = []) {
     super('conflict', message, { details });
+  }
+}
+
+/**
+ * A failure in the machine: which step (`mount rootfs`, `cni add`, `runc create`),
+ * which instance or image, what the command printed. Message: "failed to <step> <resource>: <cause>".
+ */
+export class DriverError extends CarteError {
+  readonly step: string;
+  readonly resource: string;
+  readonly stderr: string;
+
+  constructor(step: string, resource: string, cause: string, opts: { stderr?: string; hint?: string; cause?: unknown } = {}) {
+    const stderr = (opts.stderr ?? '').trim();
+    super('driver', `failed to ${step} ${resource}: ${cause}${stderr ? `: ${lastLines(stderr)}` : ''}${opts.hint ? ` (${opts.hint})` : ''}`, { cause: opts.cause });
+    this.step = step;
+    this.resource = resource;
+    this.stderr = stderr;
+  }
+}
+
+function lastLines(text: string, n = 3): string {
+  return text.split('\n').slice(-n).join(' | ');
+}
+
+/** A Cartefile that cannot be built, located at its line. */
+export class CartefileError extends CarteError {
+  constructor(file: string, line: number, message: string) {
+    super('cartefile', `${file}:${line}: ${message}`, { exitCode: ExitCode.invalidInput });
   }
 }

@@ -6,8 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Low } from 'lowdb';
 import { CarteError } from '../errors.js';
-import { DurableJsonFile } from './durable-json-file.js';
-import { acquireLock, type LockOptions } from './lock.js';
+import { DurableJsonFile } from '../util/durable-json-file.js';
+import { acquireLock, type LockOptions } from '../util/lock.js';
 import { emptyState, STATE_VERSION, type StateData } from './state.js';
 
 export const DEFAULT_HOME = '/var/lib/carte';

@@ -1,0 +1,107 @@
+// The Driver: the only door to the operating system. The reconciler, scaler
+// and gateway see this interface and nothing of Linux; the Linux
+// implementation lives in drivers/linux/, and tests use an in-memory one.
+// Shaped after Nomad's task driver: start, recover (list what exists), stop,
+// destroy, inspect, stats, exec, plus logs.
+import type { Readable, Writable } from 'node:stream';
+import type { ServiceSpec } from '../schema/types.js';
+
+/** Everything the driver needs to make one instance of a service. */
+export interface InstanceSpec {
+  /** Unique, readable instance name, also its hostname: `login-1`. */
+  name: string;
+  service: string;
+  /** Written onto the instance and given back by list(): service, spec hash, revision, ... */
+  labels: Record<string, string>;
+  /** The image reference (`name:tag`); the service spec's `image` or the name its build produced. */
+  image: string;
+  spec: Pick<ServiceSpec, 'command' | 'args' | 'env' | 'workingDir' | 'user' | 'resources' | 'volumes' | 'ports'>;
+  /** Extra /etc/hosts entries (name → address), e.g. service names served by the gateway. */
+  hosts?: Record<string, string>;
+}
+
+/**
+ * What an instance is doing, as the machine reports it:
+ * - `created`: set up but its process not started yet (or start failed);
+ * - `running`: its process is alive;
+ * - `exited`: its process ended (exitCode, oomKilled say how);
+ * - `lost`: carte's record exists but the runtime no longer knows it
+ *   (removed behind carte's back); only remove() is useful then.
+ */
+export type InstanceState = 'created' | 'running' | 'exited' | 'lost';
+
+export interface ObservedInstance {
+  name: string;
+  service: string;
+  labels: Record<string, string>;
+  image: string;
+  state: InstanceState;
+  pid: number | null;
+  exitCode: number | null;
+  oomKilled: boolean;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  ip: string | null;
+  /** Things found wrong with an instance that still runs (e.g. its network namespace vanished). */
+  problems: string[];
+}
+
+export interface InstanceStats {
+  /** Cumulative CPU time used, in nanoseconds. */
+  cpuUsageNs: number;
+  memoryUsageBytes: number;
+  /** Usage minus inactive file cache (what Kubernetes calls the working set). */
+  memoryWorkingSetBytes: number;
+  memoryLimitBytes: number | null;
+  cpuLimitMillis: number | null;
+  pids: number;
+  /** When the reading was taken (ms since the epoch), for rates. */
+  at: number;
+}
+
+export interface LogLine {
+  time: string;
+  stream: 'stdout' | 'stderr';
+  text: string;
+}
+
+export interface LogOptions {
+  /** Only the last N lines (before following). */
+  tail?: number;
+  /** Keep reading new lines until the signal aborts. */
+  follow?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface ExecOptions {
+  stdin?: Readable | null;
+  stdout?: Writable;
+  stderr?: Writable;
+  tty?: boolean;
+  env?: Record<string, string>;
+}
+
+/** What remove() or gc() could not clean, step by step; empty means clean. */
+export interface CleanupReport {
+  removed: string[];
+  failures: Array<{ step: string; resource: string; error: string }>;
+}
+
+export interface Driver {
+  /** Creates and starts an instance. Fails with a DriverError naming the step; leaves nothing behind on failure. */
+  create(spec: InstanceSpec): Promise<ObservedInstance>;
+  /** SIGTERM, up to graceMs, then SIGKILL. Idempotent: stopping a stopped instance is fine. */
+  stop(name: string, graceMs: number): Promise<void>;
+  /** Stops if needed and removes everything the instance had. Idempotent; retries; reports what it could not clean. */
+  remove(name: string): Promise<CleanupReport>;
+  /** Every instance that exists on the machine, from the runtime's and kernel's state, not only carte's records. */
+  list(): Promise<ObservedInstance[]>;
+  /** Current resource readings; null if the instance (or its cgroup) is gone, which is normal after removal. */
+  stats(name: string): Promise<InstanceStats | null>;
+  logs(name: string, opts?: LogOptions): AsyncIterable<LogLine>;
+  /** Runs a command inside a running instance; resolves to its exit code. */
+  exec(name: string, command: string[], opts?: ExecOptions): Promise<number>;
+  /** Removes whatever this driver made that no live instance owns. */
+  gc(opts?: { keep?: ReadonlySet<string> }): Promise<CleanupReport>;
+}

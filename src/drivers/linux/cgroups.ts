@@ -1,0 +1,116 @@
+// Reading an instance's cgroup: CPU time, memory, pids, limits. Works on
+// cgroup v1 (one hierarchy per controller, this machine) and v2 (one unified
+// tree); the layout is detected once. The root is injectable so both parsers
+// are unit-tested on fake files without root.
+//
+// Files read (kernel docs: Documentation/admin-guide/cgroup-v1 and cgroup-v2.rst):
+//   v1 cpuacct/<path>/cpuacct.usage      cumulative CPU ns
+//      cpu/<path>/cpu.cfs_quota_us, cpu.cfs_period_us   limit (-1 = none)
+//      memory/<path>/memory.usage_in_bytes, memory.limit_in_bytes, memory.stat (total_inactive_file)
+//      pids/<path>/pids.current
+//   v2 <path>/cpu.stat (usage_usec), cpu.max ("max 100000" or "50000 100000"),
+//      memory.current, memory.max, memory.stat (inactive_file), pids.current
+import fs from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { InstanceStats } from '../driver.js';
+
+export type CgroupLayout = 'v1' | 'v2';
+
+/** v2 only when the unified tree holds the controllers (hybrid hosts keep them in v1). */
+export function detectLayout(root = '/sys/fs/cgroup'): CgroupLayout {
+  return existsSync(path.join(root, 'cgroup.controllers')) && !existsSync(path.join(root, 'memory')) ? 'v2' : 'v1';
+}
+
+/** Every folder a cgroup path occupies, deepest first (v1: one per controller). */
+export function cgroupDirs(cgroupPath: string, layout: CgroupLayout, root = '/sys/fs/cgroup'): string[] {
+  const rel = cgroupPath.replace(/^\/+/, '');
+  if (layout === 'v2') return [path.join(root, rel)];
+  return ['cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'blkio', 'pids', 'net_cls', 'net_prio', 'perf_event', 'hugetlb', 'systemd']
+    .map((c) => path.join(root, c, rel));
+}
+
+async function readText(file: string): Promise<string | null> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENODEV') return null;
+    throw e;
+  }
+}
+
+const num = (s: string | null): number | null => (s === null ? null : Number(s.trim()));
+
+/** `key value` lines (memory.stat, cpu.stat) into a map. */
+export function parseFlatKeyed(text: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const [k, v] = line.trim().split(/\s+/);
+    if (k && v !== undefined) m.set(k, Number(v));
+  }
+  return m;
+}
+
+// Limits at or above this are "no limit" (v1 reports PAGE_COUNTER_MAX, about 2^63).
+const UNLIMITED = 2 ** 62;
+
+/** Reads stats; null when the cgroup does not exist (the instance was removed). */
+export async function readStats(cgroupPath: string, layout: CgroupLayout, root = '/sys/fs/cgroup', now = Date.now()): Promise<InstanceStats | null> {
+  const rel = cgroupPath.replace(/^\/+/, '');
+  if (layout === 'v1') {
+    const at = (c: string, f: string) => path.join(root, c, rel, f);
+    const [usage, memUsage, memLimit, memStat, quota, period, pids] = await Promise.all([
+      readText(at('cpuacct', 'cpuacct.usage')), readText(at('memory', 'memory.usage_in_bytes')),
+      readText(at('memory', 'memory.limit_in_bytes')), readText(at('memory', 'memory.stat')),
+      readText(at('cpu', 'cpu.cfs_quota_us')), readText(at('cpu', 'cpu.cfs_period_us')), readText(at('pids', 'pids.current')),
+    ]);
+    if (usage === null || memUsage === null) return null;
+    const stat = parseFlatKeyed(memStat ?? '');
+    const used = num(memUsage)!;
+    const inactive = stat.get('total_inactive_file') ?? stat.get('inactive_file') ?? 0;
+    const limit = num(memLimit);
+    const q = num(quota);
+    const p = num(period);
+    return {
+      cpuUsageNs: num(usage)!,
+      memoryUsageBytes: used,
+      memoryWorkingSetBytes: Math.max(0, used - inactive),
+      memoryLimitBytes: limit === null || limit >= UNLIMITED ? null : limit,
+      cpuLimitMillis: q === null || p === null || q < 0 ? null : Math.round((q / p) * 1000),
+      pids: num(pids) ?? 0,
+      at: now,
+    };
+  }
+  const at = (f: string) => path.join(root, rel, f);
+  const [cpuStat, memCurrent, memMax, memStat, cpuMax, pids] = await Promise.all([
+    readText(at('cpu.stat')), readText(at('memory.current')), readText(at('memory.max')),
+    readText(at('memory.stat')), readText(at('cpu.max')), readText(at('pids.current')),
+  ]);
+  if (cpuStat === null || memCurrent === null) return null;
+  const used = num(memCurrent)!;
+  const inactive = parseFlatKeyed(memStat ?? '').get('inactive_file') ?? 0;
+  const [quota, period] = (cpuMax ?? 'max 100000').trim().split(/\s+/);
+  return {
+    cpuUsageNs: (parseFlatKeyed(cpuStat).get('usage_usec') ?? 0) * 1000,
+    memoryUsageBytes: used,
+    memoryWorkingSetBytes: Math.max(0, used - inactive),
+    memoryLimitBytes: memMax === null || memMax.trim() === 'max' ? null : Number(memMax),
+    cpuLimitMillis: quota === 'max' || quota === undefined ? null : Math.round((Number(quota) / Number(period)) * 1000),
+    pids: num(pids) ?? 0,
+    at: now,
+  };
+}
+
+/** Removes a cgroup's folders (deepest first); missing ones are fine. Returns the ones that would not go. */
+export async function removeCgroup(cgroupPath: string, layout: CgroupLayout, root = '/sys/fs/cgroup'): Promise<string[]> {
+  const left: string[] = [];
+  for (const dir of cgroupDirs(cgroupPath, layout, root)) {
+    try {
+      await fs.rmdir(dir);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') left.push(`${dir} (${code})`);
+    }
+  }
+  return left;
+}

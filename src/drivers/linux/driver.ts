@@ -1,0 +1,444 @@
+// The Linux driver: how an instance is made, step by step, and unmade.
+//
+//   create: image → overlay rootfs → user → volumes → netns + CNI → /etc files
+//           → OCI spec → conmon (runc create) → runc start
+//   remove: kill → runc delete → monitor → CNI DEL + netns → unmount → cgroup → files
+//
+// Files per instance:
+//   CARTE_HOME/instances/NAME/      instance.json (the record), bundle/ (config.json, rootfs
+//                                   mount), upper/, work/, etc/, container.log
+//   /run/carte/HOMEID/NAME/         conmon pid, exit code, oom marker, attach socket (tmpfs:
+//                                   runtime state does not outlive a reboot, nor do containers)
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { CarteError, DriverError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type {
+  CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, LogOptions, ObservedInstance,
+} from '../driver.js';
+import { detectLayout, readStats, removeCgroup, type CgroupLayout } from './cgroups.js';
+import { findExecutable, Runner } from './exec.js';
+import { ImageBuilder } from './images/build.js';
+import { ImageStore } from './images/store.js';
+import { readLog } from './logs.js';
+import { startMonitor } from './monitor.js';
+import { CniNetwork } from './network.js';
+import { mountOverlay, mountsUnder, unmountAll } from './rootfs.js';
+import { Runtime } from './runtime.js';
+import { buildSpec, parseHostRlimits, resolveArgs, resolveEnv, resolveUser } from './spec.js';
+
+export interface LinuxDriverOptions {
+  home: string;
+  log: Logger;
+  runtime?: string;
+  conmon?: string;
+  bridge?: string;
+  subnet?: string;
+  cgroupParent?: string;
+  cniPath?: string;
+  /** Per-instance log cap; conmon truncates the file when it is reached. */
+  logMaxBytes?: number;
+  /** tmpfs folder for runtime state; default /run/carte/<hash of home>. */
+  runRoot?: string;
+  cgroupRoot?: string;
+}
+
+export const DEFAULT_BRIDGE = 'carte0';
+export const DEFAULT_SUBNET = '10.77.0.0/16';
+export const DEFAULT_CGROUP_PARENT = '/carte';
+
+interface InstanceRecord {
+  name: string;
+  service: string;
+  labels: Record<string, string>;
+  image: string;
+  imageId: string;
+  createdAt: string;
+  startedAt: string | null;
+  ip: string | null;
+}
+
+const ANNOTATION = 'carte.instance';
+// Hostname rules, and short enough for socket paths under /run.
+const INSTANCE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+async function exists(p: string): Promise<boolean> {
+  return fsp.access(p).then(() => true, () => false);
+}
+
+async function retry<T>(attempts: number, fn: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (i >= attempts) throw e;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** (i - 1)));
+    }
+  }
+}
+
+export class LinuxDriver implements Driver {
+  readonly images: ImageStore;
+  readonly builder: ImageBuilder;
+  readonly network: CniNetwork;
+  readonly runtime: Runtime;
+  private readonly runner: Runner;
+  private readonly instancesDir: string;
+  private readonly volumesDir: string;
+  private readonly runRoot: string;
+  private readonly cgroupParent: string;
+  private readonly cgroupRoot: string;
+  private readonly layout: CgroupLayout;
+  private readonly conmon: string;
+  private readonly logMaxBytes: number;
+  private readonly log: Logger;
+
+  constructor(opts: LinuxDriverOptions) {
+    this.log = opts.log;
+    this.runner = new Runner(opts.log);
+    const home = path.resolve(opts.home);
+    this.images = new ImageStore(home);
+    this.builder = new ImageBuilder(this.images, this.runner);
+    this.instancesDir = path.join(home, 'instances');
+    this.volumesDir = path.join(home, 'volumes');
+    const homeId = createHash('sha256').update(home).digest('hex').slice(0, 8);
+    this.runRoot = opts.runRoot ?? path.join('/run/carte', homeId);
+    this.runtime = new Runtime(this.runner, findExecutable(opts.runtime ?? 'runc') ?? opts.runtime ?? 'runc', path.join(this.runRoot, 'runc'));
+    this.network = new CniNetwork(this.runner, {
+      bridge: opts.bridge ?? DEFAULT_BRIDGE,
+      subnet: opts.subnet ?? DEFAULT_SUBNET,
+      dataDir: path.join(home, 'cni'),
+      cniPath: opts.cniPath ?? '/usr/lib/cni',
+    });
+    this.cgroupParent = opts.cgroupParent ?? DEFAULT_CGROUP_PARENT;
+    this.cgroupRoot = opts.cgroupRoot ?? '/sys/fs/cgroup';
+    this.layout = detectLayout(this.cgroupRoot);
+    this.conmon = findExecutable(opts.conmon ?? 'conmon') ?? opts.conmon ?? 'conmon';
+    this.logMaxBytes = opts.logMaxBytes ?? 10 * 2 ** 20;
+    for (const d of [this.instancesDir, this.volumesDir, this.runRoot]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  }
+
+  private dir(name: string, ...rest: string[]) {
+    return path.join(this.instancesDir, name, ...rest);
+  }
+
+  private runDir(name: string, ...rest: string[]) {
+    return path.join(this.runRoot, name, ...rest);
+  }
+
+  cgroupPath(name: string): string {
+    return path.posix.join(this.cgroupParent, name);
+  }
+
+  private async readRecord(name: string): Promise<InstanceRecord | null> {
+    try {
+      return JSON.parse(await fsp.readFile(this.dir(name, 'instance.json'), 'utf8')) as InstanceRecord;
+    } catch {
+      return null;
+    }
+  }
+
+  private async writeRecord(r: InstanceRecord): Promise<void> {
+    const file = this.dir(r.name, 'instance.json');
+    await fsp.writeFile(`${file}.tmp`, JSON.stringify(r, null, 1));
+    await fsp.rename(`${file}.tmp`, file);
+  }
+
+  // ---- create ----
+
+  async create(spec: InstanceSpec): Promise<ObservedInstance> {
+    const name = spec.name;
+    if (!INSTANCE_NAME.test(name)) throw new DriverError('create', `instance "${name}"`, 'not a valid instance name (lowercase letters, digits, "-")');
+    if (await exists(this.dir(name))) throw new DriverError('create', `instance ${name}`, 'an instance with this name already exists');
+    const started = performance.now();
+    await fsp.mkdir(this.dir(name), { recursive: true, mode: 0o700 });
+    try {
+      await this.createSteps(spec);
+    } catch (e) {
+      const report = await this.remove(name);
+      if (report.failures.length) this.log.warn({ instance: name, failures: report.failures }, 'cleanup after a failed create left things behind');
+      throw e;
+    }
+    this.log.debug({ instance: name, ms: Math.round(performance.now() - started) }, 'created');
+    return (await this.observe(name))!;
+  }
+
+  private async createSteps(spec: InstanceSpec): Promise<void> {
+    const name = spec.name;
+    const image = await this.images.get(spec.image);
+    const record: InstanceRecord = {
+      name, service: spec.service, labels: spec.labels, image: spec.image, imageId: image.id,
+      createdAt: new Date().toISOString(), startedAt: null, ip: null,
+    };
+    await this.writeRecord(record);
+
+    const rootfs = this.dir(name, 'bundle', 'rootfs');
+    await mountOverlay(this.runner, {
+      layers: image.layers.map((d) => this.images.layerPath(d)),
+      upper: this.dir(name, 'upper'), work: this.dir(name, 'work'), empty: this.dir(name, 'empty'), target: rootfs, resource: name,
+    });
+
+    const readImageFile = (p: string) => fsp.readFile(path.join(rootfs, p), 'utf8').catch(() => null);
+    const user = resolveUser(spec.spec.user ?? image.config.user, await readImageFile('etc/passwd'), await readImageFile('etc/group'));
+    if ('error' in user) throw new DriverError('resolve the user of', name, user.error);
+
+    const binds: Array<{ source: string; destination: string; readOnly: boolean }> = [];
+    for (const v of spec.spec.volumes) {
+      if (v.kind === 'named') {
+        const source = path.join(this.volumesDir, v.name);
+        await fsp.mkdir(source, { recursive: true, mode: 0o755 });
+        binds.push({ source, destination: v.mountPath, readOnly: v.readOnly });
+      } else {
+        if (!(await exists(v.hostPath))) throw new DriverError('mount a volume into', name, `host path ${v.hostPath} does not exist`, { hint: 'create it, or fix spec.volumes[].hostPath' });
+        binds.push({ source: v.hostPath, destination: v.mountPath, readOnly: v.readOnly });
+      }
+    }
+
+    const net = await this.network.setup(name);
+    record.ip = net.ip;
+    await this.writeRecord(record);
+
+    const etc = this.dir(name, 'etc');
+    await fsp.mkdir(etc, { recursive: true });
+    const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', `${net.ip}\t${name}`,
+      ...Object.entries(spec.hosts ?? {}).map(([h, ip]) => `${ip}\t${h}`)];
+    const hostResolv = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+    await Promise.all([
+      fsp.writeFile(path.join(etc, 'hosts'), `${hosts.join('\n')}\n`),
+      fsp.writeFile(path.join(etc, 'hostname'), `${name}\n`),
+      fsp.writeFile(path.join(etc, 'resolv.conf'), hostResolv.split('\n').filter((l) => /^(nameserver|search|options)\s/.test(l)).join('\n') + '\n'),
+    ]);
+    binds.unshift(
+      { source: path.join(etc, 'hosts'), destination: '/etc/hosts', readOnly: true },
+      { source: path.join(etc, 'hostname'), destination: '/etc/hostname', readOnly: true },
+      { source: path.join(etc, 'resolv.conf'), destination: '/etc/resolv.conf', readOnly: true },
+    );
+
+    const args = resolveArgs(image.config, spec.spec.command, spec.spec.args);
+    if (!args.length) throw new DriverError('create', name, `image ${spec.image} has no CMD or ENTRYPOINT`, { hint: 'set spec.command in the manifest' });
+    const config = buildSpec({
+      hostname: name,
+      args,
+      env: resolveEnv(image.config.env, spec.spec.env, name),
+      cwd: spec.spec.workingDir ?? image.config.workingDir ?? '/',
+      uid: user.uid, gid: user.gid, additionalGids: [],
+      rootfs: 'rootfs',
+      netnsPath: this.network.netnsPath(name),
+      cgroupsPath: this.cgroupPath(name),
+      cpuMillis: spec.spec.resources.cpuMillis,
+      memoryBytes: spec.spec.resources.memoryBytes,
+      pids: spec.spec.resources.pids,
+      binds,
+      rlimits: parseHostRlimits(await fsp.readFile('/proc/self/limits', 'utf8')),
+      annotations: { [ANNOTATION]: name, 'carte.service': spec.service, 'carte.labels': JSON.stringify(spec.labels) },
+    });
+    await fsp.writeFile(this.dir(name, 'bundle', 'config.json'), JSON.stringify(config, null, 1));
+
+    const run = (...p: string[]) => this.runDir(name, ...p);
+    await Promise.all(['exit', 'persist', 'sock'].map((d) => fsp.mkdir(run(d), { recursive: true, mode: 0o700 })));
+    await startMonitor({
+      conmon: this.conmon, runtime: this.runtime.path, runtimeRoot: this.runtime.root, id: name,
+      bundle: this.dir(name, 'bundle'), pidFile: run('pid'), conmonPidFile: run('conmon.pid'),
+      exitDir: run('exit'), persistDir: run('persist'), socketDir: run('sock'),
+      logPath: this.dir(name, 'container.log'), logMaxBytes: this.logMaxBytes,
+    });
+    await this.runtime.start(name);
+    record.startedAt = new Date().toISOString();
+    await this.writeRecord(record);
+  }
+
+  // ---- observe ----
+
+  private async observe(name: string, known?: Map<string, Awaited<ReturnType<Runtime['list']>>[number]>): Promise<ObservedInstance | null> {
+    const record = await this.readRecord(name);
+    const rt = known ? known.get(name) ?? null : await this.runtime.state(name);
+    if (!record && !rt) return null;
+    const exitFile = this.runDir(name, 'exit', name);
+    const exitText = await fsp.readFile(exitFile, 'utf8').catch(() => null);
+    const exitStat = exitText === null ? null : await fsp.stat(exitFile).catch(() => null);
+    const problems: string[] = [];
+    let state: ObservedInstance['state'];
+    if (!rt) state = 'lost';
+    else if (rt.status === 'running' || rt.status === 'paused') state = 'running';
+    else if (rt.status === 'stopped') state = 'exited';
+    else state = 'created';
+    if (!record) problems.push('carte has no record of this container');
+    if (state === 'running' && !(await exists(this.network.netnsPath(name)))) problems.push(`network namespace ${this.network.netnsPath(name)} is gone`);
+    const labels = record?.labels ?? (JSON.parse(rt?.annotations['carte.labels'] ?? '{}') as Record<string, string>);
+    return {
+      name,
+      service: record?.service ?? rt?.annotations['carte.service'] ?? '',
+      labels,
+      image: record?.image ?? '',
+      state,
+      pid: state === 'running' && rt ? rt.pid : null,
+      exitCode: state === 'exited' && exitText !== null ? Number(exitText.trim()) : null,
+      oomKilled: state === 'exited' && (await exists(this.runDir(name, 'persist', 'oom'))),
+      createdAt: record?.createdAt ?? rt?.created ?? '',
+      startedAt: record?.startedAt ?? null,
+      finishedAt: state === 'exited' && exitStat ? exitStat.mtime.toISOString() : null,
+      ip: record?.ip ?? null,
+      problems,
+    };
+  }
+
+  async list(): Promise<ObservedInstance[]> {
+    const [states, dirs] = await Promise.all([this.runtime.list(), fsp.readdir(this.instancesDir).catch(() => [] as string[])]);
+    const known = new Map(states.filter((s) => s.annotations[ANNOTATION] === s.id).map((s) => [s.id, s]));
+    const names = [...new Set([...dirs, ...known.keys()])].sort();
+    const out = await Promise.all(names.map((n) => this.observe(n, known)));
+    return out.filter((o): o is ObservedInstance => o !== null);
+  }
+
+  async stats(name: string): Promise<InstanceStats | null> {
+    return readStats(this.cgroupPath(name), this.layout, this.cgroupRoot);
+  }
+
+  logs(name: string, opts: LogOptions = {}): AsyncIterable<LogLine> {
+    return readLog(this.dir(name, 'container.log'), opts);
+  }
+
+  // ---- stop and remove ----
+
+  private async waitExited(name: string, ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const s = await this.runtime.state(name);
+      if (!s || s.status === 'stopped') return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async stop(name: string, graceMs: number): Promise<void> {
+    const s = await this.runtime.state(name);
+    if (!s || s.status === 'stopped') return;
+    if (s.status === 'running' && graceMs > 0) {
+      await this.runtime.kill(name, 'SIGTERM');
+      if (await this.waitExited(name, graceMs)) return;
+    }
+    await this.runtime.kill(name, 'SIGKILL', true);
+    if (!(await this.waitExited(name, 10_000))) throw new DriverError('stop', `instance ${name}`, 'still running 10 s after SIGKILL');
+  }
+
+  async remove(name: string): Promise<CleanupReport> {
+    const report: CleanupReport = { removed: [], failures: [] };
+    const step = async (what: string, resource: string, fn: () => Promise<unknown>) => {
+      try {
+        await retry(3, fn);
+        report.removed.push(`${what} ${resource}`);
+        return true;
+      } catch (e) {
+        report.failures.push({ step: what, resource, error: (e as Error).message });
+        return false;
+      }
+    };
+    await step('stop', name, () => this.stop(name, 0));
+    await step('delete runtime state', name, () => this.runtime.delete(name));
+    await step('end monitor', name, () => this.endMonitor(name));
+    await step('release network', name, () => this.network.teardown(name));
+    const unmounted = await step('unmount', this.dir(name), async () => {
+      const left = await unmountAll(this.runner, this.dir(name), name);
+      if (left.length) throw new Error(`still mounted: ${left.join(', ')}`);
+    });
+    await step('remove cgroup', this.cgroupPath(name), async () => {
+      const left = await removeCgroup(this.cgroupPath(name), this.layout, this.cgroupRoot);
+      if (left.length) throw new Error(`could not remove ${left.join(', ')}`);
+    });
+    // Never delete through a mount that is still there: that would empty a volume or a layer.
+    if (unmounted) await step('remove files', this.dir(name), () => fsp.rm(this.dir(name), { recursive: true, force: true }));
+    await step('remove runtime files', this.runDir(name), () => fsp.rm(this.runDir(name), { recursive: true, force: true }));
+    return report;
+  }
+
+  /** conmon exits after the container does; if it lingers (container deleted under it), end it by its pid. */
+  private async endMonitor(name: string): Promise<void> {
+    const pid = Number((await fsp.readFile(this.runDir(name, 'conmon.pid'), 'utf8').catch(() => '')).trim());
+    if (!pid) return;
+    for (let i = 0; i < 20; i++) {
+      const cmdline = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
+      // Only our conmon: the pid may have been reused by an unrelated process.
+      if (cmdline === null || !cmdline.includes('conmon') || !cmdline.split('\0').includes(name)) return;
+      if (i === 10) process.kill(pid, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`monitor pid ${pid} did not exit`);
+  }
+
+  // ---- exec ----
+
+  exec(name: string, command: string[], opts: ExecOptions = {}): Promise<number> {
+    const args = this.runtime.execArgs(name, command, { tty: opts.tty ?? false, env: opts.env ?? {} });
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.runtime.path, args, { stdio: [opts.stdin ? 'pipe' : 'ignore', opts.stdout ? 'pipe' : 'inherit', opts.stderr ? 'pipe' : 'inherit'] });
+      if (opts.stdin && child.stdin) opts.stdin.pipe(child.stdin);
+      if (opts.stdout && child.stdout) child.stdout.pipe(opts.stdout, { end: false });
+      if (opts.stderr && child.stderr) child.stderr.pipe(opts.stderr, { end: false });
+      child.on('error', (e) => reject(new DriverError('exec in', `instance ${name}`, e.message)));
+      child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    });
+  }
+
+  // ---- gc ----
+
+  /**
+   * Removes every trace of instances that are not whole (a record without a
+   * runtime state, a runtime state without a record, or a namespace, lease,
+   * cgroup, mount or run folder with neither), and, when `keep` is given,
+   * of every instance not in it. Then images' unused records and layers.
+   */
+  async gc(opts: { keep?: ReadonlySet<string> } = {}): Promise<CleanupReport> {
+    const report: CleanupReport = { removed: [], failures: [] };
+    const [states, dirs, netns, leases, runDirs, cgroups, mounts] = await Promise.all([
+      this.runtime.list(),
+      fsp.readdir(this.instancesDir).catch(() => [] as string[]),
+      this.network.namespaces(),
+      this.network.leases(),
+      fsp.readdir(this.runRoot).catch(() => [] as string[]),
+      fsp.readdir(path.join(this.cgroupRoot, this.layout === 'v1' ? 'memory' : '', this.cgroupParent)).catch(() => [] as string[]),
+      mountsUnder(this.instancesDir),
+    ]);
+    const withState = new Set(states.map((s) => s.id));
+    const withRecord = new Set(dirs);
+    const traces = new Set<string>([
+      ...withState, ...withRecord, ...netns, ...leases.map((l) => l.instance),
+      ...runDirs.filter((d) => d !== 'runc'),
+      ...cgroups.filter((c) => INSTANCE_NAME.test(c) && fs.statSync(path.join(this.cgroupRoot, this.layout === 'v1' ? 'memory' : '', this.cgroupParent, c)).isDirectory()),
+      ...mounts.map((m) => path.relative(this.instancesDir, m).split(path.sep)[0]!).filter(Boolean),
+    ]);
+    for (const name of [...traces].sort()) {
+      const whole = withState.has(name) && withRecord.has(name);
+      if (whole && (!opts.keep || opts.keep.has(name))) continue;
+      const r = await this.remove(name);
+      report.removed.push(...r.removed.filter((x) => !x.startsWith('stop ')));
+      report.failures.push(...r.failures);
+    }
+    const liveImages = new Set<string>();
+    for (const name of await fsp.readdir(this.instancesDir).catch(() => [] as string[])) {
+      const rec = await this.readRecord(name);
+      if (rec) liveImages.add(rec.imageId);
+    }
+    const keepLayers = new Set<string>();
+    for (const id of liveImages) {
+      const img = await this.images.get(id.slice(0, 64)).catch(() => null);
+      img?.layers.forEach((l) => keepLayers.add(l));
+    }
+    try {
+      report.removed.push(...(await this.images.gc(keepLayers)));
+    } catch (e) {
+      report.failures.push({ step: 'remove unused images', resource: this.images.imagesDir, error: (e as Error).message });
+    }
+    return report;
+  }
+}
+
+/** Checks the tools the driver runs exist, with one message for all that are missing. */
+export async function checkHostTools(opts: { runtime?: string; conmon?: string; cniPath?: string } = {}): Promise<void> {
+  const missing: string[] = [];
+  for (const tool of [opts.runtime ?? 'runc', opts.conmon ?? 'conmon', 'ip', 'mount', 'ldd']) if (!findExecutable(tool)) missing.push(tool);
+  for (const plugin of ['bridge', 'host-local', 'loopback']) if (!(await exists(path.join(opts.cniPath ?? '/usr/lib/cni', plugin)))) missing.push(`CNI plugin ${plugin}`);
+  if (missing.length) throw new CarteError('driver', `missing on this machine: ${missing.join(', ')} (run "make setup" as root)`);
+}

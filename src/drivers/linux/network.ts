@@ -1,0 +1,97 @@
+// Networking through the CNI reference plugins (Debian's
+// containernetworking-plugins): one network namespace per instance, joined to
+// a bridge by `bridge` with `host-local` address management, plus `loopback`.
+// The veth pair, the address and the routes come from the standard plugins.
+// CNI spec: https://github.com/containernetworking/cni/blob/main/SPEC.md
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Runner } from './exec.js';
+
+export interface NetworkOptions {
+  /** Bridge name (≤ 15 characters); also the CNI network name. */
+  bridge: string;
+  subnet: string;
+  /** Where host-local keeps its leases. */
+  dataDir: string;
+  cniPath: string;
+}
+
+const NETNS_DIR = '/run/netns';
+
+export class CniNetwork {
+  constructor(private readonly runner: Runner, readonly opts: NetworkOptions) {}
+
+  /** Namespace names carry the bridge name, so two carte homes (e.g. tests beside a demo) never collide. */
+  netnsName(instance: string): string {
+    return `${this.opts.bridge}-${instance}`;
+  }
+
+  netnsPath(instance: string): string {
+    return path.join(NETNS_DIR, this.netnsName(instance));
+  }
+
+  private conf(): string {
+    return JSON.stringify({
+      cniVersion: '1.0.0',
+      name: this.opts.bridge,
+      type: 'bridge',
+      bridge: this.opts.bridge,
+      isGateway: true,
+      ipMasq: false,
+      hairpinMode: true,
+      ipam: { type: 'host-local', ranges: [[{ subnet: this.opts.subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: this.opts.dataDir },
+    });
+  }
+
+  private plugin(command: 'ADD' | 'DEL', plugin: string, instance: string, ifname: string, conf: string) {
+    return this.runner.run(path.join(this.opts.cniPath, plugin), [], {
+      step: `cni ${command.toLowerCase()} (${plugin}) for`,
+      resource: instance,
+      input: conf,
+      env: { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: instance, CNI_NETNS: this.netnsPath(instance), CNI_IFNAME: ifname, CNI_PATH: this.opts.cniPath },
+    });
+  }
+
+  /** Creates the namespace, brings up loopback, attaches eth0 to the bridge; returns the address. */
+  async setup(instance: string): Promise<{ ip: string; gateway: string | null }> {
+    await this.runner.run('ip', ['netns', 'add', this.netnsName(instance)], { step: 'create the network namespace of', resource: instance });
+    await this.plugin('ADD', 'loopback', instance, 'lo', JSON.stringify({ cniVersion: '1.0.0', name: 'lo', type: 'loopback' }));
+    const r = await this.plugin('ADD', 'bridge', instance, 'eth0', this.conf());
+    const result = JSON.parse(r.stdout) as { ips?: Array<{ address: string; gateway?: string }> };
+    const first = result.ips?.[0];
+    if (!first) throw new Error(`bridge plugin returned no address for ${instance}`);
+    return { ip: first.address.split('/')[0]!, gateway: first.gateway ?? null };
+  }
+
+  /** Releases the address (CNI DEL) and deletes the namespace. Both are idempotent. */
+  async teardown(instance: string): Promise<void> {
+    // DEL works without the namespace too: the address lease is released either way.
+    await this.plugin('DEL', 'bridge', instance, 'eth0', this.conf());
+    const exists = await fs.stat(this.netnsPath(instance)).then(() => true, () => false);
+    if (exists) await this.runner.run('ip', ['netns', 'delete', this.netnsName(instance)], { step: 'delete the network namespace of', resource: instance });
+  }
+
+  /** Instance names whose namespaces exist. */
+  async namespaces(): Promise<string[]> {
+    const prefix = `${this.opts.bridge}-`;
+    const names = await fs.readdir(NETNS_DIR).catch(() => [] as string[]);
+    return names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+  }
+
+  /** Leased addresses and the instance each belongs to. */
+  async leases(): Promise<Array<{ ip: string; instance: string }>> {
+    const dir = path.join(this.opts.dataDir, this.opts.bridge);
+    const out: Array<{ ip: string; instance: string }> = [];
+    for (const f of await fs.readdir(dir).catch(() => [] as string[])) {
+      if (!/^[0-9.]+$|^[0-9a-f:]+$/.test(f) || f.startsWith('last_reserved')) continue;
+      const owner = (await fs.readFile(path.join(dir, f), 'utf8').catch(() => '')).split(/\r?\n/)[0]!.trim();
+      out.push({ ip: f, instance: owner });
+    }
+    return out;
+  }
+
+  /** Removes the bridge (for tests and `carte gc --all`); missing is fine. */
+  async removeBridge(): Promise<void> {
+    await this.runner.run('ip', ['link', 'delete', this.opts.bridge], { step: 'delete bridge', resource: this.opts.bridge, okCodes: [1] });
+  }
+}
