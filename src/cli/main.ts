@@ -9,7 +9,7 @@ import { makeContext, type Context, type GlobalOptions } from './context.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-function buildProgram(run: (action: (ctx: Context) => Promise<void>) => Promise<void>): Command {
+function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) => Promise<void>): Command {
   const program = new Command('carte')
     .description('A declarative container orchestrator for one small Linux server.\nDesired state lives in CARTE_HOME; manifests are apiVersion carte/v1.')
     .addOption(new Option('--home <dir>', 'folder holding carte\'s state (default: $CARTE_HOME or /var/lib/carte)'))
@@ -71,6 +71,72 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void>) => Promise<
     .option('-f, --follow', 'keep printing new events until interrupted')
     .action((opts) => run(async (ctx) => (await import('./commands/events.js')).events(ctx, opts)));
 
+  program.command('build')
+    .description('build an image from a Cartefile (each COPY/ADD is a cached layer)')
+    .argument('<context>', 'the build context folder')
+    .requiredOption('-t, --tag <name:tag>', 'name of the image to build')
+    .option('-f, --file <path>', 'the Cartefile, relative to the context (default: Cartefile)')
+    .option('--build-arg <name=value>', 'set an ARG; repeatable', collect)
+    .option('-q, --quiet', 'print only the image id')
+    .action((context, opts) => run(async (ctx) => (await import('./commands/images.js')).build(ctx, context, opts)));
+
+  program.command('images')
+    .description('list images: name, tag, id, size, created')
+    .action(() => run(async (ctx) => (await import('./commands/images.js')).images(ctx)));
+
+  program.command('rmi')
+    .description('remove image tags (refused while a service uses the image); carte gc frees the layers')
+    .argument('<images...>', 'name:tag of each image')
+    .action((refs) => run(async (ctx) => (await import('./commands/images.js')).rmi(ctx, refs)));
+
+  program.command('image')
+    .description('image commands')
+    .command('import')
+    .description('make a one-layer image from a plain rootfs tarball')
+    .argument('<file>', 'the .tar file (e.g. made with tar -C rootfs -c .)')
+    .argument('<name:tag>', 'name of the new image')
+    .action((file, ref) => run(async (ctx) => (await import('./commands/images.js')).imageImport(ctx, file, ref)));
+
+  program.command('run')
+    .description('start one instance of an image by hand (needs root); services get theirs from the reconciler')
+    .argument('<image>', 'name:tag of a local image')
+    .argument('[command...]', 'command and arguments, after --, replacing the image\'s')
+    .option('--name <name>', 'instance name (default: image name plus a random suffix)')
+    .option('--cpu <amount>', 'CPU limit, e.g. 500m')
+    .option('--memory <size>', 'memory limit, swap off, e.g. 128Mi')
+    .option('--pids <n>', 'process limit')
+    .option('-e, --env <name=value>', 'environment variable; repeatable', collect)
+    .option('-v, --volume <source:/path[:ro]>', 'named volume (NAME:/path) or host folder (/host:/path); repeatable', collect)
+    .option('-u, --user <user>', 'user (uid[:gid] or a name from the image)')
+    .option('-w, --workdir <path>', 'working directory')
+    .action((image, command, opts) => run(async (ctx) => (await import('./commands/instances.js')).run(ctx, image, command, opts)));
+
+  program.command('logs')
+    .description('print an instance\'s output (stdout to stdout, stderr to stderr)')
+    .argument('<instance>', 'the instance')
+    .option('-f, --follow', 'keep printing new output until interrupted')
+    .option('--tail <n>', 'only the last N lines')
+    .option('-t, --timestamps', 'prefix each line with its time')
+    .action((name, opts) => run(async (ctx) => (await import('./commands/instances.js')).logs(ctx, name, opts)));
+
+  program.command('exec')
+    .description('run a command inside a running instance; exits with its exit code')
+    .argument('<instance>', 'the instance')
+    .argument('<command...>', 'the command, after --')
+    .option('-i, --interactive', 'connect standard input')
+    .option('-t, --tty', 'allocate a terminal')
+    .action((name, command, opts) => run(async (ctx) => (await import('./commands/instances.js')).exec(ctx, name, command, opts)));
+
+  program.command('rm')
+    .description('stop (SIGTERM, grace, SIGKILL) and remove instances, all they had included')
+    .argument('<instances...>', 'the instances')
+    .option('--grace <duration>', 'time between SIGTERM and SIGKILL (default 10s)')
+    .action((names, opts) => run(async (ctx) => (await import('./commands/instances.js')).rm(ctx, names, opts)));
+
+  program.command('gc')
+    .description('remove what carte made that nothing owns: runtime states, mounts, netns, leases, cgroups, unused images')
+    .action(() => run(async (ctx) => (await import('./commands/instances.js')).gc(ctx)));
+
   program.command('version')
     .description('print carte\'s version and the Node.js it runs on')
     .action(() => run(async () => {
@@ -100,7 +166,9 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram(async (action) => {
     globals = program.opts<GlobalOptions>();
     try {
-      await action(makeContext(globals));
+      // A command may return its own exit code (exec passes on the command's).
+      const code = await action(makeContext(globals));
+      if (typeof code === 'number') exitCode = code;
     } catch (err) {
       exitCode = printError(err, globals.debug === true);
     }

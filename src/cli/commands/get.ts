@@ -8,6 +8,7 @@ import { age, table, write } from '../output.js';
 
 export const OUTPUT_FORMATS = ['wide', 'json', 'yaml'] as const;
 export const SERVICE_WORDS = ['services', 'service', 'svc'];
+export const INSTANCE_WORDS = ['instances', 'instance', 'inst'];
 
 export interface GetOptions {
   output?: string;
@@ -19,7 +20,7 @@ export function parseTarget(words: string[], command: string): { name: string | 
   if (rest.length) throw new UsageError(`${command}: too many arguments: ${words.join(' ')}`);
   if (first === undefined) return { name: undefined };
   if (SERVICE_WORDS.includes(first)) return { name: second };
-  if (second !== undefined) throw new UsageError(`${command}: unknown resource type "${first}" (known: services)`);
+  if (second !== undefined) throw new UsageError(`${command}: unknown resource type "${first}" (known: services, instances)`);
   return { name: first };
 }
 
@@ -71,6 +72,11 @@ export async function get(ctx: Context, words: string[], opts: GetOptions): Prom
   const output = opts.output;
   if (output !== undefined && !(OUTPUT_FORMATS as readonly string[]).includes(output)) {
     throw new UsageError(`get: unknown output format "${output}" (use ${OUTPUT_FORMATS.join(', ')})`);
+  }
+  if (words[0] !== undefined && INSTANCE_WORDS.includes(words[0])) {
+    if (output === 'yaml') throw new UsageError('get instances: use -o wide or -o json');
+    const { getInstances } = await import('./instances.js');
+    return getInstances(ctx, words[1], output);
   }
   const { name } = parseTarget(words, 'get');
   const data = await ctx.store().read();

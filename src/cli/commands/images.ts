@@ -1,0 +1,57 @@
+import { ConflictError, UsageError } from '../../errors.js';
+import { formatSize } from '../../drivers/linux/images/build.js';
+import { importRootfs } from '../../drivers/linux/images/import.js';
+import { normalizeRef } from '../../drivers/linux/images/store.js';
+import type { Context } from '../context.js';
+import { imageTools } from '../linux.js';
+import { age, table, write } from '../output.js';
+
+export interface BuildOptions {
+  tag: string;
+  file?: string;
+  buildArg?: string[];
+  quiet?: boolean;
+}
+
+export async function build(ctx: Context, context: string, opts: BuildOptions): Promise<void> {
+  const args: Record<string, string> = {};
+  for (const a of opts.buildArg ?? []) {
+    const i = a.indexOf('=');
+    if (i < 1) throw new UsageError(`build: --build-arg takes NAME=VALUE, got "${a}"`);
+    args[a.slice(0, i)] = a.slice(i + 1);
+  }
+  const started = performance.now();
+  const { builder } = imageTools(ctx);
+  const r = await builder.build({ context, cartefile: opts.file, tag: opts.tag, args, onProgress: opts.quiet ? undefined : (l) => write(l) });
+  if (opts.quiet) write(r.image.id);
+  else write(`done in ${((performance.now() - started) / 1000).toFixed(2)}s (${r.cachedSteps}/${r.steps} layer steps cached)`);
+}
+
+export async function images(ctx: Context): Promise<void> {
+  const list = await imageTools(ctx).images.list();
+  if (!list.length) {
+    process.stderr.write('no images\n');
+    return;
+  }
+  const now = ctx.now();
+  write(table(['NAME', 'TAG', 'ID', 'SIZE', 'CREATED'], list.map((i) => [i.name, i.tag, i.image.id.slice(0, 12), formatSize(i.image.size), `${age(i.image.createdAt, now)} ago`])));
+}
+
+export async function rmi(ctx: Context, refs: string[]): Promise<void> {
+  const { images } = imageTools(ctx);
+  const services = Object.values((await ctx.store().read()).services);
+  for (const ref of refs) {
+    const normal = normalizeRef(ref);
+    const users = services.filter((s) => s.revision.spec.image !== null && normalizeRef(s.revision.spec.image) === normal).map((s) => s.name);
+    if (users.length) throw new ConflictError(`image ${normal} is used by ${users.map((u) => `service "${u}"`).join(', ')}; change or delete those first`);
+  }
+  for (const ref of refs) {
+    const id = await images.untag(ref);
+    write(`untagged ${normalizeRef(ref)} (${id.slice(0, 12)}); unused layers go with "carte gc"`);
+  }
+}
+
+export async function imageImport(ctx: Context, file: string, ref: string): Promise<void> {
+  const image = await importRootfs(imageTools(ctx).images, file, ref);
+  write(`imported ${normalizeRef(ref)} (id ${image.id.slice(0, 12)}, ${formatSize(image.size)})`);
+}

@@ -1,0 +1,34 @@
+// The composition root for the Linux driver: the one place the CLI builds
+// it, from CARTE_HOME and the environment. Everything else sees `Driver`.
+import { CarteError } from '../errors.js';
+import { checkHostTools, LinuxDriver } from '../drivers/linux/driver.js';
+import { Runner } from '../drivers/linux/exec.js';
+import { ImageBuilder } from '../drivers/linux/images/build.js';
+import { ImageStore } from '../drivers/linux/images/store.js';
+import type { Context } from './context.js';
+
+/** Driver settings a deployment may change, from the environment. */
+export function driverSettings() {
+  return {
+    runtime: process.env.CARTE_RUNTIME || undefined,
+    conmon: process.env.CARTE_CONMON || undefined,
+    bridge: process.env.CARTE_BRIDGE || undefined,
+    subnet: process.env.CARTE_SUBNET || undefined,
+    cgroupParent: process.env.CARTE_CGROUP_PARENT || undefined,
+  };
+}
+
+export async function linuxDriver(ctx: Context): Promise<LinuxDriver> {
+  if (process.getuid?.() !== 0) {
+    throw new CarteError('driver', 'running containers needs root (namespaces, mounts, cgroups): run carte as root');
+  }
+  const settings = driverSettings();
+  await checkHostTools(settings);
+  return new LinuxDriver({ home: ctx.home, log: ctx.log, ...settings });
+}
+
+/** Images need no root and no runtime: building is file work. */
+export function imageTools(ctx: Context): { images: ImageStore; builder: ImageBuilder } {
+  const images = new ImageStore(ctx.home);
+  return { images, builder: new ImageBuilder(images, new Runner(ctx.log)) };
+}
