@@ -1,0 +1,113 @@
+// Helpers for the root tier: a Linux driver on its own bridge, subnet,
+// cgroup parent and CARTE_HOME, so tests never touch a running carte, and a
+// teardown that removes everything the tests made even when they fail.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Context as MochaContext } from 'mocha';
+import type { InstanceSpec } from '../../src/drivers/driver.js';
+import { LinuxDriver } from '../../src/drivers/linux/driver.js';
+import { cliLogger } from '../../src/log.js';
+import { tempDir } from './paths.js';
+
+/** Skips outside root with a clear message; under CI=true, refusing to run is a failure. */
+export function requireRoot(ctx: MochaContext): void {
+  if (process.getuid?.() === 0) return;
+  if (process.env.CI === 'true') throw new Error('the linux tests need root, and CI=true forbids skipping them: run CI as root');
+  console.log('      (skipped: the linux tests need root — run "sudo make test")');
+  ctx.skip();
+}
+
+export interface TestHost {
+  driver: LinuxDriver;
+  home: string;
+  bridge: string;
+  subnet: string;
+  cgroupParent: string;
+  teardown(): Promise<void>;
+}
+
+export function makeTestHost(): TestHost {
+  const id = randomBytes(2).toString('hex');
+  const home = tempDir('carte-linux-');
+  const bridge = `ct${id}`;
+  // 10.200.0.0/16 is split into /24s per test host; the third octet is random.
+  const subnet = `10.200.${parseInt(id, 16) % 250}.0/24`;
+  const cgroupParent = `/carte-test-${id}`;
+  const driver = new LinuxDriver({ home, log: cliLogger(process.env.CARTE_TEST_DEBUG ? 'debug' : 'error'), bridge, subnet, cgroupParent });
+  return {
+    driver, home, bridge, subnet, cgroupParent,
+    async teardown() {
+      await driver.gc({ keep: new Set() }).catch(() => {});
+      await driver.network.removeBridge().catch(() => {});
+      for (const c of fs.readdirSync('/sys/fs/cgroup')) {
+        try {
+          fs.rmdirSync(path.join('/sys/fs/cgroup', c, cgroupParent));
+        } catch {
+          // absent, or not a hierarchy
+        }
+      }
+      fs.rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+export const BUSYBOX_CARTEFILE = `FROM scratch
+COPY --from=host /bin/busybox /bin/busybox
+COPY --from=host /bin/busybox /bin/sh
+CMD ["/bin/sh"]
+`;
+
+/** Builds test/busybox:1 (and any Cartefile given) in a temp context. */
+export async function buildImage(host: TestHost, tag: string, cartefile: string, files: Record<string, string> = {}): Promise<void> {
+  const ctx = tempDir('carte-ctx-');
+  try {
+    fs.writeFileSync(path.join(ctx, 'Cartefile'), cartefile);
+    for (const [rel, text] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(ctx, rel)), { recursive: true });
+      fs.writeFileSync(path.join(ctx, rel), text);
+    }
+    await host.driver.builder.build({ context: ctx, tag });
+  } finally {
+    fs.rmSync(ctx, { recursive: true, force: true });
+  }
+}
+
+/** An InstanceSpec with plain defaults; a test states only what differs. */
+export function instance(name: string, over: Partial<InstanceSpec['spec']> & { image?: string; hosts?: Record<string, string> } = {}): InstanceSpec {
+  const { image, hosts, ...spec } = over;
+  return {
+    name, service: name.replace(/-\d+$/, ''), labels: { test: 'yes' }, image: image ?? 'test/busybox:1', hosts,
+    spec: {
+      command: null, args: null, env: {}, workingDir: null, user: null,
+      resources: { cpuMillis: null, memoryBytes: null, pids: null }, volumes: [], ports: [], ...spec,
+    },
+  };
+}
+
+/** Waits until `check` returns a value (not undefined/false), polling; fails after `ms`. */
+export async function eventually<T>(check: () => Promise<T | undefined | false>, ms = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function logText(host: TestHost, name: string): Promise<string> {
+  const lines: string[] = [];
+  for await (const l of host.driver.logs(name)) lines.push(`${l.stream}: ${l.text}`);
+  return lines.join('\n');
+}
+
+/** Output of a command run inside an instance. */
+export async function execOut(host: TestHost, name: string, command: string[]): Promise<{ code: number; out: string }> {
+  const { PassThrough } = await import('node:stream');
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (d: Buffer) => (text += d.toString()));
+  const code = await host.driver.exec(name, command, { stdout: out, stderr: out });
+  return { code, out: text };
+}
