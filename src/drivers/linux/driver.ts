@@ -402,7 +402,7 @@ export class LinuxDriver implements Driver {
       mountsUnder(this.instancesDir),
     ]);
     const withState = new Set(states.map((s) => s.id));
-    const withRecord = new Set(dirs);
+    const withRecord = new Set(dirs.filter((d) => fs.existsSync(this.dir(d, 'instance.json'))));
     const traces = new Set<string>([
       ...withState, ...withRecord, ...netns, ...leases.map((l) => l.instance),
       ...runDirs.filter((d) => d !== 'runc'),
