@@ -32,6 +32,7 @@ test-linux: build ## linux tests: real containers (root; skipped with a message 
 
 bench: build ## run the benchmarks and print their figures (see docs/benchmarks.md)
 	node dist/bench/cli.js
+	node dist/bench/driver.js
 
 demo: setup ## apply the demo deployment in manifests/ and show it
 	./bin/carte apply -f manifests/

@@ -58,6 +58,22 @@ COPY --from=host /bin/busybox /bin/sh
 CMD ["/bin/sh"]
 `;
 
+/**
+ * Declares a suite's test host: root is required, the host is made before
+ * the suite (with test/busybox:1 built unless told otherwise) and torn down
+ * after it, failed or not. Returns a getter for the host.
+ */
+export function useTestHost(opts: { busybox?: boolean } = {}): () => TestHost {
+  let host: TestHost | undefined;
+  before(async function () {
+    requireRoot(this);
+    host = makeTestHost();
+    if (opts.busybox !== false) await buildImage(host, 'test/busybox:1', BUSYBOX_CARTEFILE);
+  });
+  after(async () => host?.teardown());
+  return () => host!;
+}
+
 /** Builds test/busybox:1 (and any Cartefile given) in a temp context. */
 export async function buildImage(host: TestHost, tag: string, cartefile: string, files: Record<string, string> = {}): Promise<void> {
   const ctx = tempDir('carte-ctx-');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUSYBOX_CARTEFILE, buildImage, instance, makeTestHost, requireRoot, type TestHost } from '../helpers/linux.js';
+import { instance, useTestHost, type TestHost } from '../helpers/linux.js';
 
 /** Everything a test host's instances could leave on the machine. */
 function traces(host: TestHost) {
@@ -26,41 +26,35 @@ const CLEAN = { mounts: 0, netns: [], veths: [], cgroups: [], runc: [], leases: 
 
 describe('linux driver: cleanup leaves nothing behind', function () {
   this.timeout(300_000);
-  let host: TestHost;
-  before(async function () {
-    requireRoot(this);
-    host = makeTestHost();
-    await buildImage(host, 'test/busybox:1', BUSYBOX_CARTEFILE);
-  });
-  after(async () => host?.teardown());
+  const host = useTestHost();
 
   it('creates and removes 100 instances: no mounts, netns, veths, cgroups, runc states or leases remain', async () => {
     const names = Array.from({ length: 100 }, (_, i) => `leak-${i + 1}`);
     for (let i = 0; i < names.length; i += 10) {
-      await Promise.all(names.slice(i, i + 10).map((n) => host.driver.create(instance(n, { command: ['busybox', 'sleep', '1000'], resources: { cpuMillis: 100, memoryBytes: 16 * 2 ** 20, pids: 16 } }))));
+      await Promise.all(names.slice(i, i + 10).map((n) => host().driver.create(instance(n, { command: ['busybox', 'sleep', '1000'], resources: { cpuMillis: 100, memoryBytes: 16 * 2 ** 20, pids: 16 } }))));
     }
-    const busy = traces(host);
+    const busy = traces(host());
     assert.equal(busy.netns.length, 100);
     assert.equal(busy.leases.length, 100);
     assert.equal(busy.veths.length, 100);
     for (let i = 0; i < names.length; i += 10) {
-      const reports = await Promise.all(names.slice(i, i + 10).map((n) => host.driver.remove(n)));
+      const reports = await Promise.all(names.slice(i, i + 10).map((n) => host().driver.remove(n)));
       assert.deepEqual(reports.flatMap((r) => r.failures), []);
     }
-    assert.deepEqual(traces(host), CLEAN);
+    assert.deepEqual(traces(host()), CLEAN);
   });
 
   it('gc removes what a crashed carte left half-made, and keeps whole instances', async () => {
-    for (const n of ['orphan-1', 'lost-1', 'keep-1']) await host.driver.create(instance(n, { command: ['busybox', 'sleep', '1000'] }));
+    for (const n of ['orphan-1', 'lost-1', 'keep-1']) await host().driver.create(instance(n, { command: ['busybox', 'sleep', '1000'] }));
     // A crash before the record was written: container, mount, netns and lease exist, the record does not.
-    fs.rmSync(path.join(host.home, 'instances', 'orphan-1', 'instance.json'));
+    fs.rmSync(path.join(host().home, 'instances', 'orphan-1', 'instance.json'));
     // Removed by hand with runc: the record is left, the container is not.
-    execFileSync(host.driver.runtime.path, ['--root', host.driver.runtime.root, 'delete', '--force', 'lost-1']);
-    const report = await host.driver.gc();
+    execFileSync(host().driver.runtime.path, ['--root', host().driver.runtime.root, 'delete', '--force', 'lost-1']);
+    const report = await host().driver.gc();
     assert.deepEqual(report.failures, []);
-    assert.deepEqual((await host.driver.list()).map((i) => [i.name, i.state]), [['keep-1', 'running']]);
+    assert.deepEqual((await host().driver.list()).map((i) => [i.name, i.state]), [['keep-1', 'running']]);
     // With a keep set, instances outside it go too.
-    await host.driver.gc({ keep: new Set() });
-    assert.deepEqual(traces(host), CLEAN);
+    await host().driver.gc({ keep: new Set() });
+    assert.deepEqual(traces(host()), CLEAN);
   });
 });

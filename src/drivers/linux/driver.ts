@@ -95,6 +95,8 @@ export class LinuxDriver implements Driver {
   private readonly conmon: string;
   private readonly logMaxBytes: number;
   private readonly log: Logger;
+  /** The host's open-files limits, read once (they do not change while carte runs). */
+  private readonly rlimits = parseHostRlimits(fs.readFileSync('/proc/self/limits', 'utf8'));
 
   constructor(opts: LinuxDriverOptions) {
     this.log = opts.log;
@@ -166,15 +168,61 @@ export class LinuxDriver implements Driver {
     return (await this.observe(name))!;
   }
 
+  // The critical path is kept short by overlapping independent steps:
+  //   [rootfs, user, volumes, spec] ‖ [ip netns add]
+  //   [conmon → runc create]        ‖ [CNI attach → /etc/hosts with the address]
+  //   runc start
+  // runc create needs the namespace to exist, not to be configured; the
+  // process only runs at runc start, when its address is in place.
   private async createSteps(spec: InstanceSpec): Promise<void> {
     const name = spec.name;
+    let mark = performance.now();
+    const phase = (what: string) => {
+      const now = performance.now();
+      this.log.debug({ instance: name, phase: what, ms: Math.round((now - mark) * 10) / 10 }, 'create phase');
+      mark = now;
+    };
     const image = await this.images.get(spec.image);
     const record: InstanceRecord = {
       name, service: spec.service, labels: spec.labels, image: spec.image, imageId: image.id,
       createdAt: new Date().toISOString(), startedAt: null, ip: null,
     };
     await this.writeRecord(record);
+    const etc = this.dir(name, 'etc');
+    const hostsFile = path.join(etc, 'hosts');
+    const hostsText = (ip: string | null) => [
+      '127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', ...(ip ? [`${ip}\t${name}`] : []),
+      ...Object.entries(spec.hosts ?? {}).map(([h, addr]) => `${addr}\t${h}`),
+    ].join('\n') + '\n';
 
+    const [config] = await Promise.all([this.prepareBundle(spec, image, etc, hostsText(null)), this.network.createNamespace(name)]);
+    await fsp.writeFile(this.dir(name, 'bundle', 'config.json'), JSON.stringify(config));
+    phase('bundle and namespace');
+
+    const run = (...p: string[]) => this.runDir(name, ...p);
+    await Promise.all(['exit', 'persist', 'sock'].map((d) => fsp.mkdir(run(d), { recursive: true, mode: 0o700 })));
+    const [, net] = await Promise.all([
+      startMonitor({
+        conmon: this.conmon, runtime: this.runtime.path, runtimeRoot: this.runtime.root, id: name,
+        bundle: this.dir(name, 'bundle'), pidFile: run('pid'), conmonPidFile: run('conmon.pid'),
+        exitDir: run('exit'), persistDir: run('persist'), socketDir: run('sock'),
+        logPath: this.dir(name, 'container.log'), logMaxBytes: this.logMaxBytes,
+      }),
+      this.network.attach(name),
+    ]);
+    phase('runtime create and network');
+    // Rewritten in place: the bind mount made at create refers to this same inode.
+    await fsp.writeFile(hostsFile, hostsText(net.ip));
+    record.ip = net.ip;
+    await this.runtime.start(name);
+    phase('start');
+    record.startedAt = new Date().toISOString();
+    await this.writeRecord(record);
+  }
+
+  /** Rootfs mount, user, volumes, /etc files, and the OCI config (returned, not yet written). */
+  private async prepareBundle(spec: InstanceSpec, image: Awaited<ReturnType<ImageStore['get']>>, etc: string, hosts: string): Promise<Record<string, unknown>> {
+    const name = spec.name;
     const rootfs = this.dir(name, 'bundle', 'rootfs');
     await mountOverlay(this.runner, {
       layers: image.layers.map((d) => this.images.layerPath(d)),
@@ -185,7 +233,11 @@ export class LinuxDriver implements Driver {
     const user = resolveUser(spec.spec.user ?? image.config.user, await readImageFile('etc/passwd'), await readImageFile('etc/group'));
     if ('error' in user) throw new DriverError('resolve the user of', name, user.error);
 
-    const binds: Array<{ source: string; destination: string; readOnly: boolean }> = [];
+    const binds: Array<{ source: string; destination: string; readOnly: boolean }> = [
+      { source: path.join(etc, 'hosts'), destination: '/etc/hosts', readOnly: true },
+      { source: path.join(etc, 'hostname'), destination: '/etc/hostname', readOnly: true },
+      { source: path.join(etc, 'resolv.conf'), destination: '/etc/resolv.conf', readOnly: true },
+    ];
     for (const v of spec.spec.volumes) {
       if (v.kind === 'named') {
         const source = path.join(this.volumesDir, v.name);
@@ -197,29 +249,17 @@ export class LinuxDriver implements Driver {
       }
     }
 
-    const net = await this.network.setup(name);
-    record.ip = net.ip;
-    await this.writeRecord(record);
-
-    const etc = this.dir(name, 'etc');
     await fsp.mkdir(etc, { recursive: true });
-    const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', `${net.ip}\t${name}`,
-      ...Object.entries(spec.hosts ?? {}).map(([h, ip]) => `${ip}\t${h}`)];
     const hostResolv = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
     await Promise.all([
-      fsp.writeFile(path.join(etc, 'hosts'), `${hosts.join('\n')}\n`),
+      fsp.writeFile(path.join(etc, 'hosts'), hosts),
       fsp.writeFile(path.join(etc, 'hostname'), `${name}\n`),
       fsp.writeFile(path.join(etc, 'resolv.conf'), hostResolv.split('\n').filter((l) => /^(nameserver|search|options)\s/.test(l)).join('\n') + '\n'),
     ]);
-    binds.unshift(
-      { source: path.join(etc, 'hosts'), destination: '/etc/hosts', readOnly: true },
-      { source: path.join(etc, 'hostname'), destination: '/etc/hostname', readOnly: true },
-      { source: path.join(etc, 'resolv.conf'), destination: '/etc/resolv.conf', readOnly: true },
-    );
 
     const args = resolveArgs(image.config, spec.spec.command, spec.spec.args);
     if (!args.length) throw new DriverError('create', name, `image ${spec.image} has no CMD or ENTRYPOINT`, { hint: 'set spec.command in the manifest' });
-    const config = buildSpec({
+    return buildSpec({
       hostname: name,
       args,
       env: resolveEnv(image.config.env, spec.spec.env, name),
@@ -232,22 +272,9 @@ export class LinuxDriver implements Driver {
       memoryBytes: spec.spec.resources.memoryBytes,
       pids: spec.spec.resources.pids,
       binds,
-      rlimits: parseHostRlimits(await fsp.readFile('/proc/self/limits', 'utf8')),
+      rlimits: this.rlimits,
       annotations: { [ANNOTATION]: name, 'carte.service': spec.service, 'carte.labels': JSON.stringify(spec.labels) },
     });
-    await fsp.writeFile(this.dir(name, 'bundle', 'config.json'), JSON.stringify(config, null, 1));
-
-    const run = (...p: string[]) => this.runDir(name, ...p);
-    await Promise.all(['exit', 'persist', 'sock'].map((d) => fsp.mkdir(run(d), { recursive: true, mode: 0o700 })));
-    await startMonitor({
-      conmon: this.conmon, runtime: this.runtime.path, runtimeRoot: this.runtime.root, id: name,
-      bundle: this.dir(name, 'bundle'), pidFile: run('pid'), conmonPidFile: run('conmon.pid'),
-      exitDir: run('exit'), persistDir: run('persist'), socketDir: run('sock'),
-      logPath: this.dir(name, 'container.log'), logMaxBytes: this.logMaxBytes,
-    });
-    await this.runtime.start(name);
-    record.startedAt = new Date().toISOString();
-    await this.writeRecord(record);
   }
 
   // ---- observe ----

@@ -52,11 +52,21 @@ export class CniNetwork {
     });
   }
 
-  /** Creates the namespace, brings up loopback, attaches eth0 to the bridge; returns the address. */
-  async setup(instance: string): Promise<{ ip: string; gateway: string | null }> {
+  /** Creates the (empty) network namespace an instance will join. */
+  async createNamespace(instance: string): Promise<void> {
     await this.runner.run('ip', ['netns', 'add', this.netnsName(instance)], { step: 'create the network namespace of', resource: instance });
-    await this.plugin('ADD', 'loopback', instance, 'lo', JSON.stringify({ cniVersion: '1.0.0', name: 'lo', type: 'loopback' }));
-    const r = await this.plugin('ADD', 'bridge', instance, 'eth0', this.conf());
+  }
+
+  /**
+   * Brings up loopback and attaches eth0 to the bridge; returns the address.
+   * Safe to run while the runtime creates the container in the namespace:
+   * the container's process only starts afterwards.
+   */
+  async attach(instance: string): Promise<{ ip: string; gateway: string | null }> {
+    const [, r] = await Promise.all([
+      this.plugin('ADD', 'loopback', instance, 'lo', JSON.stringify({ cniVersion: '1.0.0', name: 'lo', type: 'loopback' })),
+      this.plugin('ADD', 'bridge', instance, 'eth0', this.conf()),
+    ]);
     const result = JSON.parse(r.stdout) as { ips?: Array<{ address: string; gateway?: string }> };
     const first = result.ips?.[0];
     if (!first) throw new Error(`bridge plugin returned no address for ${instance}`);
