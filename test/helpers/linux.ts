@@ -48,6 +48,7 @@ export function makeTestHost(): TestHost {
         }
       }
       fs.rmSync(home, { recursive: true, force: true });
+      fs.rmSync(driver.runRoot, { recursive: true, force: true });
     },
   };
 }

@@ -19,10 +19,11 @@ function traces(host: TestHost) {
     runc: runc ?? [],
     leases: fs.existsSync(leaseDir) ? fs.readdirSync(leaseDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [],
     instances: fs.readdirSync(path.join(host.home, 'instances')),
+    runFolders: fs.readdirSync(host.driver.runRoot).filter((f) => f !== 'runc'),
   };
 }
 
-const CLEAN = { mounts: 0, netns: [], veths: [], cgroups: [], runc: [], leases: [], instances: [] };
+const CLEAN = { mounts: 0, netns: [], veths: [], cgroups: [], runc: [], leases: [], instances: [], runFolders: [] };
 
 describe('linux driver: cleanup leaves nothing behind', function () {
   this.timeout(300_000);

@@ -88,7 +88,8 @@ export class LinuxDriver implements Driver {
   private readonly runner: Runner;
   private readonly instancesDir: string;
   private readonly volumesDir: string;
-  private readonly runRoot: string;
+  /** tmpfs folder of runtime state (runc root, conmon files); one per CARTE_HOME. */
+  readonly runRoot: string;
   private readonly cgroupParent: string;
   private readonly cgroupRoot: string;
   private readonly layout: CgroupLayout;

@@ -161,7 +161,7 @@ export class ImageBuilder {
     }
     await this.cacheFile().write(cache);
     const image = await this.images.save(config, layers, ref);
-    progress(`built ${ref} (id ${image.id.slice(0, 12)}, ${formatSize(image.size)}, ${layers.length} layers)`);
+    progress(`built ${ref} (id ${image.id.slice(0, 12)}, ${formatSize(image.size)}, ${layers.length} layer${layers.length === 1 ? "" : "s"})`);
     const copies = steps.filter((s) => s.op === 'COPY').length;
     return { ref, image, cachedSteps: cached, steps: copies };
   }
