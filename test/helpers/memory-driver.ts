@@ -1,0 +1,89 @@
+// An in-memory Driver for unit tests of the reconciler's logic: instances are
+// records, "processes" never run. Tests steer it (crash an instance, fail the
+// next create) to drive the reconciler through situations. It passes the same
+// contract suite as the Linux driver, so the two cannot disagree on meaning.
+import type { CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, ObservedInstance } from '../../src/drivers/driver.js';
+import { DriverError } from '../../src/errors.js';
+
+export class MemoryDriver implements Driver {
+  readonly instances = new Map<string, ObservedInstance>();
+  readonly calls: string[] = [];
+  private failures: Error[] = [];
+  private nextIp = 2;
+
+  constructor(private readonly clock: () => number = Date.now) {}
+
+  /** The next create fails with this error (after nothing was made). */
+  failNextCreate(error: Error = new DriverError('create', 'instance', 'injected failure')): void {
+    this.failures.push(error);
+  }
+
+  /** The instance's process ends by itself. */
+  crash(name: string, exitCode: number, oomKilled = false): void {
+    const i = this.instances.get(name);
+    if (!i) throw new Error(`no instance ${name}`);
+    Object.assign(i, { state: 'exited', exitCode, oomKilled, pid: null, finishedAt: new Date(this.clock()).toISOString() });
+  }
+
+  async create(spec: InstanceSpec): Promise<ObservedInstance> {
+    this.calls.push(`create ${spec.name}`);
+    const failure = this.failures.shift();
+    if (failure) throw failure;
+    if (this.instances.has(spec.name)) throw new DriverError('create', `instance ${spec.name}`, 'an instance with this name already exists');
+    const now = new Date(this.clock()).toISOString();
+    const i: ObservedInstance = {
+      name: spec.name, service: spec.service, labels: { ...spec.labels }, image: spec.image, state: 'running',
+      pid: 1000 + this.instances.size, exitCode: null, oomKilled: false, createdAt: now, startedAt: now, finishedAt: null,
+      ip: `10.0.0.${this.nextIp++}`, problems: [],
+    };
+    this.instances.set(spec.name, i);
+    return { ...i };
+  }
+
+  async stop(name: string, graceMs: number): Promise<void> {
+    this.calls.push(`stop ${name}`);
+    const i = this.instances.get(name);
+    if (!i || i.state !== 'running') return;
+    Object.assign(i, { state: 'exited', exitCode: graceMs > 0 ? 143 : 137, pid: null, finishedAt: new Date(this.clock()).toISOString() });
+  }
+
+  async remove(name: string): Promise<CleanupReport> {
+    this.calls.push(`remove ${name}`);
+    const existed = this.instances.delete(name);
+    return { removed: existed ? [`instance ${name}`] : [], failures: [] };
+  }
+
+  async list(): Promise<ObservedInstance[]> {
+    return [...this.instances.values()].map((i) => ({ ...i, labels: { ...i.labels } }));
+  }
+
+  async stats(name: string): Promise<InstanceStats | null> {
+    const i = this.instances.get(name);
+    if (!i || i.state !== 'running') return null;
+    return { cpuUsageNs: 0, memoryUsageBytes: 0, memoryWorkingSetBytes: 0, memoryLimitBytes: null, cpuLimitMillis: null, pids: 1, at: this.clock() };
+  }
+
+  async *logs(): AsyncIterable<LogLine> {
+    // No output: these instances run nothing.
+  }
+
+  async exec(name: string, command: string[], _opts: ExecOptions = {}): Promise<number> {
+    this.calls.push(`exec ${name} ${command.join(' ')}`);
+    const i = this.instances.get(name);
+    if (!i || i.state !== 'running') throw new DriverError('exec in', `instance ${name}`, 'not running');
+    // Commands "run" by convention: `exit N` exits N, `false` exits 1, anything else 0.
+    if (command[0] === 'exit') return Number(command[1] ?? 0);
+    return command[0] === 'false' ? 1 : 0;
+  }
+
+  async gc(opts: { keep?: ReadonlySet<string> } = {}): Promise<CleanupReport> {
+    const removed: string[] = [];
+    for (const name of [...this.instances.keys()]) {
+      if (opts.keep && !opts.keep.has(name)) {
+        this.instances.delete(name);
+        removed.push(`instance ${name}`);
+      }
+    }
+    return { removed, failures: [] };
+  }
+}
