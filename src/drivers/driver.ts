@@ -102,6 +102,13 @@ export interface Driver {
   logs(name: string, opts?: LogOptions): AsyncIterable<LogLine>;
   /** Runs a command inside a running instance; resolves to its exit code. */
   exec(name: string, command: string[], opts?: ExecOptions): Promise<number>;
+  /**
+   * Makes sure image `tag` exists, building it from `build` (a Cartefile
+   * context) if needed; rebuilding an unchanged context is cheap (cached).
+   */
+  ensureImage(build: { context: string; cartefile: string; args: Record<string, string> }, tag: string): Promise<void>;
+  /** Calls `onChange` when an instance's process may have changed state (e.g. exited); returns a function that stops watching. */
+  watch(onChange: () => void): () => void;
   /** Removes whatever this driver made that no live instance owns. */
   gc(opts?: { keep?: ReadonlySet<string> }): Promise<CleanupReport>;
 }

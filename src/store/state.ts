@@ -31,6 +31,8 @@ export interface Revision {
 export interface StoredService {
   name: string;
   source: SourceId;
+  /** `carte stop`: held at zero instances until `carte start`. */
+  suspended?: boolean;
   createdAt: string;
   updatedAt: string;
   /** The current revision; `history` ends with it. */
@@ -63,6 +65,8 @@ export interface StateData {
   sources: Record<SourceId, SourceStatus>;
   instances: Record<string, unknown>;
   images: Record<string, unknown>;
+  /** Rollouts in progress, per service (written by the reconciler). */
+  rollouts?: Record<string, { templateHash: string; startedAt: number }>;
 }
 
 export function emptyState(): StateData {

@@ -76,6 +76,23 @@ export class MemoryDriver implements Driver {
     return command[0] === 'false' ? 1 : 0;
   }
 
+  readonly built: string[] = [];
+  private watchers = new Set<() => void>();
+
+  async ensureImage(_build: unknown, tag: string): Promise<void> {
+    this.built.push(tag);
+  }
+
+  watch(onChange: () => void): () => void {
+    this.watchers.add(onChange);
+    return () => this.watchers.delete(onChange);
+  }
+
+  /** Tells watchers something changed, as the Linux driver's exit watch does. */
+  notify(): void {
+    for (const w of this.watchers) w();
+  }
+
   async gc(opts: { keep?: ReadonlySet<string> } = {}): Promise<CleanupReport> {
     const removed: string[] = [];
     for (const name of [...this.instances.keys()]) {

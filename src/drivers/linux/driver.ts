@@ -410,6 +410,17 @@ export class LinuxDriver implements Driver {
     });
   }
 
+  async ensureImage(build: { context: string; cartefile: string; args: Record<string, string> }, tag: string): Promise<void> {
+    await this.builder.build({ context: build.context, cartefile: build.cartefile, args: build.args, tag });
+  }
+
+  /** conmon writes each exit into the run folder; any change there may be an instance ending. */
+  watch(onChange: () => void): () => void {
+    const watcher = fs.watch(this.runRoot, { recursive: true }, () => onChange());
+    watcher.on('error', (e) => this.log.warn({ err: e.message }, 'watching instance exits failed; relying on periodic resync'));
+    return () => watcher.close();
+  }
+
   // ---- gc ----
 
   /**

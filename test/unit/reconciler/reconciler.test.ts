@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { applyServices } from '../../../src/api/apply.js';
+import { cliLogger } from '../../../src/log.js';
+import { HealthMonitor } from '../../../src/reconciler/health.js';
+import { LABELS, Reconciler } from '../../../src/reconciler/reconciler.js';
+import { Store } from '../../../src/store/store.js';
+import { serviceDoc, services, yaml } from '../../helpers/manifests.js';
+import { MemoryDriver } from '../../helpers/memory-driver.js';
+import { tempDir } from '../../helpers/paths.js';
+
+describe('reconciler (in-memory driver)', () => {
+  let home: string;
+  let store: Store;
+  let driver: MemoryDriver;
+  let now: number;
+  const clock = () => now;
+  const make = (probe: ConstructorParameters<typeof HealthMonitor>[0] = async () => null) =>
+    new Reconciler({ store, driver, log: cliLogger('silent'), clock, health: new HealthMonitor(probe, clock) });
+  const apply = (...docs: Record<string, unknown>[]) => applyServices(store, { services: services({ 'm.yaml': yaml(...docs) }), source: 'cli', prune: true });
+  const names = () => [...driver.instances.keys()].sort();
+  /** One pass, then every action it launched finished. */
+  const step = async (r: Reconciler) => {
+    const result = await r.pass();
+    await r.idle();
+    return result;
+  };
+
+  beforeEach(() => {
+    home = tempDir();
+    store = Store.open(home);
+    driver = new MemoryDriver(clock);
+    now = Date.parse('2026-11-01T10:00:00Z');
+  });
+  afterEach(() => fs.rmSync(home, { recursive: true, force: true }));
+
+  it('creates the replicas with labels carrying template, revision and restarts, and records events', async () => {
+    await apply(serviceDoc('web', { replicas: 3 }));
+    const r = make();
+    await step(r);
+    assert.deepEqual(names(), ['web-1', 'web-2', 'web-3']);
+    const labels = driver.instances.get('web-1')!.labels;
+    assert.equal(labels[LABELS.revision], '1');
+    assert.equal(labels[LABELS.restarts], '0');
+    assert.equal(labels[LABELS.template], (await store.read()).services.web!.revision.templateHash);
+    await r.flush();
+    const events = (await store.read()).events.filter((e) => e.reason === 'InstanceCreated').map((e) => e.message);
+    assert.deepEqual(events.sort(), ['web-1 created (revision 1): scaling to 3', 'web-2 created (revision 1): scaling to 3', 'web-3 created (revision 1): scaling to 3']);
+    assert.equal((await step(r)).settled, true);
+  });
+
+  it('scales down, and leaves instances it does not manage (carte run) alone', async () => {
+    await driver.create({ name: 'adhoc-1', service: 'adhoc-1', labels: {}, image: 'x', spec: { command: null, args: null, env: {}, workingDir: null, user: null, resources: { cpuMillis: null, memoryBytes: null, pids: null }, volumes: [], ports: [] } });
+    await apply(serviceDoc('web', { replicas: 3 }));
+    const r = make();
+    await step(r);
+    await apply(serviceDoc('web', { replicas: 1 }));
+    await step(r);
+    assert.deepEqual(names(), ['adhoc-1', 'web-1']);
+  });
+
+  it('adopts what runs after a restart of the daemon: no action on a converged machine', async () => {
+    await apply(serviceDoc('web', { replicas: 2, health: { tcp: { port: 80 } } }), serviceDoc('db'));
+    const first = make();
+    await step(first);
+    await step(first);
+    driver.calls.length = 0;
+    const second = make(); // a new daemon: no memory of health or actions
+    const r = await step(second);
+    assert.deepEqual(r.actions, []);
+    assert.deepEqual(driver.calls, []);
+  });
+
+  it('restarts a crashed instance after the backoff, counting restarts in its labels', async () => {
+    await apply(serviceDoc('web'));
+    const r = make();
+    await step(r);
+    driver.crash('web-1', 1);
+    const waiting = await step(r);
+    assert.deepEqual(waiting.actions.map((a) => a.kind), ['wait']);
+    now += 1000;
+    await step(r);
+    assert.equal(driver.instances.get('web-1')!.state, 'running');
+    assert.equal(driver.instances.get('web-1')!.labels[LABELS.restarts], '1');
+    driver.crash('web-1', 1);
+    now += 1000;
+    assert.deepEqual((await step(r)).actions.map((a) => a.kind), ['wait'], 'the second restart waits 2 s');
+    now += 1000;
+    await step(r);
+    assert.equal(driver.instances.get('web-1')!.labels[LABELS.restarts], '2');
+  });
+
+  it('a crash-looping service does not hold back another one', async () => {
+    await apply(serviceDoc('bad'), serviceDoc('good', { replicas: 1 }));
+    const r = make();
+    await step(r);
+    driver.crash('bad-1', 2);
+    await apply(serviceDoc('bad'), serviceDoc('good', { replicas: 3 }));
+    const result = await step(r);
+    assert.deepEqual(result.actions.map((a) => `${a.kind} ${'name' in a ? a.name : a.service}`), ['wait bad', 'create good-2', 'create good-3']);
+    assert.deepEqual(names(), ['bad-1', 'good-1', 'good-2', 'good-3']);
+  });
+
+  it('rolls a new image out without a moment of fewer ready instances than replicas', async () => {
+    await apply(serviceDoc('web', { replicas: 2, health: { http: { path: '/', port: 80 } } }));
+    const ready = new Set<string>();
+    // The probe passes for an instance from its second check on: a start-up delay.
+    const r = make(async (_check, target) => {
+      if (ready.has(target.name)) return null;
+      ready.add(target.name);
+      return 'starting';
+    });
+    for (let i = 0; i < 6; i++) {
+      await step(r);
+      now += 10_000;
+    }
+    await apply(serviceDoc('web', { replicas: 2, image: 'test/web:2', health: { http: { path: '/', port: 80 } } }));
+    const newTemplate = (await store.read()).services.web!.revision.templateHash;
+    for (let pass = 0; pass < 30; pass++) {
+      await step(r);
+      const running = [...driver.instances.values()];
+      const readyCount = running.filter((i) => r.health.get(i.name)?.ready).length;
+      assert.ok(readyCount >= 2, `pass ${pass}: ${readyCount} ready`);
+      assert.ok(running.length <= 3, `pass ${pass}: ${running.length} instances`);
+      now += 10_000;
+    }
+    assert.deepEqual([...driver.instances.values()].map((i) => i.labels[LABELS.template]), [newTemplate, newTemplate]);
+    await r.flush();
+    assert.deepEqual((await store.read()).events.filter((e) => e.reason.startsWith('Rollout')).map((e) => e.reason), ['RolloutStarted', 'RolloutComplete']);
+    assert.equal((await store.read()).rollouts?.web, undefined);
+  });
+
+  it('reports a failing create as a Warning event and backs off', async () => {
+    await apply(serviceDoc('web'));
+    const r = make();
+    driver.failNextCreate();
+    await step(r);
+    await r.flush();
+    const warning = (await store.read()).events.find((e) => e.type === 'Warning');
+    assert.equal(warning?.reason, 'CreateFailed');
+    assert.equal(warning?.message, 'web-1: failed to create instance: injected failure');
+    assert.deepEqual((await step(r)).actions.map((a) => a.kind), ['wait']);
+    now += 1000;
+    await step(r);
+    assert.deepEqual(names(), ['web-1']);
+  });
+
+  it('replaces an instance whose liveness check keeps failing', async () => {
+    await apply(serviceDoc('web', { health: { tcp: { port: 80 }, interval: '1s', failureThreshold: 2 } }));
+    let healthy = true;
+    const r = make(async () => (healthy ? null : 'connection refused'));
+    await step(r);
+    await step(r);
+    healthy = false;
+    for (let i = 0; i < 3; i++) {
+      now += 1000;
+      await step(r);
+    }
+    assert.equal(driver.instances.get('web-1')!.labels[LABELS.restarts], '1');
+    await r.flush();
+    assert.ok((await store.read()).events.some((e) => e.reason === 'InstanceRestarted' && e.message === 'web-1 restarted (1): its health check keeps failing'));
+  });
+});
