@@ -25,6 +25,9 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .requiredOption('-f, --filename <path>', 'a manifest file, a folder (every *.yaml/*.yml below it) or - for stdin; repeatable', collect)
     .option('--dry-run', 'validate and show what would change, store nothing')
     .option('--prune', 'also delete services applied from the CLI that are not in these manifests')
+    .option('--wait', 'wait until the services are converged (ready), or fail after --timeout')
+    .option('--timeout <duration>', 'how long --wait and an in-process converge may take (default 2m)')
+    .option('--no-start', 'only change desired state: start and stop nothing (a running daemon still acts)')
     .action((opts) => run(async (ctx) => (await import('./commands/apply.js')).apply(ctx, opts)));
 
   program.command('diff')
@@ -51,6 +54,9 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .argument('[names...]', 'services to delete (optionally preceded by "service")')
     .option('-f, --filename <path>', 'delete the services these manifests define; repeatable', collect)
     .option('--dry-run', 'check and show what would be deleted, delete nothing')
+    .option('--wait', 'wait until the services are converged (ready), or fail after --timeout')
+    .option('--timeout <duration>', 'how long --wait and an in-process converge may take (default 2m)')
+    .option('--no-start', 'only change desired state: start and stop nothing (a running daemon still acts)')
     .action((names, opts) => run(async (ctx) => (await import('./commands/delete.js')).del(ctx, names, opts)));
 
   program.command('history')
@@ -62,6 +68,9 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .description('make an earlier revision current again (as a new revision)')
     .argument('<name>', 'the service')
     .option('--to <revision>', 'the revision to return to (default: the newest earlier one with a different spec)')
+    .option('--wait', 'wait until the services are converged (ready), or fail after --timeout')
+    .option('--timeout <duration>', 'how long --wait and an in-process converge may take (default 2m)')
+    .option('--no-start', 'only change desired state: start and stop nothing (a running daemon still acts)')
     .action((name, opts) => run(async (ctx) => (await import('./commands/rollback.js')).rollback(ctx, name, opts)));
 
   program.command('events')
@@ -70,6 +79,47 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--limit <n>', 'at most this many past events (default 50)')
     .option('-f, --follow', 'keep printing new events until interrupted')
     .action((opts) => run(async (ctx) => (await import('./commands/events.js')).events(ctx, opts)));
+
+  const waitOptions = (c: Command) => c
+    .option('--wait', 'wait until the service is converged, or fail after --timeout')
+    .option('--timeout <duration>', 'how long --wait may take (default 2m)');
+  waitOptions(program.command('stop')
+    .description('stop a service: remove its instances and keep it at zero until "carte start"')
+    .argument('<service>', 'the service'))
+    .action((name, opts) => run(async (ctx) => (await import('./commands/services.js')).stop(ctx, name, opts)));
+  waitOptions(program.command('start')
+    .description('start a stopped service again')
+    .argument('<service>', 'the service'))
+    .action((name, opts) => run(async (ctx) => (await import('./commands/services.js')).start(ctx, name, opts)));
+  waitOptions(program.command('restart')
+    .description('replace every instance of a service, one by one, under its update strategy')
+    .argument('<service>', 'the service'))
+    .action((name, opts) => run(async (ctx) => (await import('./commands/services.js')).restart(ctx, name, opts)));
+  waitOptions(program.command('scale')
+    .description('set the replica count of a service (refused for autoscaled services)')
+    .argument('<service>', 'the service')
+    .requiredOption('--replicas <n>', 'the number of instances'))
+    .action((name, opts) => run(async (ctx) => (await import('./commands/services.js')).scale(ctx, name, opts)));
+
+  program.command('status')
+    .description('the daemon, each source (last sync, commit, error) and whether each service is converged')
+    .action(() => run(async (ctx) => (await import('./commands/services.js')).status(ctx)));
+
+  program.command('sync')
+    .description('make the daemon fetch and apply its sources now')
+    .action(() => run(async (ctx) => (await import('./commands/services.js')).sync(ctx)));
+
+  program.command('daemon')
+    .description('run the reconciler in the foreground: converge desired state for ever (needs root)')
+    .option('--watch <dir>', 'a folder of manifests to apply on every change; repeatable', collect)
+    .option('--git <url>', 'a Git repository of manifests to follow')
+    .option('--branch <name>', 'the branch to follow', 'main')
+    .option('--path <dir>', 'the folder of manifests inside the repository', '.')
+    .option('--interval <duration>', 'how often to fetch the repository', '30s')
+    .option('--config <file>', 'YAML with watch: [dirs] and git: [{url, branch, path, interval}]')
+    .option('--resync <duration>', 'periodic full resync (catches changes nobody reported)', '2s')
+    .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .action((opts) => run(async (ctx) => (await import('./commands/daemon.js')).daemon(ctx, opts)));
 
   program.command('build')
     .description('build an image from a Cartefile (each COPY/ADD is a cached layer)')

@@ -46,6 +46,8 @@ type PendingEvent = Omit<CarteEvent, 'seq' | 'at'>;
 
 /** Readiness as written to the store for the CLI and `carte describe`. */
 export interface InstanceHealthRecord {
+  service: string;
+  restarts: number;
   ready: boolean;
   unhealthy: boolean;
   lastError: string | null;
@@ -343,7 +345,7 @@ export class Reconciler {
     const next: Record<string, InstanceHealthRecord> = {};
     for (const i of observed) {
       const { ready, unhealthy } = this.health.view(i, this.lastDesired.get(i.service)?.spec.health ?? null);
-      next[i.name] = { ready, unhealthy, lastError: this.health.get(i.name)?.lastError ?? null };
+      next[i.name] = { service: i.service, restarts: Number(i.labels[LABELS.restarts] ?? 0), ready, unhealthy, lastError: this.health.get(i.name)?.lastError ?? null };
     }
     if (JSON.stringify(next) !== JSON.stringify(this.healthRecords)) {
       this.healthRecords = next;

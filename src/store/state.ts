@@ -24,7 +24,7 @@ export interface Revision {
   /** Git commit the manifests were read at, when the source is Git. */
   commit: string | null;
   /** Why this revision exists: written by apply, or copied back by rollback. */
-  cause: { kind: 'apply' } | { kind: 'rollback'; to: number };
+  cause: { kind: 'apply' } | { kind: 'rollback'; to: number } | { kind: 'restart' } | { kind: 'scale'; from: number };
   at: string;
 }
 

@@ -9,7 +9,7 @@ export const STALE_MS = 5_000;
 const UPDATE_MS = 1_000;
 
 export interface LockOptions {
-  /** How long to wait for another holder before giving up. */
+  /** How long to wait for another holder before giving up (0: try once). */
   timeoutMs?: number;
 }
 
@@ -46,7 +46,7 @@ export async function acquireLock(lockPath: string, opts: LockOptions = {}): Pro
       if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') {
         throw new CarteError('io', `failed to lock ${lockPath}: ${(e as Error).message}`, { cause: e });
       }
-      if (Date.now() - started > timeoutMs) {
+      if (Date.now() - started >= timeoutMs) {
         throw new CarteError('store-locked',
           `failed to lock the store: ${lockPath} is held by another carte process for over ${Math.round(timeoutMs / 1000)}s ` +
           `(a crashed holder's lock clears itself after ${STALE_MS / 1000}s; a running daemon holds it while it runs)`);

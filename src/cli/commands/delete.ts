@@ -2,12 +2,17 @@ import { deleteServices } from '../../api/delete.js';
 import { UsageError } from '../../errors.js';
 import { loadManifests } from '../../schema/load.js';
 import type { Context } from '../context.js';
+import { convergeAfterChange } from '../converge.js';
 import { write } from '../output.js';
+import { timeoutOf } from './services.js';
 import { SERVICE_WORDS } from './get.js';
 
 export interface DeleteOptions {
   filename?: string[];
   dryRun?: boolean;
+  wait?: boolean;
+  timeout?: string;
+  start?: boolean;
 }
 
 export async function del(ctx: Context, words: string[], opts: DeleteOptions): Promise<void> {
@@ -23,4 +28,6 @@ export async function del(ctx: Context, words: string[], opts: DeleteOptions): P
   const deleted = await deleteServices(ctx.store(), names, { source: 'cli', dryRun: opts.dryRun, now: ctx.now });
   const suffix = opts.dryRun ? ' (dry run)' : '';
   write(deleted.map((n) => `service/${n} deleted${suffix}`).join('\n'));
+  if (opts.dryRun || opts.start === false) return;
+  await convergeAfterChange(ctx, { wait: opts.wait === true, timeoutMs: timeoutOf(opts), services: [] });
 }

@@ -2,6 +2,7 @@ import { stringify } from 'yaml';
 import { NotFoundError, UsageError } from '../../errors.js';
 import { toManifest } from '../../schema/canonical.js';
 import { formatCpu, formatMemory } from '../../schema/units.js';
+import { serviceStatuses } from '../../api/status.js';
 import { serviceObject, type StoredService } from '../../store/state.js';
 import type { Context } from '../context.js';
 import { age, table, write } from '../output.js';
@@ -99,10 +100,12 @@ export async function get(ctx: Context, words: string[], opts: GetOptions): Prom
     return;
   }
   const now = ctx.now();
-  const head = ['NAME', 'REPLICAS', 'IMAGE', 'REVISION', 'SOURCE', 'AGE'];
+  const statuses = new Map(serviceStatuses(data, now.getTime()).map((st) => [st.name, st]));
+  const head = ['NAME', 'READY', 'STATUS', 'IMAGE', 'REVISION', 'SOURCE', 'AGE'];
   const wide = ['PORTS', 'RESOURCES', 'AUTOSCALE', 'DEPENDS-ON', 'TEMPLATE'];
   const rows = services.map((s) => {
-    const base = [s.name, String(s.revision.spec.replicas), image(s), String(s.revision.revision), s.source, age(s.createdAt, now)];
+    const st = statuses.get(s.name)!;
+    const base = [s.name, `${st.ready}/${st.desired}`, st.phase, image(s), String(s.revision.revision), s.source, age(s.createdAt, now)];
     if (output !== 'wide') return base;
     return [...base, ports(s), resources(s), autoscale(s), s.revision.spec.dependsOn.join(',') || '<none>', s.revision.templateHash.slice(0, 8)];
   });

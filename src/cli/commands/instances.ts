@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { InstanceSpec, ObservedInstance } from '../../drivers/driver.js';
 import { CarteError, NotFoundError, UsageError } from '../../errors.js';
+import { instanceRecords } from '../../api/status.js';
 import { formatCpu, formatMemory, parseCpu, parseDuration, parseMemory } from '../../schema/units.js';
 import type { VolumeSpec } from '../../schema/types.js';
 import type { Context } from '../context.js';
@@ -90,14 +91,18 @@ export async function getInstances(ctx: Context, name: string | undefined, outpu
     return;
   }
   const now = ctx.now();
+  const records = instanceRecords(await ctx.store().read());
   const rows = await Promise.all(list.map(async (i) => {
     const s = i.state === 'running' ? await driver.stats(i.name) : null;
+    const rec = records[i.name];
     const mem = s ? `${(s.memoryWorkingSetBytes / 2 ** 20).toFixed(1)}Mi${s.memoryLimitBytes ? `/${formatMemory(s.memoryLimitBytes)}` : ''}` : '-';
     const cpu = s ? `${cpuTime(s.cpuUsageNs)}${s.cpuLimitMillis ? ` (limit ${formatCpu(s.cpuLimitMillis)})` : ''}` : '-';
-    const row = [i.name, i.service, stateText(i), age(i.createdAt, now), i.ip ?? '-', cpu, mem];
+    // Readiness is known where a reconciler checks health; `carte run` instances have none.
+    const ready = rec ? (rec.ready ? 'yes' : rec.unhealthy ? 'unhealthy' : 'no') : '-';
+    const row = [i.name, i.service, stateText(i), ready, String(rec?.restarts ?? 0), age(i.createdAt, now), i.ip ?? '-', cpu, mem];
     return output === 'wide' ? [...row, String(i.pid ?? '-'), i.image, i.problems.join('; ') || '-'] : row;
   }));
-  const head = ['NAME', 'SERVICE', 'STATE', 'AGE', 'IP', 'CPU', 'MEMORY'];
+  const head = ['NAME', 'SERVICE', 'STATE', 'READY', 'RESTARTS', 'AGE', 'IP', 'CPU', 'MEMORY'];
   write(table(output === 'wide' ? [...head, 'PID', 'IMAGE', 'PROBLEMS'] : head, rows));
 }
 

@@ -13,7 +13,8 @@ describe('carte CLI', function () {
     fs.writeFileSync(path.join(work, name), text);
     return name;
   };
-  const c = (...args: string[]) => carte(home, args, { cwd: work });
+  // The unit tier never starts containers: commands that converge get --no-start.
+  const c = (...args: string[]) => carte(home, ['apply', 'delete', 'rollback'].includes(args[0]!) ? [...args, '--no-start'] : args, { cwd: work });
 
   beforeEach(() => {
     home = tempDir('carte-home-');
@@ -34,7 +35,7 @@ describe('carte CLI', function () {
   });
 
   it('applies from standard input', async () => {
-    const r = await carte(home, ['apply', '-f', '-'], { input: yaml(serviceDoc('a')), cwd: work });
+    const r = await carte(home, ['apply', '-f', '-', '--no-start'], { input: yaml(serviceDoc('a')), cwd: work });
     assert.deepEqual(r, { code: 0, stdout: 'service/a created\n', stderr: '' });
   });
 
@@ -84,7 +85,7 @@ describe('carte CLI', function () {
     await c('apply', '-f', 'a.yaml');
     const table = await c('get');
     assert.equal(table.code, 0);
-    assert.match(table.stdout, /^NAME   REPLICAS   IMAGE        REVISION   SOURCE   AGE\nweb    2          test\/web:1   1          cli      \d+s\n$/);
+    assert.match(table.stdout, /^NAME   READY   STATUS        IMAGE        REVISION   SOURCE   AGE\nweb    0\/2     Progressing   test\/web:1   1          cli      \d+s\n$/);
     assert.match((await c('get', 'services', 'web', '-o', 'wide')).stdout, /PORTS.*\n.*80\/tcp→:8080/);
     const asYaml = await c('get', 'svc', 'web', '-o', 'yaml');
     file('again.yaml', asYaml.stdout);
@@ -154,7 +155,7 @@ describe('carte CLI', function () {
     assert.deepEqual(await c('apply', '-f', 'nothere.yaml'), { code: 2, stdout: '', stderr: 'error: cannot read manifests from "nothere.yaml": no such file or folder\n' });
     const version = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
     assert.deepEqual(await c('version'), { code: 0, stdout: `carte ${version} (node ${process.version})\n`, stderr: '' });
-    for (const cmd of ['apply', 'diff', 'get', 'describe', 'delete', 'history', 'rollback', 'events', 'version']) {
+    for (const cmd of ['apply', 'diff', 'get', 'describe', 'delete', 'history', 'rollback', 'events', 'stop', 'start', 'restart', 'scale', 'status', 'sync', 'daemon', 'build', 'images', 'rmi', 'run', 'logs', 'exec', 'rm', 'gc', 'version']) {
       const help = await c(cmd, '--help');
       assert.equal(help.code, 0, cmd);
       assert.match(help.stdout, new RegExp(`^Usage: carte ${cmd}`), cmd);

@@ -1,0 +1,57 @@
+// Operations on one stored service that are not an apply: stop and start
+// (suspend to zero and resume, remembered), a rolling restart, scaling.
+// Each is a store update; the reconciler does the rest.
+import { createHash } from 'node:crypto';
+import { CarteError, NotFoundError } from '../errors.js';
+import { recordEvent, type StateData, type StoredService } from '../store/state.js';
+import type { Store } from '../store/store.js';
+import { specHash } from '../schema/canonical.js';
+import { pushRevision } from './apply.js';
+
+function find(data: StateData, name: string): StoredService {
+  const s = data.services[name];
+  if (!s) throw new NotFoundError(`service "${name}" not found`);
+  return s;
+}
+
+export async function setSuspended(store: Store, name: string, suspended: boolean, now = new Date()): Promise<boolean> {
+  return store.update((data) => {
+    const s = find(data, name);
+    if ((s.suspended === true) === suspended) return false;
+    s.suspended = suspended;
+    recordEvent(data, now, { type: 'Normal', object: `service/${name}`, reason: suspended ? 'Stopped' : 'Started', message: suspended ? 'stopped by cli: held at zero instances' : 'started by cli' });
+    return true;
+  });
+}
+
+/**
+ * A rolling restart: a new revision with the same spec and a new template
+ * hash, so every instance is replaced under the update strategy (what
+ * `kubectl rollout restart` does with a template annotation).
+ */
+export async function restartService(store: Store, name: string, now = new Date()): Promise<number> {
+  return store.update((data) => {
+    const s = find(data, name);
+    const r = s.revision;
+    const templateHash = createHash('sha256').update(`${r.templateHash}:restart:${now.toISOString()}`).digest('hex').slice(0, 16);
+    pushRevision(s, { ...r, revision: r.revision + 1, templateHash, cause: { kind: 'restart' }, at: now.toISOString() });
+    recordEvent(data, now, { type: 'Normal', object: `service/${name}`, reason: 'RestartRequested', message: `revision ${r.revision + 1}: every instance is replaced, one by one` });
+    return r.revision + 1;
+  });
+}
+
+export async function scaleService(store: Store, name: string, replicas: number, now = new Date()): Promise<{ from: number; source: string } | null> {
+  return store.update((data) => {
+    const s = find(data, name);
+    const r = s.revision;
+    const a = r.spec.autoscale;
+    if (a) {
+      throw new CarteError('conflict', `service "${name}" is autoscaled (${a.min}–${a.max} replicas): change autoscale.min/max in its manifest instead`);
+    }
+    if (r.spec.replicas === replicas) return null;
+    const spec = { ...r.spec, replicas };
+    pushRevision(s, { ...r, revision: r.revision + 1, spec, hash: specHash({ name, labels: r.labels, spec }), cause: { kind: 'scale', from: r.spec.replicas }, at: now.toISOString() });
+    recordEvent(data, now, { type: 'Normal', object: `service/${name}`, reason: 'Scaled', message: `${r.spec.replicas} → ${replicas} replicas (revision ${r.revision + 1})` });
+    return { from: r.spec.replicas, source: s.source };
+  });
+}

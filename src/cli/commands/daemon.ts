@@ -1,0 +1,67 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { startDaemon } from '../../daemon/daemon.js';
+import { UsageError } from '../../errors.js';
+import { daemonLogger } from '../../log.js';
+import type { GitSourceOptions } from '../../reconciler/sources/git.js';
+import { parseDuration } from '../../schema/units.js';
+import type { Context } from '../context.js';
+import { linuxDriver } from '../linux.js';
+
+export interface DaemonOptions {
+  watch?: string[];
+  git?: string;
+  branch: string;
+  path: string;
+  interval: string;
+  resync: string;
+  config?: string;
+  logLevel: string;
+}
+
+function duration(flag: string, text: string): number {
+  const p = parseDuration(text);
+  if (!p.ok) throw new UsageError(`daemon: ${flag}: ${p.message}`);
+  return p.value;
+}
+
+/** Sources from flags and an optional YAML config file: { watch: [dir], git: [{ url, branch, path, interval }] }. */
+export function daemonSources(opts: DaemonOptions): { watch: string[]; git: GitSourceOptions[] } {
+  const watch = [...(opts.watch ?? [])];
+  const git: GitSourceOptions[] = [];
+  if (opts.git) git.push({ url: opts.git, branch: opts.branch, path: opts.path, intervalMs: duration('--interval', opts.interval) });
+  if (opts.config) {
+    let cfg: { watch?: string[]; git?: Array<{ url: string; branch?: string; path?: string; interval?: string }> };
+    try {
+      cfg = parseYaml(fs.readFileSync(opts.config, 'utf8')) ?? {};
+    } catch (e) {
+      throw new UsageError(`daemon: cannot read config ${opts.config}: ${(e as Error).message}`);
+    }
+    const base = path.dirname(path.resolve(opts.config));
+    watch.push(...(cfg.watch ?? []).map((d) => path.resolve(base, d)));
+    for (const g of cfg.git ?? []) {
+      if (!g.url) throw new UsageError(`daemon: ${opts.config}: every git entry needs a url`);
+      git.push({ url: g.url, branch: g.branch ?? 'main', path: g.path ?? '.', intervalMs: duration('git interval', g.interval ?? '30s') });
+    }
+  }
+  for (const d of watch) if (!fs.existsSync(d)) throw new UsageError(`daemon: --watch ${d}: no such folder`);
+  return { watch, git };
+}
+
+export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
+  const sources = daemonSources(opts);
+  const log = daemonLogger(opts.logLevel as 'info');
+  const driver = await linuxDriver({ ...ctx, log });
+  const running = await startDaemon({ home: ctx.home, log, driver, ...sources, resyncMs: duration('--resync', opts.resync) });
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await running.stop();
+}

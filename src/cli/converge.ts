@@ -1,0 +1,63 @@
+// After desired state changed: with a daemon, ask it to act (and with
+// --wait, watch the store until the services are converged); without one,
+// converge in-process once, like `docker compose up -d`, under the converge
+// lock so it never runs beside a daemon.
+import { serviceStatuses } from '../api/status.js';
+import { connectDaemon } from '../daemon/client.js';
+import { takeConvergeLock } from '../daemon/daemon.js';
+import { CarteError } from '../errors.js';
+import { Reconciler } from '../reconciler/reconciler.js';
+import type { Context } from './context.js';
+import { linuxDriver } from './linux.js';
+import { write } from './output.js';
+
+export interface ConvergeOptions {
+  wait: boolean;
+  timeoutMs: number;
+  /** Services to wait for (default: all). */
+  services?: string[];
+}
+
+export async function convergeAfterChange(ctx: Context, opts: ConvergeOptions): Promise<void> {
+  const client = await connectDaemon(ctx.home);
+  if (client) {
+    await client.post('/v1/reconcile');
+    if (opts.wait) await waitConverged(ctx, opts);
+    return;
+  }
+  if (process.getuid?.() !== 0) {
+    ctx.log.warn('stored; no carte daemon is running and this is not root, so nothing was started (run "carte daemon" as root)');
+    return;
+  }
+  const lock = await takeConvergeLock(ctx.home);
+  try {
+    const store = ctx.store();
+    const mark = (await store.read()).nextEventSeq;
+    const reconciler = new Reconciler({ store, driver: await linuxDriver(ctx), log: ctx.log });
+    const result = await reconciler.converge(opts.timeoutMs);
+    const data = await store.read();
+    for (const e of data.events.filter((ev) => ev.seq >= mark && /^Instance|Failed$/.test(ev.reason))) {
+      write(`${e.type === 'Warning' ? 'warning: ' : ''}${e.message}`);
+    }
+    for (const a of result.actions) if (a.kind === 'wait') write(`${a.service}: ${a.reason}`);
+  } finally {
+    await lock.release();
+  }
+  if (opts.wait) await waitConverged(ctx, opts);
+}
+
+/** Polls the store until the services are converged; fails with their status after the timeout. */
+export async function waitConverged(ctx: Context, opts: ConvergeOptions): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    const statuses = serviceStatuses(await ctx.store().read(), Date.now()).filter((s) => !opts.services || opts.services.includes(s.name));
+    const pending = statuses.filter((s) => s.phase !== 'Converged' && s.phase !== 'Stopped');
+    if (!pending.length) return;
+    if (Date.now() > deadline) {
+      throw new CarteError('driver', `not converged after ${Math.round(opts.timeoutMs / 1000)}s`, {
+        details: pending.map((s) => `service/${s.name}: ${s.ready}/${s.desired} ready, ${s.phase}${s.reason ? `: ${s.reason}` : ''}`),
+      });
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}

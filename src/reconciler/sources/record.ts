@@ -1,0 +1,39 @@
+// What every source does with a set of manifest texts: validate, apply as
+// that source (pruning only its own objects), and record the outcome. A bad
+// set changes nothing that runs; its located errors go into the source's
+// status and, once per distinct error, into an event.
+import { applyServices } from '../../api/apply.js';
+import { CarteError, formatProblem, ManifestError } from '../../errors.js';
+import { parseManifests, type ManifestText } from '../../schema/load.js';
+import { recordEvent, type SourceId } from '../../store/state.js';
+import type { Store } from '../../store/store.js';
+
+export interface SyncOutcome {
+  ok: boolean;
+  /** e.g. `service/login configured`, or the error lines. */
+  lines: string[];
+}
+
+export async function recordSourceError(store: Store, id: SourceId, message: string, commit: string | null): Promise<void> {
+  await store.update((data) => {
+    const prev = data.sources[id];
+    if (prev?.lastError !== message) {
+      recordEvent(data, new Date(), { type: 'Warning', object: `source/${id}`, reason: 'SyncFailed', message: `${commit ? `commit ${commit.slice(0, 12)}: ` : ''}${message.split('\n').join('; ')}` });
+    }
+    data.sources[id] = { id, lastSync: prev?.lastSync ?? null, commit: prev?.commit ?? null, lastError: message };
+  });
+}
+
+export async function syncTexts(store: Store, id: SourceId, texts: ManifestText[], commit: string | null): Promise<SyncOutcome> {
+  try {
+    const { services, problems } = parseManifests(texts);
+    if (problems.length) throw new ManifestError(problems);
+    const changes = await applyServices(store, { services, source: id, prune: true, commit });
+    return { ok: true, lines: changes.filter((c) => c.action !== 'unchanged').map((c) => `service/${c.name} ${c.action}`) };
+  } catch (e) {
+    if (!(e instanceof CarteError)) throw e;
+    const lines = e instanceof ManifestError ? e.problems.map(formatProblem) : [e.message, ...e.details];
+    await recordSourceError(store, id, lines.join('\n'), commit);
+    return { ok: false, lines };
+  }
+}
