@@ -52,13 +52,16 @@ export async function takeConvergeLock(home: string): Promise<HeldLock> {
   }
 }
 
+/** Whether a process runs; a zombie (killed, not yet reaped by its parent) does not. */
 function alive(pid: number): boolean {
+  let stat: string;
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
   }
+  // Fields after the parenthesised command name: the first is the state letter.
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }
 
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
