@@ -4,7 +4,7 @@ SHELL := /bin/bash
 MOCHA := node_modules/.bin/mocha
 TSC := node_modules/.bin/tsc
 
-.PHONY: help setup deps build test test-unit test-linux bench demo clean
+.PHONY: help setup deps build test test-unit test-linux test-e2e bench demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -22,7 +22,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 build: deps ## compile TypeScript into dist/
 	$(TSC) -p tsconfig.json
 
-test: build test-unit test-linux ## run every test tier (the root tiers need root; CI=true makes skipping them an error)
+test: build test-unit test-linux test-e2e ## run every test tier (the root tiers need root; CI=true makes skipping them an error)
 
 test-unit: build ## unit tests: no root, no containers
 	$(MOCHA) 'dist/test/unit/**/*.test.js'
@@ -30,9 +30,13 @@ test-unit: build ## unit tests: no root, no containers
 test-linux: build ## linux tests: real containers (root; skipped with a message otherwise, except under CI=true)
 	$(MOCHA) 'dist/test/linux/**/*.test.js'
 
+test-e2e: build ## end-to-end: the CLI and a real daemon, as a user runs them (root, like test-linux)
+	$(MOCHA) 'dist/test/e2e/**/*.test.js'
+
 bench: build ## run the benchmarks and print their figures (see docs/benchmarks.md)
 	node dist/bench/cli.js
 	node dist/bench/driver.js
+	node dist/bench/reconciler.js
 
 demo: setup ## apply the demo deployment in manifests/ and show it
 	./bin/carte apply -f manifests/

@@ -91,7 +91,7 @@ const fresh = (startedAt: string | null): HealthState => ({ ready: false, unheal
 
 export class HealthMonitor {
   private readonly states = new Map<string, HealthState>();
-  private readonly inFlight = new Set<string>();
+  private readonly inFlight = new Map<string, Promise<void>>();
 
   constructor(private readonly probe: Prober, private readonly clock: () => number = Date.now) {}
 
@@ -119,19 +119,22 @@ export class HealthMonitor {
     for (const name of this.states.keys()) if (!live.has(name)) this.states.delete(name);
     await Promise.all(instances.map(async (i) => {
       const spec = specOf(i);
-      if (!spec || i.state !== 'running' || this.inFlight.has(i.name)) return;
+      if (!spec || i.state !== 'running') return;
+      // A check already running for it (from the other caller): wait for its result rather than skip it.
+      const running = this.inFlight.get(i.name);
+      if (running) return running;
       let prev = this.states.get(i.name);
       if (!prev || prev.startedAt !== i.startedAt) prev = fresh(i.startedAt);
       if (prev.lastCheckAt !== null && now - prev.lastCheckAt < spec.intervalMs) return;
-      this.inFlight.add(i.name);
-      try {
+      const before = prev;
+      const check = (async () => {
         const error = await this.probe(spec.check, { name: i.name, ip: i.ip }, spec.timeoutMs);
-        const next = nextHealth(prev, error, spec, this.clock(), Date.parse(i.startedAt ?? i.createdAt));
-        if (next.ready !== prev.ready || next.unhealthy !== prev.unhealthy || !this.states.has(i.name)) changed = true;
+        const next = nextHealth(before, error, spec, this.clock(), Date.parse(i.startedAt ?? i.createdAt));
+        if (next.ready !== before.ready || next.unhealthy !== before.unhealthy || !this.states.has(i.name)) changed = true;
         this.states.set(i.name, next);
-      } finally {
-        this.inFlight.delete(i.name);
-      }
+      })().finally(() => this.inFlight.delete(i.name));
+      this.inFlight.set(i.name, check);
+      return check;
     }));
     return changed;
   }

@@ -105,7 +105,7 @@ function planService(
       continue;
     }
     if (i.broken || i.unhealthy) {
-      gate({ kind: 'restart', service, name: i.name, templateHash: svc.templateHash, revision: svc.revision, reason: i.broken ? 'the machine shows a problem with it' : 'its health check keeps failing' });
+      gate({ kind: 'restart', service, name: i.name, templateHash: svc.templateHash, revision: svc.revision, reason: i.broken ? (i.state === 'created' ? 'it was made but never started (its creator stopped half-way)' : 'the machine shows a problem with it') : 'its health check keeps failing' });
       holders.push(i);
       continue;
     }

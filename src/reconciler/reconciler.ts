@@ -152,8 +152,21 @@ export class Reconciler {
 
   // ---- one pass ----
 
-  /** One reconcile pass: observe, plan, launch. Exposed for tests and for the CLI's in-process converge. */
-  async pass(): Promise<PassResult> {
+  private passChain: Promise<unknown> = Promise.resolve();
+
+  /**
+   * One reconcile pass: observe, plan, launch. Passes never overlap, however
+   * they are called (the loop, the daemon's first pass, the CLI's converge):
+   * each waits for the one before it. Two passes at once would each see the
+   * other's health checks as missing and plan from half the truth.
+   */
+  pass(): Promise<PassResult> {
+    const next = this.passChain.then(() => this.passOnce());
+    this.passChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async passOnce(): Promise<PassResult> {
     const started = performance.now();
     const data = await this.store.read();
     const desired = desiredServices(data);
@@ -212,7 +225,11 @@ export class Reconciler {
     const ordinal = Number(/-(\d+)$/.exec(i.name)?.[1] ?? 0);
     return {
       name: i.name, service: i.service, ordinal, templateHash: i.labels[LABELS.template] ?? '', state: i.state,
-      ready, unhealthy, broken: i.problems.length > 0, exitCode: i.exitCode, oomKilled: i.oomKilled,
+      ready, unhealthy,
+      // `created` but not being created by us: its creator died between runc create and start (a daemon
+      // killed mid-create); it will never start by itself, so it is replaced.
+      broken: i.problems.length > 0 || i.state === 'created',
+      exitCode: i.exitCode, oomKilled: i.oomKilled,
       createdAt: Date.parse(i.createdAt), startedAt: i.startedAt ? Date.parse(i.startedAt) : null,
       finishedAt: i.finishedAt ? Date.parse(i.finishedAt) : null,
       restarts: Number(i.labels[LABELS.restarts] ?? 0),

@@ -160,4 +160,35 @@ describe('reconciler (in-memory driver)', () => {
     await r.flush();
     assert.ok((await store.read()).events.some((e) => e.reason === 'InstanceRestarted' && e.message === 'web-1 restarted (1): its health check keeps failing'));
   });
+
+  it('replaces an instance left created but never started by a daemon that died mid-create', async () => {
+    await apply(serviceDoc('web'));
+    const r = make();
+    await step(r);
+    driver.instances.get('web-1')!.state = 'created';
+    driver.instances.get('web-1')!.pid = null;
+    const fresh = make(); // the restarted daemon: web-1 is not its own in-flight create
+    await step(fresh);
+    assert.equal(driver.instances.get('web-1')!.state, 'running');
+    assert.equal(driver.instances.get('web-1')!.labels[LABELS.restarts], '1');
+  });
+
+  it('never runs two passes at once, however they are called', async () => {
+    await apply(serviceDoc('web', { replicas: 3, health: { tcp: { port: 80 } } }));
+    let concurrent = 0;
+    let most = 0;
+    const r = make(async () => {
+      concurrent++;
+      most = Math.max(most, concurrent);
+      await new Promise((res) => setTimeout(res, 20));
+      concurrent--;
+      return null;
+    });
+    const passes = await Promise.all([r.pass(), r.pass(), r.pass()]);
+    await r.idle();
+    // Only the first pass creates; the later ones, run after it, see its creates in flight.
+    assert.deepEqual(passes.map((p) => p.actions.filter((a) => a.kind === 'create').length), [3, 0, 0]);
+    assert.deepEqual(names(), ['web-1', 'web-2', 'web-3']);
+    assert.ok(most <= 3);
+  });
 });

@@ -1,0 +1,86 @@
+// End-to-end helpers: the CLI and the daemon run as separate processes, as a
+// user runs them, on a CARTE_HOME, bridge, subnet and cgroup parent of their
+// own; teardown stops the daemon and removes every container and leftover.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { LinuxDriver } from '../../src/drivers/linux/driver.js';
+import { cliLogger } from '../../src/log.js';
+import { emptyState, type StateData } from '../../src/store/state.js';
+import { CARTE, tempDir } from './paths.js';
+import { kill9, run, type Run } from './process.js';
+
+export interface E2eEnv {
+  home: string;
+  env: NodeJS.ProcessEnv;
+  carte(args: string[], opts?: { cwd?: string; input?: string }): Promise<Run>;
+  daemon(args: string[]): ChildProcess;
+  state(): StateData;
+  teardown(): Promise<void>;
+}
+
+export function makeE2eEnv(): E2eEnv {
+  const id = randomBytes(2).toString('hex');
+  const home = tempDir('carte-e2e-');
+  const settings = { bridge: `ce${id}`, subnet: `10.201.${parseInt(id, 16) % 250}.0/24`, cgroupParent: `/carte-e2e-${id}` };
+  const env = { ...process.env, CARTE_HOME: home, CARTE_BRIDGE: settings.bridge, CARTE_SUBNET: settings.subnet, CARTE_CGROUP_PARENT: settings.cgroupParent, NO_COLOR: '1' };
+  const daemons: ChildProcess[] = [];
+  return {
+    home, env,
+    carte: (args, opts = {}) => run(process.execPath, [CARTE, ...args], { env, ...opts }),
+    daemon(args) {
+      const child = spawn(process.execPath, [CARTE, 'daemon', '--log-level', process.env.CARTE_TEST_DEBUG ?? 'warn', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr!.on('data', (d: Buffer) => process.env.CARTE_TEST_DEBUG && process.stderr.write(d));
+      daemons.push(child);
+      return child;
+    },
+    state: () => (fs.existsSync(path.join(home, 'state.json')) ? JSON.parse(fs.readFileSync(path.join(home, 'state.json'), 'utf8')) as StateData : emptyState()),
+    async teardown() {
+      for (const d of daemons) {
+        if (d.exitCode === null && d.signalCode === null) {
+          d.kill('SIGTERM');
+          await new Promise((r) => setTimeout(r, 500));
+          await kill9(d);
+        }
+      }
+      const driver = new LinuxDriver({ home, log: cliLogger('silent'), ...settings });
+      await driver.gc({ keep: new Set() }).catch(() => {});
+      await driver.network.removeBridge().catch(() => {});
+      for (const c of fs.readdirSync('/sys/fs/cgroup')) {
+        try {
+          fs.rmdirSync(path.join('/sys/fs/cgroup', c, settings.cgroupParent));
+        } catch {
+          // absent
+        }
+      }
+      fs.rmSync(driver.runRoot, { recursive: true, force: true });
+      fs.rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Instances of a service in the store's readiness records. */
+export function readiness(state: StateData, service: string): Array<{ name: string; ready: boolean; restarts: number }> {
+  return Object.entries(state.instances as Record<string, { service: string; ready: boolean; restarts: number }>)
+    .filter(([, r]) => r.service === service)
+    .map(([name, r]) => ({ name, ready: r.ready, restarts: r.restarts }))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+export const BUSYBOX_CARTEFILE = 'FROM scratch\nCOPY --from=host /bin/busybox /bin/busybox\nCOPY --from=host /bin/busybox /bin/sh\nCMD ["/bin/sh"]\n';
+
+/** A web service on busybox httpd, with a TCP health check, as manifest text. */
+export function webManifest(opts: { name?: string; replicas: number; body?: string; extra?: string }): string {
+  return `apiVersion: carte/v1
+kind: Service
+metadata: { name: ${opts.name ?? 'web'} }
+spec:
+  image: e2e/busybox:1
+  command: [sh, -c, "busybox mkdir -p /www && echo ${opts.body ?? 'v1'} > /www/index.html && exec busybox httpd -f -p 8080 -h /www"]
+  replicas: ${opts.replicas}
+  ports: [{ name: http, port: 8080 }]
+  health: { tcp: { port: http }, interval: 500ms, timeout: 500ms }
+  stopGracePeriod: 1s
+${opts.extra ?? ''}`;
+}
