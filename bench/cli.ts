@@ -16,9 +16,9 @@ function median(values: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-function time(args: string[], env: NodeJS.ProcessEnv): number {
+function time([cmd, ...args]: string[], env: NodeJS.ProcessEnv): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync(cmd!, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   if (r.status !== 0) throw new Error(`${args.join(' ')} failed: ${r.stderr.toString()}`);
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
@@ -27,7 +27,7 @@ const home = fs.mkdtempSync(path.join(os.tmpdir(), 'carte-bench-'));
 const env = { ...process.env, CARTE_HOME: home };
 try {
   const cases: Array<[string, string[]]> = [
-    ['node -e 0 (baseline)', ['-e', '0']],
+    ['node -e 0 (baseline)', [process.execPath, '-e', '0']],
     ['carte version', [CARTE, 'version']],
     ['carte apply -f manifests/ (5 services)', [CARTE, 'apply', '-f', path.join(ROOT, 'manifests')]],
     ['carte get', [CARTE, 'get']],

@@ -117,7 +117,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--path <dir>', 'the folder of manifests inside the repository', '.')
     .option('--interval <duration>', 'how often to fetch the repository', '30s')
     .option('--config <file>', 'YAML with watch: [dirs] and git: [{url, branch, path, interval}]')
-    .option('--resync <duration>', 'periodic full resync (catches changes nobody reported)', '2s')
+    .option('--resync <duration>', 'periodic full resync (catches changes nobody reported)', '3s')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action((opts) => run(async (ctx) => (await import('./commands/daemon.js')).daemon(ctx, opts)));
 

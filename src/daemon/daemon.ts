@@ -11,6 +11,7 @@ import { FolderSource } from '../reconciler/sources/folder.js';
 import { GitSource, type GitSourceOptions } from '../reconciler/sources/git.js';
 import { Store } from '../store/store.js';
 import { acquireLock, type HeldLock } from '../util/lock.js';
+import { processAlive } from '../util/process.js';
 import { ApiServer } from './api.js';
 import { daemonPaths } from './paths.js';
 
@@ -43,25 +44,13 @@ export async function takeConvergeLock(home: string): Promise<HeldLock> {
     } catch (e) {
       if ((e as CarteError).code !== 'store-locked') throw e;
       const holder = Number((fs.existsSync(convergePid) ? fs.readFileSync(convergePid, 'utf8') : '').trim() || 0) || null;
-      if (attempt === 0 && holder !== null && !alive(holder)) {
+      if (attempt === 0 && holder !== null && !processAlive(holder)) {
         fs.rmSync(`${convergeLock}.lock`, { recursive: true, force: true });
         continue;
       }
       throw new CarteError('conflict', `another carte process (pid ${holder ?? '?'}: a daemon, or a carte apply converging) holds ${convergeLock}; only one may converge CARTE_HOME at a time`);
     }
   }
-}
-
-/** Whether a process runs; a zombie (killed, not yet reaped by its parent) does not. */
-function alive(pid: number): boolean {
-  let stat: string;
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return false;
-  }
-  // Fields after the parenthesised command name: the first is the state letter.
-  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }
 
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {

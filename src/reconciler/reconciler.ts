@@ -24,6 +24,11 @@ export const LABELS = {
   restarts: 'carte.restarts',
 } as const;
 
+/** Periodic resync: catches drift no event reported (a deleted netns), within a few seconds. */
+export const DEFAULT_RESYNC_MS = 3000;
+/** How often due health checks are looked for: the finest health interval honoured. */
+export const HEALTH_TICK_MS = 500;
+
 export interface ReconcilerOptions {
   store: Store;
   driver: Driver;
@@ -53,7 +58,7 @@ export interface InstanceHealthRecord {
   lastError: string | null;
 }
 
-export function desiredServices(data: StateData): DesiredService[] {
+export function desiredServices(data: Readonly<StateData>): DesiredService[] {
   return Object.values(data.services).map((s) => ({
     name: s.name, spec: s.revision.spec, templateHash: s.revision.templateHash, revision: s.revision.revision, suspended: s.suspended === true,
   }));
@@ -94,7 +99,7 @@ export class Reconciler {
     this.driver = opts.driver;
     this.log = opts.log;
     this.parallelism = opts.parallelism ?? 8;
-    this.resyncMs = opts.resyncMs ?? 2000;
+    this.resyncMs = opts.resyncMs ?? DEFAULT_RESYNC_MS;
     this.clock = opts.clock ?? Date.now;
     this.health = opts.health ?? new HealthMonitor(makeProber(opts.driver), this.clock);
   }
@@ -105,8 +110,8 @@ export class Reconciler {
     this.stopped = false;
     this.unwatch = this.driver.watch(() => this.trigger());
     this.timers.push(setInterval(() => this.trigger(), this.resyncMs));
-    // Health checks have their own cadence (their intervals), independent of passes.
-    this.timers.push(setInterval(() => void this.healthTick(), 250));
+    // Health checks have their own cadence (their intervals, at a granularity of HEALTH_TICK_MS), independent of passes.
+    this.timers.push(setInterval(() => void this.healthTick(), HEALTH_TICK_MS));
     this.trigger();
   }
 
@@ -168,7 +173,7 @@ export class Reconciler {
 
   private async passOnce(): Promise<PassResult> {
     const started = performance.now();
-    const data = await this.store.read();
+    const data = await this.store.readShared();
     const desired = desiredServices(data);
     this.lastDesired = new Map(desired.map((d) => [d.name, d]));
     const observed = (await this.driver.list()).filter(isManaged);

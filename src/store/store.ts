@@ -45,6 +45,22 @@ export class Store {
     return (await this.load()).data;
   }
 
+  private cached: { key: string; data: StateData } | null = null;
+
+  /**
+   * Like read(), but returns the same parsed object while the file is
+   * unchanged (same inode, size and mtime: every write replaces the file).
+   * For readers polling often (the reconciler); the result must not be changed.
+   */
+  async readShared(): Promise<Readonly<StateData>> {
+    const st = fs.statSync(this.file, { throwIfNoEntry: false });
+    const key = st ? `${st.ino}:${st.size}:${st.mtimeMs}` : 'none';
+    if (this.cached?.key === key) return this.cached.data;
+    const data = await this.read();
+    this.cached = { key, data };
+    return data;
+  }
+
   /**
    * Runs `change` on the freshest state under the lock and saves the result.
    * If `change` throws, nothing is written: an update is all or nothing.

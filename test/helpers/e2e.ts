@@ -28,9 +28,9 @@ export function makeE2eEnv(): E2eEnv {
   const daemons: ChildProcess[] = [];
   return {
     home, env,
-    carte: (args, opts = {}) => run(process.execPath, [CARTE, ...args], { env, ...opts }),
+    carte: (args, opts = {}) => run(CARTE, args, { env, ...opts }),
     daemon(args) {
-      const child = spawn(process.execPath, [CARTE, 'daemon', '--log-level', process.env.CARTE_TEST_DEBUG ?? 'warn', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(CARTE, ['daemon', '--log-level', process.env.CARTE_TEST_DEBUG ?? 'warn', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr!.on('data', (d: Buffer) => process.env.CARTE_TEST_DEBUG && process.stderr.write(d));
       daemons.push(child);
       return child;
@@ -71,7 +71,7 @@ export function readiness(state: StateData, service: string): Array<{ name: stri
 export const BUSYBOX_CARTEFILE = 'FROM scratch\nCOPY --from=host /bin/busybox /bin/busybox\nCOPY --from=host /bin/busybox /bin/sh\nCMD ["/bin/sh"]\n';
 
 /** A web service on busybox httpd, with a TCP health check, as manifest text. */
-export function webManifest(opts: { name?: string; replicas: number; body?: string; extra?: string }): string {
+export function webManifest(opts: { name?: string; replicas: number; body?: string; extra?: string; healthInterval?: string }): string {
   return `apiVersion: carte/v1
 kind: Service
 metadata: { name: ${opts.name ?? 'web'} }
@@ -80,7 +80,7 @@ spec:
   command: [sh, -c, "busybox mkdir -p /www && echo ${opts.body ?? 'v1'} > /www/index.html && exec busybox httpd -f -p 8080 -h /www"]
   replicas: ${opts.replicas}
   ports: [{ name: http, port: 8080 }]
-  health: { tcp: { port: http }, interval: 500ms, timeout: 500ms }
+  health: { tcp: { port: http }, interval: ${opts.healthInterval ?? '500ms'}, timeout: 500ms }
   stopGracePeriod: 1s
 ${opts.extra ?? ''}`;
 }

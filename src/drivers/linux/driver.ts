@@ -28,6 +28,7 @@ import { startMonitor } from './monitor.js';
 import { CniNetwork } from './network.js';
 import { mountOverlay, mountsUnder, unmountAll } from './rootfs.js';
 import { Runtime } from './runtime.js';
+import { processAlive } from '../../util/process.js';
 import { buildSpec, parseHostRlimits, resolveArgs, resolveEnv, resolveUser } from './spec.js';
 
 export interface LinuxDriverOptions {
@@ -280,45 +281,77 @@ export class LinuxDriver implements Driver {
 
   // ---- observe ----
 
-  private async observe(name: string, known?: Map<string, Awaited<ReturnType<Runtime['list']>>[number]>): Promise<ObservedInstance | null> {
-    const record = await this.readRecord(name);
-    const rt = known ? known.get(name) ?? null : await this.runtime.state(name);
-    if (!record && !rt) return null;
-    const exitFile = this.runDir(name, 'exit', name);
-    const exitText = await fsp.readFile(exitFile, 'utf8').catch(() => null);
-    const exitStat = exitText === null ? null : await fsp.stat(exitFile).catch(() => null);
-    const problems: string[] = [];
+  /**
+   * One instance from what the machine shows, without asking runc (a `runc
+   * list` of 100 containers costs ~45 ms): the runtime's state folder exists
+   * or not; conmon's exit file says it ended and how; conmon's pid file and
+   * /proc say its process lives; the record says whether it was started.
+   * Only an ambiguous case (process gone, no exit written yet) asks runc.
+   */
+  //
+  // The reads are synchronous on purpose: they are a few tiny files per
+  // instance, and 500 of them queued through libuv's thread pool cost several
+  // times more than reading them in place (35 ms against about 10 ms for 100
+  // instances, measured); the event loop is held for a few milliseconds.
+  private async observe(name: string, hasRuntimeState?: boolean): Promise<ObservedInstance | null> {
+    const readOrNull = (p: string) => {
+      try {
+        return fs.readFileSync(p, 'utf8');
+      } catch {
+        return null;
+      }
+    };
+    const recordText = readOrNull(this.dir(name, 'instance.json'));
+    const record = recordText === null ? null : (JSON.parse(recordText) as InstanceRecord);
+    const inRuntime = hasRuntimeState ?? fs.existsSync(path.join(this.runtime.root, name));
+    if (!record && !inRuntime) return null;
+    const exitText = readOrNull(this.runDir(name, 'exit', name));
+    const pidText = readOrNull(this.runDir(name, 'pid'));
+    const oom = fs.existsSync(this.runDir(name, 'persist', 'oom'));
+    const netns = fs.existsSync(this.network.netnsPath(name));
+    const pid = pidText ? Number(pidText.trim()) : null;
     let state: ObservedInstance['state'];
-    if (!rt) state = 'lost';
-    else if (rt.status === 'running' || rt.status === 'paused') state = 'running';
-    else if (rt.status === 'stopped') state = 'exited';
-    else state = 'created';
+    let annotations: Record<string, string> = {};
+    if (!inRuntime) state = 'lost';
+    else if (exitText !== null) state = 'exited';
+    else if (pid !== null && processAlive(pid)) state = record?.startedAt ? 'running' : 'created';
+    else {
+      const rt = await this.runtime.state(name);
+      annotations = rt?.annotations ?? {};
+      state = !rt ? 'lost' : rt.status === 'running' || rt.status === 'paused' ? 'running' : rt.status === 'stopped' ? 'exited' : 'created';
+    }
+    if (!record && !Object.keys(annotations).length) annotations = (await this.runtime.state(name))?.annotations ?? {};
+    const problems: string[] = [];
     if (!record) problems.push('carte has no record of this container');
-    if (state === 'running' && !(await exists(this.network.netnsPath(name)))) problems.push(`network namespace ${this.network.netnsPath(name)} is gone`);
-    const labels = record?.labels ?? (JSON.parse(rt?.annotations['carte.labels'] ?? '{}') as Record<string, string>);
+    if (state === 'running' && !netns) problems.push(`network namespace ${this.network.netnsPath(name)} is gone`);
+    const finishedAt = state === 'exited' && exitText !== null ? fs.statSync(this.runDir(name, 'exit', name), { throwIfNoEntry: false })?.mtime.toISOString() ?? null : null;
     return {
       name,
-      service: record?.service ?? rt?.annotations['carte.service'] ?? '',
-      labels,
+      service: record?.service ?? annotations['carte.service'] ?? '',
+      labels: record?.labels ?? (JSON.parse(annotations['carte.labels'] ?? '{}') as Record<string, string>),
       image: record?.image ?? '',
       state,
-      pid: state === 'running' && rt ? rt.pid : null,
+      pid: state === 'running' ? pid : null,
       exitCode: state === 'exited' && exitText !== null ? Number(exitText.trim()) : null,
-      oomKilled: state === 'exited' && (await exists(this.runDir(name, 'persist', 'oom'))),
-      createdAt: record?.createdAt ?? rt?.created ?? '',
+      oomKilled: state === 'exited' && oom,
+      createdAt: record?.createdAt ?? '',
       startedAt: record?.startedAt ?? null,
-      finishedAt: state === 'exited' && exitStat ? exitStat.mtime.toISOString() : null,
+      finishedAt,
       ip: record?.ip ?? null,
       problems,
     };
   }
 
   async list(): Promise<ObservedInstance[]> {
-    const [states, dirs] = await Promise.all([this.runtime.list(), fsp.readdir(this.instancesDir).catch(() => [] as string[])]);
-    const known = new Map(states.filter((s) => s.annotations[ANNOTATION] === s.id).map((s) => [s.id, s]));
-    const names = [...new Set([...dirs, ...known.keys()])].sort();
-    const out = await Promise.all(names.map((n) => this.observe(n, known)));
-    return out.filter((o): o is ObservedInstance => o !== null);
+    const [inRuntime, dirs] = await Promise.all([
+      fsp.readdir(this.runtime.root).catch(() => [] as string[]),
+      fsp.readdir(this.instancesDir).catch(() => [] as string[]),
+    ]);
+    const runtimeIds = new Set(inRuntime);
+    const names = [...new Set([...dirs, ...inRuntime])].sort();
+    const out = await Promise.all(names.map((n) => this.observe(n, runtimeIds.has(n))));
+    // A runtime state without a carte annotation is not ours (runc's root is carte's own, but be sure).
+    return out.filter((o): o is ObservedInstance => o !== null && (o.service !== '' || dirs.includes(o.name)));
   }
 
   async stats(name: string): Promise<InstanceStats | null> {
