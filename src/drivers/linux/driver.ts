@@ -305,7 +305,7 @@ export class LinuxDriver implements Driver {
     const record = recordText === null ? null : (JSON.parse(recordText) as InstanceRecord);
     const inRuntime = hasRuntimeState ?? fs.existsSync(path.join(this.runtime.root, name));
     if (!record && !inRuntime) return null;
-    const exitText = readOrNull(this.runDir(name, 'exit', name));
+    let exitText = readOrNull(this.runDir(name, 'exit', name));
     const pidText = readOrNull(this.runDir(name, 'pid'));
     const oom = fs.existsSync(this.runDir(name, 'persist', 'oom'));
     const netns = fs.existsSync(this.network.netnsPath(name));
@@ -319,6 +319,11 @@ export class LinuxDriver implements Driver {
       const rt = await this.runtime.state(name);
       annotations = rt?.annotations ?? {};
       state = !rt ? 'lost' : rt.status === 'running' || rt.status === 'paused' ? 'running' : rt.status === 'stopped' ? 'exited' : 'created';
+      // Just ended: conmon writes the exit code a moment after the process goes; wait for it briefly.
+      for (let i = 0; state === 'exited' && exitText === null && i < 10; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        exitText = readOrNull(this.runDir(name, 'exit', name));
+      }
     }
     if (!record && !Object.keys(annotations).length) annotations = (await this.runtime.state(name))?.annotations ?? {};
     const problems: string[] = [];
