@@ -4,7 +4,7 @@
 import type { InstanceHealthRecord } from '../reconciler/reconciler.js';
 import type { StateData } from '../store/state.js';
 
-export type Phase = 'Converged' | 'Progressing' | 'Stopped' | 'Failing';
+export type Phase = 'Converged' | 'Progressing' | 'Stopped' | 'Failing' | 'CrashLoopBackOff' | 'RolloutFailed' | 'Waiting';
 
 export interface ServiceStatus {
   name: string;
@@ -31,11 +31,16 @@ export function serviceStatuses(data: StateData, now: number): ServiceStatus[] {
     const ready = mine.filter((r) => r.ready).length;
     const warning = [...data.events].reverse().find((e) => e.object === `service/${s.name}` && e.type === 'Warning' && now - Date.parse(e.at) < WARNING_WINDOW_MS);
     const rolling = data.rollouts?.[s.name] !== undefined;
+    const waiting = data.waiting?.[s.name] ?? null;
     let phase: Phase;
     if (s.suspended) phase = mine.length ? 'Progressing' : 'Stopped';
+    else if (waiting?.includes('(CrashLoopBackOff)')) phase = 'CrashLoopBackOff';
+    else if (waiting?.startsWith('rollout of revision')) phase = 'RolloutFailed';
     else if (ready === desired && mine.length === desired && !rolling) phase = 'Converged';
+    else if (waiting) phase = 'Waiting';
     else if (warning) phase = 'Failing';
     else phase = 'Progressing';
-    return { name: s.name, desired, ready, instances: mine.length, phase, reason: phase === 'Converged' ? null : warning?.message ?? (rolling ? 'rolling update in progress' : null) };
+    const reason = phase === 'Converged' ? null : waiting ?? warning?.message ?? (rolling ? 'rolling update in progress' : null);
+    return { name: s.name, desired, ready, instances: mine.length, phase, reason };
   });
 }

@@ -84,6 +84,8 @@ export class Reconciler {
   private events: PendingEvent[] = [];
   private healthRecords: Record<string, InstanceHealthRecord> = {};
   private healthDirty = false;
+  private waiting: Record<string, string> = {};
+  private waitingDirty = false;
   private running = false;
   private dirty = false;
   private stopped = true;
@@ -218,6 +220,12 @@ export class Reconciler {
       }
     }
     if (wakeAt !== null) this.wakeAt(wakeAt);
+    const waiting: Record<string, string> = {};
+    for (const a of actions) if (a.kind === 'wait' && !waiting[a.service]) waiting[a.service] = a.reason;
+    if (JSON.stringify(waiting) !== JSON.stringify(this.waiting)) {
+      this.waiting = waiting;
+      this.waitingDirty = true;
+    }
     await this.flush(rollouts);
     const ms = Math.round((performance.now() - started) * 10) / 10;
     if (actions.some((a) => a.kind !== 'wait')) this.log.debug({ ms, actions: actions.length }, 'reconcile pass');
@@ -377,10 +385,12 @@ export class Reconciler {
 
   /** Writes pending events, rollout marks and readiness in one store update (nothing when there is nothing). */
   async flush(rollouts: Action[] = []): Promise<void> {
-    if (!this.events.length && !rollouts.length && !this.healthDirty) return;
+    if (!this.events.length && !rollouts.length && !this.healthDirty && !this.waitingDirty) return;
     const events = this.events.splice(0);
     const health = this.healthDirty ? this.healthRecords : null;
+    const waiting = this.waitingDirty ? this.waiting : null;
     this.healthDirty = false;
+    this.waitingDirty = false;
     const now = new Date(this.clock());
     await this.store.update((data) => {
       for (const e of events) recordEvent(data, now, e);
@@ -396,6 +406,7 @@ export class Reconciler {
         }
       }
       if (health) data.instances = { ...health };
+      if (waiting) data.waiting = { ...waiting };
     }).catch((e: Error) => this.log.error({ err: e.message }, 'failed to record events'));
   }
 }

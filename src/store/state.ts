@@ -67,6 +67,8 @@ export interface StateData {
   images: Record<string, unknown>;
   /** Rollouts in progress, per service (written by the reconciler). */
   rollouts?: Record<string, { templateHash: string; startedAt: number }>;
+  /** Why a service cannot progress now, per service (the plan's wait reasons, written by the reconciler). */
+  waiting?: Record<string, string>;
 }
 
 export function emptyState(): StateData {

@@ -107,6 +107,11 @@ describe('e2e: carte and its daemon converge real containers', function () {
   it('backs off a crash-looping service and says so', async () => {
     write('crash.yaml', 'apiVersion: carte/v1\nkind: Service\nmetadata: { name: crash }\nspec:\n  image: e2e/busybox:1\n  command: [sh, -c, "exit 3"]\n');
     await eventually(async () => (readiness(e.state(), 'crash')[0]?.restarts ?? 0) >= 2, 30_000, 'two restarts');
+    const status = await eventually(async () => {
+      const out = (await e.carte(['status'])).stdout;
+      return /\ncrash  +0\/1 +CrashLoopBackOff +crash-1 exited with code 3; restart \d+ in \d+s \(CrashLoopBackOff\)\n/.test(out) ? out : undefined;
+    }, 20_000, 'CrashLoopBackOff in carte status');
+    assert.ok(status);
     const events = e.state().events.filter((ev) => ev.object === 'service/crash' && ev.reason === 'InstanceRestarted').map((ev) => ev.message);
     assert.equal(events[0], 'crash-1 restarted (1): it exited with code 3');
     assert.equal(readyCount('web'), 4, 'the other service is not disturbed');

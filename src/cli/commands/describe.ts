@@ -1,5 +1,6 @@
 import { stringify } from 'yaml';
 import { NotFoundError } from '../../errors.js';
+import { instanceRecords, serviceStatuses } from '../../api/status.js';
 import { toManifest } from '../../schema/canonical.js';
 import { serviceObject } from '../../store/state.js';
 import type { Context } from '../context.js';
@@ -18,8 +19,11 @@ export async function describe(ctx: Context, words: string[]): Promise<void> {
   const now = ctx.now();
   const r = s.revision;
   const events = data.events.filter((e) => e.object === `service/${name}`).slice(-10);
+  const status = serviceStatuses(data, now.getTime()).find((st) => st.name === name)!;
+  const instances = Object.entries(instanceRecords(data)).filter(([, r]) => r.service === name).sort(([a], [b]) => (a < b ? -1 : 1));
   const out = [
     `Name:       ${s.name}`,
+    `Status:     ${status.phase}, ${status.ready}/${status.desired} ready${status.reason ? `: ${status.reason}` : ''}`,
     `Labels:     ${formatLabels(r.labels)}`,
     `Source:     ${s.source}`,
     `Revision:   ${r.revision} (spec ${r.hash}, template ${r.templateHash})`,
@@ -28,6 +32,8 @@ export async function describe(ctx: Context, words: string[]): Promise<void> {
     `Updated:    ${s.updatedAt} (${age(s.updatedAt, now)} ago)`,
     'Spec:',
     indent(stringify(toManifest(serviceObject(s)).spec, { lineWidth: 0 })),
+    'Instances:',
+    instances.length ? indent(table(['NAME', 'READY', 'RESTARTS', 'LAST CHECK ERROR'], instances.map(([n, r]) => [n, r.ready ? 'yes' : r.unhealthy ? 'unhealthy' : 'no', String(r.restarts), r.lastError ?? '-']))) : '  <none>',
     'Revisions:',
     indent(table(REVISION_HEAD, revisionRows(name, s.history, now))),
     'Events:',

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { applyServices } from '../../../src/api/apply.js';
+import { serviceStatuses } from '../../../src/api/status.js';
 import { cliLogger } from '../../../src/log.js';
 import { HealthMonitor } from '../../../src/reconciler/health.js';
 import { LABELS, Reconciler } from '../../../src/reconciler/reconciler.js';
@@ -78,6 +79,9 @@ describe('reconciler (in-memory driver)', () => {
     driver.crash('web-1', 1);
     const waiting = await step(r);
     assert.deepEqual(waiting.actions.map((a) => a.kind), ['wait']);
+    const data = await store.read();
+    assert.equal(data.waiting?.web, 'web-1 exited with code 1; restart 1 in 1s (CrashLoopBackOff)');
+    assert.deepEqual(serviceStatuses(data, now).map((st) => [st.phase, st.reason]), [['CrashLoopBackOff', 'web-1 exited with code 1; restart 1 in 1s (CrashLoopBackOff)']]);
     now += 1000;
     await step(r);
     assert.equal(driver.instances.get('web-1')!.state, 'running');
