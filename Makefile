@@ -38,8 +38,8 @@ bench: build ## run the benchmarks and print their figures (see docs/benchmarks.
 	node dist/bench/driver.js
 	node dist/bench/reconciler.js
 
-demo: setup ## apply the demo deployment in manifests/ and show it
-	./bin/carte apply -f manifests/
+demo: setup ## store the demo deployment in manifests/ and show it (its images come with the metaverse demo)
+	./bin/carte apply -f manifests/ --no-start
 	./bin/carte get -o wide
 
 clean: ## remove build output
