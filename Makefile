@@ -37,6 +37,7 @@ bench: build ## run the benchmarks and print their figures (see docs/benchmarks.
 	node dist/bench/cli.js
 	node dist/bench/driver.js
 	node dist/bench/reconciler.js
+	node dist/bench/gateway.js
 
 demo: setup ## store the demo deployment in manifests/ and show it (its images come with the metaverse demo)
 	./bin/carte apply -f manifests/ --no-start

@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # Debian packages carte needs at run time or in its tests:
 #   runc (the OCI runtime), conmon (the per-instance monitor), the CNI
 #   reference plugins (bridge, host-local, loopback in /usr/lib/cni), iproute2
-#   (ip netns), busybox-static (small images for tests and examples), git.
-packages=(runc conmon containernetworking-plugins iproute2 busybox-static git)
+#   (ip netns), busybox-static (small images for tests and examples), git,
+#   wrk (the gateway benchmark).
+packages=(runc conmon containernetworking-plugins iproute2 busybox-static git wrk)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then

@@ -8,7 +8,7 @@ import { toSetMember, type LoadedService } from '../schema/load.js';
 import { checkSet, type SetMember } from '../schema/set-checks.js';
 import type { ServiceObject } from '../schema/types.js';
 import {
-  recordEvent, REVISION_LIMIT, serviceObject, type Revision, type SourceId, type StateData, type StoredService,
+  recordEvent, REVISION_LIMIT, serviceObject, syncServiceIndexes, type Revision, type SourceId, type StateData, type StoredService,
 } from '../store/state.js';
 import type { Store } from '../store/store.js';
 import { diffServices } from './diff.js';
@@ -142,6 +142,7 @@ export function commitApply(data: StateData, req: ApplyRequest, plan: ApplyPlan,
         break;
     }
   }
+  syncServiceIndexes(data);
   data.sources[req.source] = { id: req.source, lastSync: now.toISOString(), commit: req.commit ?? null, lastError: null };
 }
 

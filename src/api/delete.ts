@@ -1,7 +1,7 @@
 // Deleting services from desired state, all or nothing: every name must
 // exist, belong to the source asking, and not be needed by a service that stays.
 import { ConflictError, NotFoundError } from '../errors.js';
-import { recordEvent, type SourceId, type StateData } from '../store/state.js';
+import { recordEvent, syncServiceIndexes, type SourceId, type StateData } from '../store/state.js';
 import type { Store } from '../store/store.js';
 
 /** Throws if the deletion cannot happen; pure. */
@@ -36,6 +36,7 @@ export async function deleteServices(store: Store, names: readonly string[], opt
       delete data.services[name];
       recordEvent(data, now, { type: 'Normal', object: `service/${name}`, reason: 'Deleted', message: `deleted by ${opts.source}` });
     }
+    syncServiceIndexes(data);
     return unique;
   });
 }

@@ -2,7 +2,7 @@
 // reconciler writes readiness there), so `carte get` and `carte status` work
 // with or without a daemon.
 import type { InstanceHealthRecord } from '../reconciler/reconciler.js';
-import type { StateData } from '../store/state.js';
+import { effectiveReplicas, type StateData } from '../store/state.js';
 
 export type Phase = 'Converged' | 'Progressing' | 'Stopped' | 'Failing' | 'CrashLoopBackOff' | 'RolloutFailed' | 'Waiting';
 
@@ -27,20 +27,22 @@ export function serviceStatuses(data: StateData, now: number): ServiceStatus[] {
   const records = Object.values(instanceRecords(data));
   return Object.values(data.services).sort((a, b) => (a.name < b.name ? -1 : 1)).map((s) => {
     const mine = records.filter((r) => r.service === s.name);
-    const desired = s.suspended ? 0 : s.revision.spec.replicas;
+    const desired = effectiveReplicas(s);
     const ready = mine.filter((r) => r.ready).length;
     const warning = [...data.events].reverse().find((e) => e.object === `service/${s.name}` && e.type === 'Warning' && now - Date.parse(e.at) < WARNING_WINDOW_MS);
     const rolling = data.rollouts?.[s.name] !== undefined;
     const waiting = data.waiting?.[s.name] ?? null;
+    const portError = data.portErrors?.[s.name] ?? null;
     let phase: Phase;
     if (s.suspended) phase = mine.length ? 'Progressing' : 'Stopped';
     else if (waiting?.includes('(CrashLoopBackOff)')) phase = 'CrashLoopBackOff';
     else if (waiting?.startsWith('rollout of revision')) phase = 'RolloutFailed';
+    else if (portError) phase = 'Failing';
     else if (ready === desired && mine.length === desired && !rolling) phase = 'Converged';
     else if (waiting) phase = 'Waiting';
     else if (warning) phase = 'Failing';
     else phase = 'Progressing';
-    const reason = phase === 'Converged' ? null : waiting ?? warning?.message ?? (rolling ? 'rolling update in progress' : null);
+    const reason = phase === 'Converged' ? null : portError ?? waiting ?? warning?.message ?? (rolling ? 'rolling update in progress' : null);
     return { name: s.name, desired, ready, instances: mine.length, phase, reason };
   });
 }

@@ -118,6 +118,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--interval <duration>', 'how often to fetch the repository', '30s')
     .option('--config <file>', 'YAML with watch: [dirs] and git: [{url, branch, path, interval}]')
     .option('--resync <duration>', 'periodic full resync (catches changes nobody reported)', '3s')
+    .option('--publish-address <ip>', 'bind address of published ports that name none', '0.0.0.0')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action((opts) => run(async (ctx) => (await import('./commands/daemon.js')).daemon(ctx, opts)));
 

@@ -12,6 +12,8 @@ import { GitSource, type GitSourceOptions } from '../reconciler/sources/git.js';
 import { Store } from '../store/store.js';
 import { acquireLock, type HeldLock } from '../util/lock.js';
 import { processAlive } from '../util/process.js';
+import { Gateway } from '../gateway/gateway.js';
+import { recordEvent, type StateData } from '../store/state.js';
 import { ApiServer } from './api.js';
 import { daemonPaths } from './paths.js';
 
@@ -22,10 +24,15 @@ export interface DaemonOptions {
   watch: string[];
   git: GitSourceOptions[];
   resyncMs?: number;
+  /** Bind address of published ports that name none (default all interfaces). */
+  publishAddress?: string;
+  /** Gateway timings (tests shorten them). */
+  gateway?: { holdMs?: number; retryBindMs?: number; udpIdleMs?: number };
 }
 
 export interface RunningDaemon {
   reconciler: Reconciler;
+  gateway: Gateway;
   stop(): Promise<void>;
 }
 
@@ -62,7 +69,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   if (swept.removed.length) log.info({ removed: swept.removed }, 'swept leftovers at start');
   for (const f of swept.failures) log.warn({ step: f.step, resource: f.resource, err: f.error }, 'could not sweep');
 
-  const reconciler = new Reconciler({ store, driver, log, resyncMs: opts.resyncMs });
+  const gateway = new Gateway({
+    log: log.child({ component: 'gateway' }),
+    defaultAddress: opts.publishAddress ?? '0.0.0.0',
+    ...opts.gateway,
+    setServiceAddresses: (ips) => driver.setServiceAddresses(ips),
+    wake: async (service) => {
+      await wakeService(store, service);
+      reconciler.trigger();
+    },
+    hurry: (service) => reconciler.hurry(service),
+    onPortErrors: (errors) => void recordPortErrors(store, errors).catch((e: Error) => log.error({ err: e.message }, 'could not record port errors')),
+  });
+  const reconciler = new Reconciler({ store, driver, log, resyncMs: opts.resyncMs, beforeStop: (i, grace) => gateway.drain(i, grace) });
+  reconciler.onMembership((m) => void gateway.update(m));
   const trigger = () => reconciler.trigger();
   const sources: Array<FolderSource | GitSource> = [
     ...opts.watch.map((dir) => new FolderSource(dir, store, log, trigger)),
@@ -75,6 +95,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   });
   const syncAll = async () => ({ sources: await Promise.all(sources.map(async (s) => ({ id: s.id, ...(await s.sync()) }))) });
   api.route('POST', '/v1/sync', syncAll);
+  api.route('GET', '/v1/gateway', async () => {
+    const services = Object.keys((await store.readShared()).services).sort();
+    return { listening: gateway.listening(), activity: Object.fromEntries(services.map((s) => [s, gateway.activity(s)])) };
+  });
   api.route('POST', '/v1/webhook', syncAll);
 
   // The state file is replaced whole on every write: a rename in CARTE_HOME.
@@ -89,13 +113,42 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   return {
     reconciler,
+    gateway,
     async stop() {
       storeWatch.close();
       for (const s of sources) await s.stop();
       await reconciler.stop();
+      await gateway.close();
       await api.close();
       await lock.release();
       log.info('daemon stopped; instances keep running');
     },
   };
+}
+
+/** Activation from zero: one instance (or autoscale.min) for a service asleep at zero. */
+export async function wakeService(store: Store, service: string, now = new Date()): Promise<void> {
+  await store.update((data) => {
+    const s = data.services[service];
+    const a = s?.revision.spec.autoscale;
+    if (!s || !a || s.suspended) return;
+    const replicas = Math.max(1, a.min);
+    if ((s.autoscaled?.replicas ?? s.revision.spec.replicas) >= replicas) return;
+    s.autoscaled = { replicas, at: now.toISOString(), reason: 'a connection arrived while it slept at zero' };
+    recordEvent(data, now, { type: 'Normal', object: `service/${service}`, reason: 'Woken', message: `0→${replicas}: a connection arrived while it slept at zero` });
+  });
+}
+
+/** Writes the gateway's port problems, with an event when one appears or clears. */
+export async function recordPortErrors(store: Store, errors: Record<string, string>, now = new Date()): Promise<void> {
+  await store.update((data: StateData) => {
+    const before = data.portErrors ?? {};
+    for (const [service, problem] of Object.entries(errors)) {
+      if (before[service] !== problem) recordEvent(data, now, { type: 'Warning', object: `service/${service}`, reason: 'PortUnavailable', message: problem });
+    }
+    for (const service of Object.keys(before)) {
+      if (!(service in errors) && data.services[service]) recordEvent(data, now, { type: 'Normal', object: `service/${service}`, reason: 'PortServed', message: 'every port of it is served again' });
+    }
+    data.portErrors = errors;
+  });
 }

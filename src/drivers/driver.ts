@@ -109,6 +109,12 @@ export interface Driver {
   ensureImage(build: { context: string; cartefile: string; args: Record<string, string> }, tag: string): Promise<void>;
   /** Calls `onChange` when an instance's process may have changed state (e.g. exited); returns a function that stops watching. */
   watch(onChange: () => void): () => void;
+  /** A service's stable address on the instances' network, by its slot; null past the range. */
+  serviceAddress(index: number): string | null;
+  /** Makes exactly these service addresses local to the host, reachable from instances (for the gateway to listen on). */
+  setServiceAddresses(ips: readonly string[]): Promise<void>;
+  /** Rewrites an instance's extra /etc/hosts entries in place (service names → addresses); a missing instance is fine. */
+  setHosts(name: string, hosts: Record<string, string>): Promise<void>;
   /** Removes whatever this driver made that no live instance owns. */
   gc(opts?: { keep?: ReadonlySet<string> }): Promise<CleanupReport>;
 }

@@ -12,7 +12,7 @@ import type { Driver, InstanceSpec, ObservedInstance } from '../drivers/driver.j
 import type { Logger } from '../log.js';
 import type { CarteEvent, StateData } from '../store/state.js';
 import type { Store } from '../store/store.js';
-import { recordEvent } from '../store/state.js';
+import { recordEvent, scaledReplicas } from '../store/state.js';
 import { HealthMonitor, makeProber } from './health.js';
 import { plan, restartDelay } from './plan.js';
 import type { Action, DesiredService, InstanceView } from './types.js';
@@ -28,6 +28,8 @@ export const LABELS = {
 export const DEFAULT_RESYNC_MS = 3000;
 /** How often due health checks are looked for: the finest health interval honoured. */
 export const HEALTH_TICK_MS = 500;
+/** Health-check cadence of a service that connections are waiting for. */
+export const HURRY_MS = 25;
 
 export interface ReconcilerOptions {
   store: Store;
@@ -39,6 +41,20 @@ export interface ReconcilerOptions {
   resyncMs?: number;
   clock?: () => number;
   health?: HealthMonitor;
+  /**
+   * Called before a running instance is stopped on purpose (scale-down,
+   * rolling update, deletion): the gateway drains it here, up to graceMs.
+   */
+  beforeStop?: (instance: string, graceMs: number) => Promise<void>;
+}
+
+/** Who serves what, after every pass and readiness change: what the gateway routes by. */
+export interface Membership {
+  services: readonly DesiredService[];
+  /** Instances that exist and are not being removed; `ready` ones receive traffic. */
+  instances: ReadonlyArray<{ name: string; service: string; ip: string | null; ready: boolean }>;
+  /** Service name → its stable address on the instance network (services with ports). */
+  addresses: Readonly<Record<string, string>>;
 }
 
 export interface PassResult {
@@ -60,7 +76,7 @@ export interface InstanceHealthRecord {
 
 export function desiredServices(data: Readonly<StateData>): DesiredService[] {
   return Object.values(data.services).map((s) => ({
-    name: s.name, spec: s.revision.spec, templateHash: s.revision.templateHash, revision: s.revision.revision, suspended: s.suspended === true,
+    name: s.name, spec: { ...s.revision.spec, replicas: scaledReplicas(s) }, templateHash: s.revision.templateHash, revision: s.revision.revision, suspended: s.suspended === true,
   }));
 }
 
@@ -95,6 +111,11 @@ export class Reconciler {
   private lastObserved: ObservedInstance[] = [];
   private lastDesired = new Map<string, DesiredService>();
   private idleWaiters: Array<() => void> = [];
+  private readonly beforeStop: ReconcilerOptions['beforeStop'];
+  private membershipListeners: Array<(m: Membership) => void> = [];
+  private addresses: Record<string, string> = {};
+  /** The /etc/hosts entries each instance was last given (JSON), so a changed service set is pushed to running instances. */
+  private readonly appliedHosts = new Map<string, string>();
 
   constructor(opts: ReconcilerOptions) {
     this.store = opts.store;
@@ -104,6 +125,59 @@ export class Reconciler {
     this.resyncMs = opts.resyncMs ?? DEFAULT_RESYNC_MS;
     this.clock = opts.clock ?? Date.now;
     this.health = opts.health ?? new HealthMonitor(makeProber(opts.driver), this.clock);
+    this.beforeStop = opts.beforeStop;
+  }
+
+  private hurried = new Map<string, number>();
+  private hurryTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * Connections are waiting for `service` (it is starting, or woke from
+   * zero): check its not-yet-ready instances every HURRY_MS instead of every
+   * health interval, until one is ready or `forMs` passes.
+   */
+  hurry(service: string, forMs = 30_000): void {
+    this.hurried.set(service, this.clock() + forMs);
+    if (this.hurryTimer || this.stopped) return;
+    this.hurryTimer = setInterval(() => void this.hurryTick(), HURRY_MS);
+  }
+
+  private async hurryTick(): Promise<void> {
+    const now = this.clock();
+    for (const [service, until] of this.hurried) {
+      const mine = this.lastObserved.filter((i) => i.service === service);
+      const spec = this.lastDesired.get(service)?.spec.health ?? null;
+      if (until <= now || !this.lastDesired.has(service) || mine.some((i) => this.health.view(i, spec).ready)) this.hurried.delete(service);
+    }
+    if (!this.hurried.size || this.stopped) {
+      if (this.hurryTimer) clearInterval(this.hurryTimer);
+      this.hurryTimer = null;
+      return;
+    }
+    const targets = this.lastObserved.filter((i) => this.hurried.has(i.service));
+    const changed = await this.health.checkDue(targets, (i) => {
+      const spec = this.lastDesired.get(i.service)?.spec.health ?? null;
+      return spec && { ...spec, intervalMs: Math.min(spec.intervalMs, HURRY_MS) };
+    });
+    if (changed) {
+      this.recordHealth(this.lastObserved);
+      this.publishMembership();
+      this.trigger();
+    }
+  }
+
+  /** Calls `fn` with the membership after every pass and every readiness change. */
+  onMembership(fn: (m: Membership) => void): void {
+    this.membershipListeners.push(fn);
+  }
+
+  private publishMembership(): void {
+    if (!this.membershipListeners.length) return;
+    const instances = this.lastObserved
+      .filter((i) => this.inflight.get(i.name)?.kind !== 'remove')
+      .map((i) => ({ name: i.name, service: i.service, ip: i.ip, ready: this.health.view(i, this.lastDesired.get(i.service)?.spec.health ?? null).ready && !this.inflight.has(i.name) }));
+    const m: Membership = { services: [...this.lastDesired.values()], instances, addresses: this.addresses };
+    for (const fn of this.membershipListeners) fn(m);
   }
 
   // ---- running ----
@@ -122,6 +196,8 @@ export class Reconciler {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    if (this.hurryTimer) clearInterval(this.hurryTimer);
+    this.hurryTimer = null;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.unwatch?.();
     await this.idle();
@@ -153,6 +229,7 @@ export class Reconciler {
     const changed = await this.health.checkDue(this.lastObserved, (i) => this.lastDesired.get(i.service)?.spec.health ?? null);
     if (changed) {
       this.recordHealth(this.lastObserved);
+      this.publishMembership();
       this.trigger();
     }
   }
@@ -178,6 +255,7 @@ export class Reconciler {
     const data = await this.store.readShared();
     const desired = desiredServices(data);
     this.lastDesired = new Map(desired.map((d) => [d.name, d]));
+    this.addresses = serviceAddresses(data, desired, (n) => this.driver.serviceAddress(n));
     const observed = (await this.driver.list()).filter(isManaged);
     this.lastObserved = observed;
     // Instances never checked (just adopted after a daemon restart, or new) are checked before planning,
@@ -226,6 +304,8 @@ export class Reconciler {
       this.waiting = waiting;
       this.waitingDirty = true;
     }
+    this.syncHosts(observed);
+    this.publishMembership();
     await this.flush(rollouts);
     const ms = Math.round((performance.now() - started) * 10) / 10;
     if (actions.some((a) => a.kind !== 'wait')) this.log.debug({ ms, actions: actions.length }, 'reconcile pass');
@@ -300,10 +380,27 @@ export class Reconciler {
     }
   }
 
+  /** Pushes the current service names to running instances created with an older set (or adopted). */
+  private syncHosts(observed: readonly ObservedInstance[]): void {
+    const json = JSON.stringify(this.addresses);
+    const live = new Set(observed.map((i) => i.name));
+    for (const name of this.appliedHosts.keys()) if (!live.has(name)) this.appliedHosts.delete(name);
+    for (const i of observed) {
+      if (i.state !== 'running' || this.inflight.has(i.name) || this.appliedHosts.get(i.name) === json) continue;
+      this.appliedHosts.set(i.name, json);
+      const hosts = { ...this.addresses };
+      this.driver.setHosts(i.name, hosts).catch((e: Error) => {
+        this.appliedHosts.delete(i.name);
+        this.log.warn({ instance: i.name, err: e.message }, 'could not update /etc/hosts');
+      });
+    }
+  }
+
   private instanceSpec(svc: DesiredService, name: string, restarts: number, image: string): InstanceSpec {
     const s = svc.spec;
+    this.appliedHosts.set(name, JSON.stringify(this.addresses));
     return {
-      name, service: svc.name, image,
+      name, service: svc.name, image, hosts: { ...this.addresses },
       labels: { [LABELS.template]: svc.templateHash, [LABELS.revision]: String(svc.revision), [LABELS.restarts]: String(restarts) },
       spec: { command: s.command, args: s.args, env: s.env, workingDir: s.workingDir, user: s.user, resources: s.resources, volumes: s.volumes, ports: s.ports },
     };
@@ -320,7 +417,11 @@ export class Reconciler {
     const svc = this.lastDesired.get(a.service);
     const grace = svc?.spec.stopGracePeriodMs ?? 10_000;
     const removeInstance = async () => {
-      if (observed?.state === 'running') await this.driver.stop(a.name, grace);
+      if (observed?.state === 'running') {
+        // Draining is best effort: a failure must not keep an instance alive.
+        if (this.beforeStop) await this.beforeStop(a.name, grace).catch((e: Error) => this.log.warn({ instance: a.name, err: e.message }, 'drain failed'));
+        await this.driver.stop(a.name, grace);
+      }
       const report = await this.driver.remove(a.name);
       if (report.failures.length) throw new Error(report.failures.map((f) => `${f.step} ${f.resource}: ${f.error}`).join('; '));
     };
@@ -409,6 +510,17 @@ export class Reconciler {
       if (waiting) data.waiting = { ...waiting };
     }).catch((e: Error) => this.log.error({ err: e.message }, 'failed to record events'));
   }
+}
+
+/** Stable addresses of the services that have ports, from their slots in the store. */
+export function serviceAddresses(data: Readonly<StateData>, desired: readonly DesiredService[], addressOf: (index: number) => string | null): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const d of desired) {
+    const index = data.serviceIndex?.[d.name];
+    const ip = index === undefined || !d.spec.ports.length ? null : addressOf(index);
+    if (ip) out[d.name] = ip;
+  }
+  return out;
 }
 
 /** An instance being created right now: not ready, holds its name and slot. */

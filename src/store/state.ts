@@ -35,6 +35,11 @@ export interface StoredService {
   suspended?: boolean;
   createdAt: string;
   updatedAt: string;
+  /**
+   * The replica count the autoscaler (or a wake from zero) chose; it wins over
+   * spec.replicas while spec.autoscale is set, and survives re-applies.
+   */
+  autoscaled?: { replicas: number; at: string; reason: string };
   /** The current revision; `history` ends with it. */
   revision: Revision;
   history: Revision[];
@@ -69,6 +74,13 @@ export interface StateData {
   rollouts?: Record<string, { templateHash: string; startedAt: number }>;
   /** Why a service cannot progress now, per service (the plan's wait reasons, written by the reconciler). */
   waiting?: Record<string, string>;
+  /**
+   * Each service's slot in the service address range (its stable address for
+   * discovery: the driver turns the index into an IP on the instance network).
+   */
+  serviceIndex?: Record<string, number>;
+  /** Why the gateway cannot serve a service's ports, per service (written by the daemon). */
+  portErrors?: Record<string, string>;
 }
 
 export function emptyState(): StateData {
@@ -84,4 +96,34 @@ export function recordEvent(data: StateData, at: Date, ev: Omit<CarteEvent, 'seq
   data.events.push(event);
   if (data.events.length > EVENT_LIMIT) data.events.splice(0, data.events.length - EVENT_LIMIT);
   return event;
+}
+
+/** The replicas the reconciler aims for: 0 when stopped, else scaledReplicas. */
+export function effectiveReplicas(s: StoredService): number {
+  return s.suspended ? 0 : scaledReplicas(s);
+}
+
+/** The autoscaler's count (clamped to the current bounds) when autoscaled, else the manifest's. */
+export function scaledReplicas(s: StoredService): number {
+  const a = s.revision.spec.autoscale;
+  if (a && s.autoscaled) return Math.min(a.max, Math.max(a.min, s.autoscaled.replicas));
+  return s.revision.spec.replicas;
+}
+
+/**
+ * Gives every stored service a service-address slot (lowest free) and frees
+ * the slots of services that are gone. Slots never move while a service
+ * exists, so its address stays stable for its whole life.
+ */
+export function syncServiceIndexes(data: StateData): void {
+  const index = (data.serviceIndex ??= {});
+  for (const name of Object.keys(index)) if (!data.services[name]) delete index[name];
+  const used = new Set(Object.values(index));
+  let next = 1;
+  for (const name of Object.keys(data.services).sort()) {
+    if (index[name] !== undefined) continue;
+    while (used.has(next)) next++;
+    index[name] = next;
+    used.add(next);
+  }
 }

@@ -37,6 +37,7 @@ export class MemoryDriver implements Driver {
       ip: `10.0.0.${this.nextIp++}`, problems: [],
     };
     this.instances.set(spec.name, i);
+    this.hosts.set(spec.name, { ...(spec.hosts ?? {}) });
     return { ...i };
   }
 
@@ -74,6 +75,22 @@ export class MemoryDriver implements Driver {
     // Commands "run" by convention: `exit N` exits N, `false` exits 1, anything else 0.
     if (command[0] === 'exit') return Number(command[1] ?? 0);
     return command[0] === 'false' ? 1 : 0;
+  }
+
+  /** Service addresses made local (setServiceAddresses) and /etc/hosts per instance (setHosts). */
+  serviceAddresses: string[] = [];
+  readonly hosts = new Map<string, Record<string, string>>();
+
+  serviceAddress(index: number): string | null {
+    return index >= 1 && index < 255 ? `10.96.0.${index}` : null;
+  }
+
+  async setServiceAddresses(ips: readonly string[]): Promise<void> {
+    this.serviceAddresses = [...ips];
+  }
+
+  async setHosts(name: string, hosts: Record<string, string>): Promise<void> {
+    if (this.instances.has(name)) this.hosts.set(name, { ...hosts });
   }
 
   readonly built: string[] = [];

@@ -18,6 +18,7 @@ export interface DaemonOptions {
   resync: string;
   config?: string;
   logLevel: string;
+  publishAddress: string;
 }
 
 function duration(flag: string, text: string): number {
@@ -53,7 +54,7 @@ export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
   const sources = daemonSources(opts);
   const log = daemonLogger(opts.logLevel as 'info');
   const driver = await linuxDriver({ ...ctx, log });
-  const running = await startDaemon({ home: ctx.home, log, driver, ...sources, resyncMs: duration('--resync', opts.resync) });
+  const running = await startDaemon({ home: ctx.home, log, driver, ...sources, resyncMs: duration('--resync', opts.resync), publishAddress: opts.publishAddress });
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop);

@@ -64,6 +64,14 @@ interface InstanceRecord {
 
 const ANNOTATION = 'carte.instance';
 // Hostname rules, and short enough for socket paths under /run.
+/** An instance's /etc/hosts: localhost, its own name, then service names (which the gateway serves). */
+function hostsFileText(name: string, ip: string | null, hosts: Record<string, string>): string {
+  return [
+    '127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', ...(ip ? [`${ip}\t${name}`] : []),
+    ...Object.entries(hosts).sort(([a], [b]) => (a < b ? -1 : 1)).map(([h, addr]) => `${addr}\t${h}`),
+  ].join('\n') + '\n';
+}
+
 const INSTANCE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 async function exists(p: string): Promise<boolean> {
@@ -192,10 +200,7 @@ export class LinuxDriver implements Driver {
     await this.writeRecord(record);
     const etc = this.dir(name, 'etc');
     const hostsFile = path.join(etc, 'hosts');
-    const hostsText = (ip: string | null) => [
-      '127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', ...(ip ? [`${ip}\t${name}`] : []),
-      ...Object.entries(spec.hosts ?? {}).map(([h, addr]) => `${addr}\t${h}`),
-    ].join('\n') + '\n';
+    const hostsText = (ip: string | null) => hostsFileText(name, ip, spec.hosts ?? {});
 
     const [config] = await Promise.all([this.prepareBundle(spec, image, etc, hostsText(null)), this.network.createNamespace(name)]);
     await fsp.writeFile(this.dir(name, 'bundle', 'config.json'), JSON.stringify(config));
@@ -220,6 +225,23 @@ export class LinuxDriver implements Driver {
     phase('start');
     record.startedAt = new Date().toISOString();
     await this.writeRecord(record);
+  }
+
+  serviceAddress(index: number): string | null {
+    return this.network.plan.serviceAddress(index);
+  }
+
+  setServiceAddresses(ips: readonly string[]): Promise<void> {
+    return this.network.setServiceAddresses(ips);
+  }
+
+  async setHosts(name: string, hosts: Record<string, string>): Promise<void> {
+    const record = await this.readRecord(name);
+    if (!record) return;
+    // In place (same inode): the container's /etc/hosts is a bind mount of this file.
+    await fsp.writeFile(this.dir(name, 'etc', 'hosts'), hostsFileText(name, record.ip, hosts)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw new DriverError('update /etc/hosts of', `instance ${name}`, e.message);
+    });
   }
 
   /** Rootfs mount, user, volumes, /etc files, and the OCI config (returned, not yet written). */

@@ -18,8 +18,42 @@ export interface NetworkOptions {
 
 const NETNS_DIR = '/run/netns';
 
+const ipToInt = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+const intToIp = (n: number) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+
+/**
+ * How a subnet is split: instances lease from the lower 15/16 (host-local's
+ * range), services get stable addresses from the top 1/16 (like Kubernetes'
+ * service CIDR, but on the same bridge so instances reach them on-link).
+ */
+export function addressPlan(subnet: string): { instanceRangeEnd: string; serviceAddress(index: number): string | null } {
+  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(subnet);
+  if (!m || Number(m[2]) > 28) throw new Error(`subnet ${subnet}: expected an IPv4 CIDR of /28 or larger, like 10.77.0.0/16`);
+  const size = 2 ** (32 - Number(m[2]));
+  const base = ipToInt(m[1]!) - (ipToInt(m[1]!) % size);
+  const serviceBase = base + size - size / 16;
+  return {
+    instanceRangeEnd: intToIp(serviceBase - 1),
+    // Index 1.. up to the one before the broadcast address.
+    serviceAddress: (index) => (index >= 1 && index < size / 16 - 1 ? intToIp(serviceBase + index) : null),
+  };
+}
+
 export class CniNetwork {
-  constructor(private readonly runner: Runner, readonly opts: NetworkOptions) {}
+  readonly plan: ReturnType<typeof addressPlan>;
+
+  constructor(private readonly runner: Runner, readonly opts: NetworkOptions) {
+    this.plan = addressPlan(opts.subnet);
+  }
+
+  /**
+   * The label marking this network's service addresses on the loopback
+   * device (`lo:` + bridge name, at most 15 characters), so they can be told
+   * apart from anyone else's addresses there.
+   */
+  get serviceLabel(): string {
+    return `lo:${this.opts.bridge.slice(0, 12)}`;
+  }
 
   /** Namespace names carry the bridge name, so two carte homes (e.g. tests beside a demo) never collide. */
   netnsName(instance: string): string {
@@ -39,7 +73,7 @@ export class CniNetwork {
       isGateway: true,
       ipMasq: false,
       hairpinMode: true,
-      ipam: { type: 'host-local', ranges: [[{ subnet: this.opts.subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: this.opts.dataDir },
+      ipam: { type: 'host-local', ranges: [[{ subnet: this.opts.subnet, rangeEnd: this.plan.instanceRangeEnd }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: this.opts.dataDir },
     });
   }
 
@@ -100,8 +134,33 @@ export class CniNetwork {
     return out;
   }
 
-  /** Removes the bridge (for tests and `carte gc --all`); missing is fine. */
+  /**
+   * Makes exactly `ips` local addresses of the host, so the gateway can
+   * listen on them and instances reach them through the bridge (the host
+   * answers ARP for any of its addresses). They live on `lo` under this
+   * network's label: no kernel module needed (a dummy device may not exist).
+   */
+  async setServiceAddresses(ips: readonly string[]): Promise<void> {
+    const current = new Set(await this.serviceAddresses());
+    const wanted = new Set(ips);
+    for (const ip of wanted) {
+      if (!current.has(ip)) await this.runner.run('ip', ['addr', 'add', `${ip}/32`, 'dev', 'lo', 'label', this.serviceLabel], { step: 'add service address', resource: ip, okCodes: [2] });
+    }
+    for (const ip of current) {
+      if (!wanted.has(ip)) await this.runner.run('ip', ['addr', 'del', `${ip}/32`, 'dev', 'lo'], { step: 'remove service address', resource: ip, okCodes: [2] });
+    }
+  }
+
+  /** The service addresses of this network that are on the host now. */
+  async serviceAddresses(): Promise<string[]> {
+    const show = await this.runner.run('ip', ['-j', '-4', 'addr', 'show', 'dev', 'lo'], { step: 'list the service addresses on', resource: 'lo' });
+    const links = JSON.parse(show.stdout || '[]') as Array<{ addr_info?: Array<{ local: string; label?: string }> }>;
+    return (links[0]?.addr_info ?? []).filter((a) => a.label === this.serviceLabel).map((a) => a.local);
+  }
+
+  /** Removes the bridge and the service addresses (for tests and `carte gc --all`); missing is fine. */
   async removeBridge(): Promise<void> {
     await this.runner.run('ip', ['link', 'delete', this.opts.bridge], { step: 'delete bridge', resource: this.opts.bridge, okCodes: [1] });
+    await this.setServiceAddresses([]);
   }
 }

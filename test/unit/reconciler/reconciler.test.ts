@@ -195,4 +195,34 @@ describe('reconciler (in-memory driver)', () => {
     assert.deepEqual(names(), ['web-1', 'web-2', 'web-3']);
     assert.ok(most <= 3);
   });
+
+  it('gives instances the service names in /etc/hosts, and pushes a changed set to running ones', async () => {
+    await apply(serviceDoc('api', { ports: [{ port: 80 }] }), serviceDoc('worker'));
+    const r = make();
+    await step(r);
+    assert.deepEqual(driver.hosts.get('worker-1'), { api: '10.96.0.1' }, 'only services with ports get an address');
+    await apply(serviceDoc('api', { ports: [{ port: 80 }] }), serviceDoc('worker'), serviceDoc('db', { ports: [{ port: 5432 }] }));
+    await step(r);
+    await new Promise((res) => setImmediate(res));
+    for (const name of ['api-1', 'db-1', 'worker-1']) assert.deepEqual(driver.hosts.get(name), { api: '10.96.0.1', db: '10.96.0.3' }, name);
+  });
+
+  it('drains an instance before stopping it on purpose, and publishes who is ready', async () => {
+    const drained: string[] = [];
+    const seen: string[][] = [];
+    const r = new Reconciler({ store, driver, log: cliLogger('silent'), clock, health: new HealthMonitor(async () => null, clock), beforeStop: async (name) => {
+      drained.push(`${name} (${driver.instances.get(name)?.state})`);
+    } });
+    r.onMembership((m) => seen.push(m.instances.filter((i) => i.ready).map((i) => i.name)));
+    await apply(serviceDoc('web', { replicas: 2 }));
+    await step(r);
+    await step(r);
+    assert.deepEqual(seen.at(-1), ['web-1', 'web-2']);
+    await apply(serviceDoc('web', { replicas: 1 }));
+    await step(r);
+    assert.deepEqual(drained, ['web-2 (running)'], 'drained while still running, before the stop');
+    assert.deepEqual(driver.calls.filter((c) => c.endsWith('web-2')), ['create web-2', 'stop web-2', 'remove web-2']);
+    await step(r);
+    assert.deepEqual(seen.at(-1), ['web-1']);
+  });
 });

@@ -1,0 +1,188 @@
+// The gateway, run inside the daemon: it owns every port carte publishes and
+// every service address containers use to reach each other. It follows the
+// reconciler's membership (after every pass and readiness change): opens and
+// closes listeners to match desired state, and sends each connection to a
+// ready instance. A port it cannot bind is reported for its service and
+// retried later; it never stops the other listeners or the daemon.
+import type { Logger } from '../log.js';
+import type { Membership } from '../reconciler/reconciler.js';
+import { HttpListener } from './http.js';
+import { servicesOf, wantedListeners, type ListenerSpec } from './listeners.js';
+import { TcpListener } from './tcp.js';
+import { UdpListener } from './udp.js';
+import { Upstreams, type Activity } from './upstreams.js';
+
+export interface GatewayOptions {
+  log: Logger;
+  /** Bind address of published ports that do not name one. */
+  defaultAddress: string;
+  /** Makes the service addresses local to the host (the driver's setServiceAddresses). */
+  setServiceAddresses(ips: readonly string[]): Promise<void>;
+  /** Asks for one instance of a service sleeping at zero (writes desired state). */
+  wake(service: string): Promise<void>;
+  /** The ports the gateway cannot serve changed: service → why (empty: all served). */
+  onPortErrors(errors: Record<string, string>): void;
+  /** Connections are waiting for a service: check its starting instances often (the reconciler's hurry). */
+  hurry?(service: string): void;
+  /** How long a connection waits for an instance to start or wake (default 30 s). */
+  holdMs?: number;
+  /** A UDP flow ends after this long without datagrams (default 30 s). */
+  udpIdleMs?: number;
+  /** A port that could not be bound is tried again after this long (default 10 s). */
+  retryBindMs?: number;
+  clock?: () => number;
+}
+
+type Impl = TcpListener | UdpListener | HttpListener;
+
+/** What a bind error means to the user, and what to do. */
+export function bindProblem(l: ListenerSpec, e: NodeJS.ErrnoException): string {
+  const where = `port ${l.port}/${l.kind === 'http' ? 'tcp (http)' : l.kind} on ${l.address}`;
+  switch (e.code) {
+    case 'EADDRINUSE':
+      return `${where} is in use by another program; stop it, or publish another port`;
+    case 'EACCES':
+      return `${where}: permission denied (ports below 1024 need root)`;
+    case 'EADDRNOTAVAIL':
+      return `${where}: ${l.address} is not an address of this host; publish on one of its addresses (or leave address out)`;
+    default:
+      return `${where}: ${e.message}`;
+  }
+}
+
+export class Gateway {
+  readonly upstreams: Upstreams;
+  private readonly open = new Map<string, { spec: ListenerSpec; impl: Impl }>();
+  private readonly failed = new Map<string, { problem: string; at: number }>();
+  private readonly waking = new Set<string>();
+  private addressesApplied: string | null = null;
+  private addressProblem: string | null = null;
+  /** null until the first update, which always reports (clearing what an earlier daemon left). */
+  private errorsReported: string | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private closed = false;
+  private readonly holdMs: number;
+  private readonly clock: () => number;
+
+  constructor(private readonly opts: GatewayOptions) {
+    this.clock = opts.clock ?? Date.now;
+    this.holdMs = opts.holdMs ?? 30_000;
+    this.upstreams = new Upstreams({ wake: (s) => this.wake(s), waiting: (s) => opts.hurry?.(s), clock: this.clock });
+  }
+
+  /** Follows a new membership; updates are applied one at a time, in order. */
+  update(m: Membership): Promise<void> {
+    this.chain = this.chain.then(() => this.apply(m)).catch((e: Error) => this.opts.log.error({ err: e.message }, 'gateway update failed'));
+    return this.chain;
+  }
+
+  activity(service: string): Activity {
+    return this.upstreams.activityOf(service);
+  }
+
+  /** Takes an instance out of rotation; resolves when its connections ended or after graceMs. */
+  async drain(instance: string, graceMs: number): Promise<void> {
+    await this.upstreams.drain(instance, graceMs);
+    for (const { impl } of this.open.values()) if (impl instanceof HttpListener) impl.prune((i) => !this.upstreams.isDraining(i));
+  }
+
+  /** Addresses and ports it listens on now (for describe and tests). */
+  listening(): string[] {
+    return [...this.open.keys()].sort();
+  }
+
+  private wake(service: string): void {
+    if (this.waking.has(service)) return;
+    this.waking.add(service);
+    this.opts.log.info({ service }, 'waking a service at zero for a waiting connection');
+    this.opts.wake(service).catch((e: Error) => {
+      this.waking.delete(service);
+      this.opts.log.error({ service, err: e.message }, 'could not wake service');
+    });
+  }
+
+  private async apply(m: Membership): Promise<void> {
+    if (this.closed) return;
+    this.upstreams.update(m);
+    for (const s of m.services) if (s.spec.replicas > 0) this.waking.delete(s.name);
+    const live = new Set(m.instances.map((i) => i.name));
+    for (const { impl } of this.open.values()) if (impl instanceof HttpListener) impl.prune((i) => live.has(i) && !this.upstreams.isDraining(i));
+
+    const ips = [...new Set(Object.values(m.addresses))].sort();
+    if (JSON.stringify(ips) !== this.addressesApplied) {
+      try {
+        await this.opts.setServiceAddresses(ips);
+        this.addressesApplied = JSON.stringify(ips);
+        this.addressProblem = null;
+      } catch (e) {
+        this.addressProblem = `service addresses could not be set up: ${(e as Error).message}`;
+      }
+    }
+
+    const wanted = wantedListeners(m.services, this.addressProblem ? {} : m.addresses, this.opts.defaultAddress);
+    const keys = new Set(wanted.map((l) => l.key));
+    for (const [key, { impl }] of this.open) {
+      if (!keys.has(key)) {
+        this.open.delete(key);
+        await impl.close();
+      }
+    }
+    for (const key of this.failed.keys()) if (!keys.has(key)) this.failed.delete(key);
+    const now = this.clock();
+    const errors: Record<string, string> = {};
+    for (const spec of wanted) {
+      const held = this.open.get(spec.key);
+      if (held) {
+        held.spec = spec;
+        if (held.impl instanceof HttpListener && spec.kind === 'http') held.impl.routes = spec.routes;
+        else if (!(held.impl instanceof HttpListener) && spec.kind !== 'http') held.impl.target = spec.target;
+        continue;
+      }
+      const failure = this.failed.get(spec.key);
+      if (failure && now - failure.at < (this.opts.retryBindMs ?? 10_000)) {
+        for (const s of servicesOf(spec)) errors[s] ??= failure.problem;
+        continue;
+      }
+      const impl = this.make(spec);
+      try {
+        await impl.listen(spec.address, spec.port);
+        this.open.set(spec.key, { spec, impl });
+        this.failed.delete(spec.key);
+        this.opts.log.info({ listener: spec.key, services: servicesOf(spec) }, 'listening');
+      } catch (e) {
+        await impl.close().catch(() => undefined);
+        const problem = bindProblem(spec, e as NodeJS.ErrnoException);
+        this.failed.set(spec.key, { problem, at: now });
+        this.opts.log.warn({ listener: spec.key, err: problem }, 'cannot listen');
+        for (const s of servicesOf(spec)) errors[s] ??= problem;
+      }
+    }
+    if (this.addressProblem) for (const s of Object.keys(m.addresses)) errors[s] ??= this.addressProblem;
+    const json = JSON.stringify(errors);
+    if (json !== this.errorsReported) {
+      this.errorsReported = json;
+      this.opts.onPortErrors(errors);
+    }
+  }
+
+  private make(spec: ListenerSpec): Impl {
+    const hold = { holdMs: this.holdMs };
+    switch (spec.kind) {
+      case 'tcp':
+        return new TcpListener(spec.target, this.upstreams, hold, this.opts.log);
+      case 'udp':
+        return new UdpListener(spec.target, this.upstreams, { ...hold, idleMs: this.opts.udpIdleMs ?? 30_000 }, this.opts.log);
+      case 'http':
+        return new HttpListener(spec.routes, this.upstreams, hold, this.opts.log);
+    }
+  }
+
+  /** Closes every listener and ends waits; service addresses stay (instances keep them in /etc/hosts). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.chain;
+    this.upstreams.close();
+    for (const { impl } of this.open.values()) await impl.close();
+    this.open.clear();
+  }
+}
