@@ -4,7 +4,7 @@
 import type { InstanceHealthRecord } from '../reconciler/reconciler.js';
 import { effectiveReplicas, type StateData } from '../store/state.js';
 
-export type Phase = 'Converged' | 'Progressing' | 'Stopped' | 'Failing' | 'CrashLoopBackOff' | 'RolloutFailed' | 'Waiting';
+export type Phase = 'Converged' | 'Idle' | 'Progressing' | 'Stopped' | 'Failing' | 'CrashLoopBackOff' | 'RolloutFailed' | 'Waiting';
 
 export interface ServiceStatus {
   name: string;
@@ -38,11 +38,12 @@ export function serviceStatuses(data: StateData, now: number): ServiceStatus[] {
     else if (waiting?.includes('(CrashLoopBackOff)')) phase = 'CrashLoopBackOff';
     else if (waiting?.startsWith('rollout of revision')) phase = 'RolloutFailed';
     else if (portError) phase = 'Failing';
+    else if (desired === 0 && mine.length === 0 && s.revision.spec.autoscale) phase = 'Idle';
     else if (ready === desired && mine.length === desired && !rolling) phase = 'Converged';
     else if (waiting) phase = 'Waiting';
     else if (warning) phase = 'Failing';
     else phase = 'Progressing';
-    const reason = phase === 'Converged' ? null : portError ?? waiting ?? warning?.message ?? (rolling ? 'rolling update in progress' : null);
+    const reason = phase === 'Converged' || phase === 'Idle' ? null : portError ?? waiting ?? warning?.message ?? (rolling ? 'rolling update in progress' : null);
     return { name: s.name, desired, ready, instances: mine.length, phase, reason };
   });
 }

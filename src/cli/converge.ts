@@ -51,7 +51,7 @@ export async function waitConverged(ctx: Context, opts: ConvergeOptions): Promis
   const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
     const statuses = serviceStatuses(await ctx.store().read(), Date.now()).filter((s) => !opts.services || opts.services.includes(s.name));
-    const pending = statuses.filter((s) => s.phase !== 'Converged' && s.phase !== 'Stopped');
+    const pending = statuses.filter((s) => s.phase !== 'Converged' && s.phase !== 'Idle' && s.phase !== 'Stopped');
     if (!pending.length) return;
     if (Date.now() > deadline) {
       throw new CarteError('driver', `not converged after ${Math.round(opts.timeoutMs / 1000)}s`, {

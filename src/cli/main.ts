@@ -119,6 +119,8 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--config <file>', 'YAML with watch: [dirs] and git: [{url, branch, path, interval}]')
     .option('--resync <duration>', 'periodic full resync (catches changes nobody reported)', '3s')
     .option('--publish-address <ip>', 'bind address of published ports that name none', '0.0.0.0')
+    .option('--metrics-interval <duration>', 'how often the autoscaler samples each instance\'s cgroup', '2s')
+    .option('--memory-reserve <size>', 'memory autoscaling leaves to the host and carte (scale-ups are capped)', '512Mi')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action((opts) => run(async (ctx) => (await import('./commands/daemon.js')).daemon(ctx, opts)));
 

@@ -3,6 +3,7 @@
 // beside it), sweeps what a crash left half-made, adopts what runs, watches
 // the store and its sources, and reconciles for ever.
 import fs from 'node:fs';
+import os from 'node:os';
 import { LinuxDriver } from '../drivers/linux/driver.js';
 import { CarteError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -13,9 +14,13 @@ import { Store } from '../store/store.js';
 import { acquireLock, type HeldLock } from '../util/lock.js';
 import { processAlive } from '../util/process.js';
 import { Gateway } from '../gateway/gateway.js';
+import { Scaler } from '../scaler/scaler.js';
 import { recordEvent, type StateData } from '../store/state.js';
 import { ApiServer } from './api.js';
 import { daemonPaths } from './paths.js';
+
+/** Memory kept for the host and carte by default when the scaler caps scale-ups (its --memory-reserve). */
+export const DEFAULT_MEMORY_RESERVE = 512 * 2 ** 20;
 
 export interface DaemonOptions {
   home: string;
@@ -26,6 +31,8 @@ export interface DaemonOptions {
   resyncMs?: number;
   /** Bind address of published ports that name none (default all interfaces). */
   publishAddress?: string;
+  /** Scaler settings: sampling interval, memory kept for the host and carte. */
+  scaler?: { intervalMs?: number; memoryReserveBytes?: number };
   /** Gateway timings (tests shorten them). */
   gateway?: { holdMs?: number; retryBindMs?: number; udpIdleMs?: number };
 }
@@ -33,6 +40,7 @@ export interface DaemonOptions {
 export interface RunningDaemon {
   reconciler: Reconciler;
   gateway: Gateway;
+  scaler: Scaler;
   stop(): Promise<void>;
 }
 
@@ -82,7 +90,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     onPortErrors: (errors) => void recordPortErrors(store, errors).catch((e: Error) => log.error({ err: e.message }, 'could not record port errors')),
   });
   const reconciler = new Reconciler({ store, driver, log, resyncMs: opts.resyncMs, beforeStop: (i, grace) => gateway.drain(i, grace) });
-  reconciler.onMembership((m) => void gateway.update(m));
+  const scaler = new Scaler({
+    store, driver, log: log.child({ component: 'scaler' }), activity: (s) => gateway.activity(s), trigger: () => reconciler.trigger(),
+    intervalMs: opts.scaler?.intervalMs, totalMemoryBytes: os.totalmem(), memoryReserveBytes: opts.scaler?.memoryReserveBytes ?? DEFAULT_MEMORY_RESERVE,
+  });
+  reconciler.onMembership((m) => {
+    void gateway.update(m);
+    scaler.observe(m);
+  });
   const trigger = () => reconciler.trigger();
   const sources: Array<FolderSource | GitSource> = [
     ...opts.watch.map((dir) => new FolderSource(dir, store, log, trigger)),
@@ -95,6 +110,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   });
   const syncAll = async () => ({ sources: await Promise.all(sources.map(async (s) => ({ id: s.id, ...(await s.sync()) }))) });
   api.route('POST', '/v1/sync', syncAll);
+  api.route('GET', '/v1/scaler', async () => scaler.current());
   api.route('GET', '/v1/gateway', async () => {
     const services = Object.keys((await store.readShared()).services).sort();
     return { listening: gateway.listening(), activity: Object.fromEntries(services.map((s) => [s, gateway.activity(s)])) };
@@ -107,16 +123,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   });
   await api.listen();
   reconciler.start();
-  await reconciler.pass(); // the first pass: adopt what runs, act on the difference
+  await reconciler.pass();
+  scaler.start(); // the first pass: adopt what runs, act on the difference
   log.info({ ms: Math.round(performance.now() - started), sources: sources.map((s) => s.id) }, 'daemon ready');
   for (const s of sources) await s.start();
 
   return {
     reconciler,
     gateway,
+    scaler,
     async stop() {
       storeWatch.close();
       for (const s of sources) await s.stop();
+      await scaler.stop();
       await reconciler.stop();
       await gateway.close();
       await api.close();

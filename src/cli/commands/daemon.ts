@@ -5,7 +5,7 @@ import { startDaemon } from '../../daemon/daemon.js';
 import { UsageError } from '../../errors.js';
 import { daemonLogger } from '../../log.js';
 import type { GitSourceOptions } from '../../reconciler/sources/git.js';
-import { parseDuration } from '../../schema/units.js';
+import { parseDuration, parseMemory } from '../../schema/units.js';
 import type { Context } from '../context.js';
 import { linuxDriver } from '../linux.js';
 
@@ -19,10 +19,18 @@ export interface DaemonOptions {
   config?: string;
   logLevel: string;
   publishAddress: string;
+  metricsInterval: string;
+  memoryReserve: string;
 }
 
 function duration(flag: string, text: string): number {
   const p = parseDuration(text);
+  if (!p.ok) throw new UsageError(`daemon: ${flag}: ${p.message}`);
+  return p.value;
+}
+
+function memory(flag: string, text: string): number {
+  const p = parseMemory(text);
   if (!p.ok) throw new UsageError(`daemon: ${flag}: ${p.message}`);
   return p.value;
 }
@@ -54,7 +62,9 @@ export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
   const sources = daemonSources(opts);
   const log = daemonLogger(opts.logLevel as 'info');
   const driver = await linuxDriver({ ...ctx, log });
-  const running = await startDaemon({ home: ctx.home, log, driver, ...sources, resyncMs: duration('--resync', opts.resync), publishAddress: opts.publishAddress });
+  const running = await startDaemon({ home: ctx.home, log, driver, ...sources, resyncMs: duration('--resync', opts.resync), publishAddress: opts.publishAddress,
+    scaler: { intervalMs: duration('--metrics-interval', opts.metricsInterval), memoryReserveBytes: memory('--memory-reserve', opts.memoryReserve) },
+  });
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop);

@@ -1,7 +1,9 @@
 import { stringify } from 'yaml';
 import { NotFoundError } from '../../errors.js';
 import { instanceRecords, serviceStatuses } from '../../api/status.js';
+import { connectDaemon } from '../../daemon/client.js';
 import { toManifest } from '../../schema/canonical.js';
+import type { ScalerStatus } from '../../scaler/scaler.js';
 import { serviceObject } from '../../store/state.js';
 import type { Context } from '../context.js';
 import { age, formatLabels, table, write } from '../output.js';
@@ -21,6 +23,15 @@ export async function describe(ctx: Context, words: string[]): Promise<void> {
   const events = data.events.filter((e) => e.object === `service/${name}`).slice(-10);
   const status = serviceStatuses(data, now.getTime()).find((st) => st.name === name)!;
   const instances = Object.entries(instanceRecords(data)).filter(([, r]) => r.service === name).sort(([a], [b]) => (a < b ? -1 : 1));
+  const a = r.spec.autoscale;
+  const autoscale: string[] = [];
+  if (a) {
+    autoscale.push(`Autoscale:  ${a.min}–${a.max} replicas; now ${status.desired}${s.autoscaled ? `, set ${age(s.autoscaled.at, now)} ago: ${s.autoscaled.reason}` : ' (no decision yet)'}`);
+    // The live recommendation comes from the daemon's scaler (in memory), when a daemon runs.
+    const daemon = await connectDaemon(ctx.home);
+    const live = daemon ? (await daemon.get<Record<string, ScalerStatus>>('/v1/scaler').catch(() => ({})) as Record<string, ScalerStatus>)[name] : undefined;
+    if (live) autoscale.push(`            recommendation ${live.decision.recommendation}: ${live.decision.reason}`);
+  }
   const out = [
     `Name:       ${s.name}`,
     `Status:     ${status.phase}, ${status.ready}/${status.desired} ready${status.reason ? `: ${status.reason}` : ''}`,
@@ -30,6 +41,7 @@ export async function describe(ctx: Context, words: string[]): Promise<void> {
     `Origin:     ${r.origin ?? '-'}${r.commit ? ` at commit ${r.commit}` : ''}`,
     `Created:    ${s.createdAt} (${age(s.createdAt, now)} ago)`,
     `Updated:    ${s.updatedAt} (${age(s.updatedAt, now)} ago)`,
+    ...autoscale,
     'Spec:',
     indent(stringify(toManifest(serviceObject(s)).spec, { lineWidth: 0 })),
     'Instances:',
