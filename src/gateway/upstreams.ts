@@ -19,6 +19,8 @@ export interface Lease {
 export interface Activity {
   /** Connections (TCP, HTTP requests, UDP flows) open right now. */
   active: number;
+  /** Connections waiting for an instance right now (the service is starting or waking). */
+  waiting: number;
   /** Accepted since the daemon started. */
   connections: number;
   /** HTTP requests since the daemon started (HTTP mode only). */
@@ -163,7 +165,7 @@ export class Upstreams {
   }
 
   private touch(service: string, delta: 1 | -1): void {
-    const a = this.activity.get(service) ?? { active: 0, connections: 0, requests: 0, lastActivityAt: null };
+    const a = this.activity.get(service) ?? { active: 0, waiting: 0, connections: 0, requests: 0, lastActivityAt: null };
     a.active += delta;
     if (delta > 0) a.connections++;
     a.lastActivityAt = this.clock();
@@ -171,14 +173,15 @@ export class Upstreams {
   }
 
   countRequest(service: string): void {
-    const a = this.activity.get(service) ?? { active: 0, connections: 0, requests: 0, lastActivityAt: null };
+    const a = this.activity.get(service) ?? { active: 0, waiting: 0, connections: 0, requests: 0, lastActivityAt: null };
     a.requests++;
     a.lastActivityAt = this.clock();
     this.activity.set(service, a);
   }
 
   activityOf(service: string): Activity {
-    return { ...(this.activity.get(service) ?? { active: 0, connections: 0, requests: 0, lastActivityAt: null }) };
+    const a = this.activity.get(service);
+    return { active: a?.active ?? 0, waiting: this.waitingFor(service), connections: a?.connections ?? 0, requests: a?.requests ?? 0, lastActivityAt: a?.lastActivityAt ?? null };
   }
 
   /** Connections waiting for an instance of `service` (activation in progress). */

@@ -143,7 +143,8 @@ export class Scaler {
   /** How long the service has had no traffic (null while it has some): since its last connection, its last scaling, or the scaler's start. */
   private idleFor(service: string, scaledAt: string | null, now: number): number | null {
     const a = this.opts.activity(service);
-    if (!a || a.active > 0) return null;
+    // A connection waiting for the service (it is waking) is traffic too.
+    if (!a || a.active > 0 || a.waiting > 0) return null;
     const since = Math.max(a.lastActivityAt ?? 0, scaledAt ? Date.parse(scaledAt) : 0, this.startedAt);
     return now - since;
   }

@@ -114,7 +114,7 @@ describe('gateway: upstreams', () => {
     assert.equal(u.activityOf('web').active, 2);
     a!.release();
     a!.release();
-    assert.deepEqual({ ...u.activityOf('web'), lastActivityAt: null }, { active: 1, connections: 2, requests: 0, lastActivityAt: null });
+    assert.deepEqual({ ...u.activityOf('web'), lastActivityAt: null }, { active: 1, waiting: 0, connections: 2, requests: 0, lastActivityAt: null });
     assert.equal(await u.acquire(target('off'), Date.now() + 10_000), null, 'nothing will come: refused at once');
   });
 
@@ -126,6 +126,7 @@ describe('gateway: upstreams', () => {
     const second = u.acquire(target('sleepy'), Date.now() + 5000);
     await new Promise((r) => setImmediate(r));
     assert.equal(u.waitingFor('sleepy'), 2);
+    assert.equal(u.activityOf('sleepy').waiting, 2, 'waiting connections are traffic: the scaler must not put it back to sleep');
     u.update(membership([{ name: 'sleepy-1', service: 'sleepy', ip: '10.0.0.9', ready: false }], { sleepy: 1 }));
     assert.equal(u.waitingFor('sleepy'), 2, 'not ready yet: still waiting');
     u.update(membership([{ name: 'sleepy-1', service: 'sleepy', ip: '10.0.0.9', ready: true }], { sleepy: 1 }));
