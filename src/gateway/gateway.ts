@@ -136,6 +136,7 @@ export class Gateway {
         held.spec = spec;
         if (held.impl instanceof HttpListener && spec.kind === 'http') held.impl.routes = spec.routes;
         else if (!(held.impl instanceof HttpListener) && spec.kind !== 'http') held.impl.target = spec.target;
+        if (!(held.impl instanceof UdpListener)) held.impl.local = spec.local ?? {};
         continue;
       }
       const failure = this.failed.get(spec.key);
@@ -144,6 +145,7 @@ export class Gateway {
         continue;
       }
       const impl = this.make(spec);
+      if (!(impl instanceof UdpListener)) impl.local = spec.local ?? {};
       try {
         await impl.listen(spec.address, spec.port);
         this.open.set(spec.key, { spec, impl });

@@ -6,10 +6,10 @@
 //   502  the instance failed the request (refused, reset, bad response).
 // WebSocket and other upgrades are spliced through as raw TCP.
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import type { Logger } from '../log.js';
 import type { Target } from './listeners.js';
-import { connectTarget, listenOn, spliceTracked } from './tcp.js';
+import { connectTarget, listenOn, localAddressOf, proxyConnection, spliceTracked } from './tcp.js';
 import type { Lease, Upstreams } from './upstreams.js';
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are the proxy's own business, never forwarded.
@@ -38,7 +38,11 @@ function reply(res: http.ServerResponse, status: number, message: string): void 
 }
 
 export class HttpListener {
+  /** Accepts connections: HTTP ones go to `server`; those to a service address in `local` are plain TCP. */
+  private readonly front: net.Server;
   private readonly server: http.Server;
+  /** Targets by local address: service addresses this (wildcard) listener also serves, as plain TCP. */
+  public local: Record<string, Target> = {};
   private readonly agents = new Map<string, http.Agent>();
   private readonly sockets = new Set<net.Socket>();
 
@@ -49,10 +53,19 @@ export class HttpListener {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
+    this.front = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => {
+      const tcp = this.local[localAddressOf(s)];
+      if (tcp) {
+        void proxyConnection(s, tcp, this.upstreams, this.opts, this.sockets);
+        return;
+      }
+      this.server.emit('connection', s);
+      s.resume();
+    });
   }
 
   listen(address: string, port: number): Promise<void> {
-    return listenOn(this.server, address, port, this.log);
+    return listenOn(this.front, address, port, this.log);
   }
 
   private agent(lease: Lease): http.Agent {
@@ -173,7 +186,7 @@ export class HttpListener {
 
   close(): Promise<void> {
     return new Promise((resolve) => {
-      this.server.close(() => resolve());
+      this.front.close(() => resolve());
       for (const s of this.sockets) s.destroy();
       for (const a of this.agents.values()) a.destroy();
     });

@@ -112,9 +112,34 @@ export function spliceTracked(client: net.Socket, found: { lease: Lease; socket:
   });
 }
 
+/** Sends an accepted (paused) client to a ready instance of target and splices them; tracks both sockets. */
+export async function proxyConnection(client: net.Socket, target: Target, upstreams: Upstreams, opts: ProxyOptions, sockets: Set<net.Socket>): Promise<void> {
+  sockets.add(client);
+  client.on('close', () => sockets.delete(client));
+  client.on('error', () => undefined);
+  let gone = false;
+  client.once('close', () => (gone = true));
+  const found = await connectTarget(upstreams, target, Date.now() + opts.holdMs, () => gone);
+  if (!found) {
+    client.destroy();
+    return;
+  }
+  if (gone) {
+    found.socket.destroy();
+    found.lease.release();
+    return;
+  }
+  spliceTracked(client, found, sockets);
+}
+
+/** A connection's local address without the IPv4-mapped prefix. */
+export const localAddressOf = (s: net.Socket) => (s.localAddress ?? '').replace(/^::ffff:/, '');
+
 export class TcpListener {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  /** Targets by local address: service addresses this (wildcard) listener also serves. */
+  public local: Record<string, Target> = {};
 
   constructor(public target: Target, private readonly upstreams: Upstreams, private readonly opts: ProxyOptions, private readonly log: Logger) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (c) => void this.handle(c));
@@ -124,24 +149,8 @@ export class TcpListener {
     return listenOn(this.server, address, port, this.log);
   }
 
-  private async handle(client: net.Socket): Promise<void> {
-    this.sockets.add(client);
-    client.on('close', () => this.sockets.delete(client));
-    client.on('error', () => undefined);
-    let gone = false;
-    client.once('close', () => (gone = true));
-    const target = this.target;
-    const found = await connectTarget(this.upstreams, target, Date.now() + this.opts.holdMs, () => gone);
-    if (!found) {
-      client.destroy();
-      return;
-    }
-    if (gone) {
-      found.socket.destroy();
-      found.lease.release();
-      return;
-    }
-    spliceTracked(client, found, this.sockets);
+  private handle(client: net.Socket): Promise<void> {
+    return proxyConnection(client, this.local[localAddressOf(client)] ?? this.target, this.upstreams, this.opts, this.sockets);
   }
 
   /** Stops accepting; open connections are cut (the port is no longer carte's to serve). */

@@ -19,7 +19,7 @@ import { services } from '../helpers/manifests.js';
 import { fixture } from '../helpers/paths.js';
 
 const BASE = 21000 + Math.floor(Math.random() * 20000);
-const PORT = { web: BASE, udp: BASE + 1, routed: BASE + 2, taken: BASE + 3, sleepy: BASE + 4 };
+const PORT = { web: BASE, udp: BASE + 1, routed: BASE + 2, taken: BASE + 3, sleepy: BASE + 4, wild: BASE + 5 };
 
 function get(port: number, host?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -122,6 +122,26 @@ describe('gateway (root, real containers)', function () {
     const address = /^(\S+)\tweb$/m.exec(hosts)?.[1];
     assert.ok(address, hosts);
     assert.notEqual(address, (await host().driver.list()).find((i) => i.name === 'web-1')?.ip, 'the service address, not an instance\'s');
+  });
+
+  it('serves a port published on 0.0.0.0 and the same port of the service address from one listener', async () => {
+    // The kernel refuses 0.0.0.0:P beside SERVICE_ADDRESS:P: the wildcard listener serves both.
+    await apply('wild', `apiVersion: carte/v1
+kind: Service
+metadata: { name: wild }
+spec:
+  image: test/hello:1
+  env: { PORT: "${PORT.wild}" }
+  ports: [{ port: ${PORT.wild}, publish: { port: ${PORT.wild}, address: 0.0.0.0 } }]
+  health: { http: { path: /health, port: ${PORT.wild} }, interval: 1s }
+  stopGracePeriod: 5s
+`);
+    await converged('wild', 1);
+    assert.ok(daemon!.gateway.listening().includes(`tcp 0.0.0.0:${PORT.wild}`), daemon!.gateway.listening().join(', '));
+    assert.deepEqual(await get(PORT.wild), { status: 200, body: 'wild-1\n' });
+    const r = await execOut(host(), 'client-1', ['sh', '-c', `printf "GET / HTTP/1.0\\r\\n\\r\\n" | busybox nc wild ${PORT.wild}`]);
+    assert.equal(r.out.trim().split('\n').at(-1), 'wild-1', r.out);
+    await apply('wild', null);
   });
 
   it('takes a killed instance out of rotation at once: no request fails', async () => {

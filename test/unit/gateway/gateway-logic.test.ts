@@ -47,14 +47,38 @@ describe('gateway: listeners from desired state', () => {
     ]);
     const listeners = wantedListeners(desiredServices(data), { login: '10.77.240.1', asset: '10.77.240.2', game: '10.77.240.3' }, '0.0.0.0');
     assert.deepEqual(listeners.map((l) => l.key), [
-      'tcp 10.77.240.2:8080', 'http 0.0.0.0:80', 'tcp 10.77.240.3:7000', 'tcp 0.0.0.0:7000', 'udp 10.77.240.3:7001', 'udp 127.0.0.1:7001', 'tcp 10.77.240.1:8080',
+      'tcp 10.77.240.2:8080', 'http 0.0.0.0:80', 'tcp 0.0.0.0:7000', 'udp 10.77.240.3:7001', 'udp 127.0.0.1:7001', 'tcp 10.77.240.1:8080',
     ]);
+    assert.deepEqual(listeners.find((l) => l.key === 'tcp 0.0.0.0:7000')!.local, { '10.77.240.3': { service: 'game', port: 7000, balance: 'round-robin' } }, 'game:7000 is served by the wildcard listener');
     const http = listeners.find((l) => l.kind === 'http');
     assert.ok(http && http.kind === 'http');
     assert.deepEqual(http.routes, {
       'asset.local': { service: 'asset', port: 8080, balance: 'round-robin' },
       'login.local': { service: 'login', port: 8080, balance: 'round-robin' },
     });
+  });
+});
+
+describe('gateway: wildcard published ports', () => {
+  it('take over the service addresses on the same port, choosing the target by local address', () => {
+    const data = stateWith([
+      serviceDoc('login', { ports: [{ port: 8080, publish: 8080 }] }),
+      serviceDoc('admin', { ports: [{ port: 8080 }] }),
+      serviceDoc('game', { ports: [{ port: 7001, protocol: 'udp', publish: 7001 }] }),
+      serviceDoc('dns', { ports: [{ port: 7001, protocol: 'udp' }] }),
+    ]);
+    const listeners = wantedListeners(desiredServices(data), { login: '10.77.240.1', admin: '10.77.240.2', game: '10.77.240.3', dns: '10.77.240.4' }, '0.0.0.0');
+    // admin's own 8080 and login's are served by the one wildcard listener; UDP cannot tell
+    // local addresses apart, so only game's own address is taken over and dns keeps its (conflicting) one.
+    assert.deepEqual(listeners.map((l) => l.key), ['udp 10.77.240.4:7001', 'udp 0.0.0.0:7001', 'tcp 0.0.0.0:8080']);
+    const tcp = listeners.find((l) => l.key === 'tcp 0.0.0.0:8080')!;
+    assert.deepEqual(tcp.local, {
+      '10.77.240.1': { service: 'login', port: 8080, balance: 'round-robin' },
+      '10.77.240.2': { service: 'admin', port: 8080, balance: 'round-robin' },
+    });
+    assert.deepEqual(listeners.find((l) => l.key === 'udp 0.0.0.0:7001')!.local, { '10.77.240.3': { service: 'game', port: 7001, balance: 'round-robin' } });
+    const specific = wantedListeners(desiredServices(data), { login: '10.77.240.1', admin: '10.77.240.2', game: '10.77.240.3', dns: '10.77.240.4' }, '127.0.0.1');
+    assert.equal(specific.filter((l) => l.local).length, 0, 'a specific address never conflicts with service addresses');
   });
 });
 
