@@ -5,13 +5,13 @@ import { recordEvent, syncServiceIndexes, type SourceId, type StateData } from '
 import type { Store } from '../store/store.js';
 
 /** Throws if the deletion cannot happen; pure. */
-export function checkDelete(data: StateData, names: readonly string[], source: SourceId): void {
+export function checkDelete(data: StateData, names: readonly string[], source: SourceId, force = false): void {
   const missing = names.filter((n) => !data.services[n]);
   if (missing.length) throw new NotFoundError(`${missing.map((n) => `service "${n}"`).join(', ')} not found; nothing was deleted`);
   const problems: string[] = [];
   for (const name of names) {
     const owner = data.services[name]!.source;
-    if (owner !== source) problems.push(`service "${name}" belongs to source ${owner}: remove its manifest there`);
+    if (owner !== source && !force) problems.push(`service "${name}" belongs to source ${owner}: remove its manifest there (or stop that source and use --force)`);
   }
   const deleting = new Set(names);
   for (const s of Object.values(data.services)) {
@@ -23,14 +23,14 @@ export function checkDelete(data: StateData, names: readonly string[], source: S
   if (problems.length) throw new ConflictError('cannot delete; nothing was deleted', problems);
 }
 
-export async function deleteServices(store: Store, names: readonly string[], opts: { source: SourceId; dryRun?: boolean; now?: () => Date }): Promise<string[]> {
+export async function deleteServices(store: Store, names: readonly string[], opts: { source: SourceId; dryRun?: boolean; force?: boolean; now?: () => Date }): Promise<string[]> {
   const unique = [...new Set(names)];
   if (opts.dryRun) {
-    checkDelete(await store.read(), unique, opts.source);
+    checkDelete(await store.read(), unique, opts.source, opts.force);
     return unique;
   }
   return store.update((data) => {
-    checkDelete(data, unique, opts.source);
+    checkDelete(data, unique, opts.source, opts.force);
     const now = (opts.now ?? (() => new Date()))();
     for (const name of unique) {
       delete data.services[name];

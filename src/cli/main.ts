@@ -54,6 +54,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .argument('[names...]', 'services to delete (optionally preceded by "service")')
     .option('-f, --filename <path>', 'delete the services these manifests define; repeatable', collect)
     .option('--dry-run', 'check and show what would be deleted, delete nothing')
+    .option('--force', 'also delete services a folder or Git source owns (stop that source first, or it puts them back)')
     .option('--wait', 'wait until the services are converged (ready), or fail after --timeout')
     .option('--timeout <duration>', 'how long --wait and an in-process converge may take (default 2m)')
     .option('--no-start', 'only change desired state: start and stop nothing (a running daemon still acts)')

@@ -13,6 +13,7 @@ export interface DeleteOptions {
   wait?: boolean;
   timeout?: string;
   start?: boolean;
+  force?: boolean;
 }
 
 export async function del(ctx: Context, words: string[], opts: DeleteOptions): Promise<void> {
@@ -25,7 +26,7 @@ export async function del(ctx: Context, words: string[], opts: DeleteOptions): P
     names = words[0] !== undefined && SERVICE_WORDS.includes(words[0]) ? words.slice(1) : words;
     if (!names.length) throw new UsageError('delete: name the services to delete, or give -f FILE');
   }
-  const deleted = await deleteServices(ctx.store(), names, { source: 'cli', dryRun: opts.dryRun, now: ctx.now });
+  const deleted = await deleteServices(ctx.store(), names, { source: 'cli', dryRun: opts.dryRun, force: opts.force === true, now: ctx.now });
   const suffix = opts.dryRun ? ' (dry run)' : '';
   write(deleted.map((n) => `service/${n} deleted${suffix}`).join('\n'));
   if (opts.dryRun || opts.start === false) return;

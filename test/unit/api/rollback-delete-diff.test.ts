@@ -36,9 +36,19 @@ describe('delete checks', () => {
     assert.throws(() => checkDelete(data, ['redis', 'ghost'], 'cli'), { message: 'service "ghost" not found; nothing was deleted', exitCode: 1 });
     assert.throws(() => checkDelete(data, ['redis', 'git-owned'], 'cli'), {
       message: 'cannot delete; nothing was deleted',
-      details: ['service "git-owned" belongs to source git:repo: remove its manifest there', 'service "login" depends on "redis": delete both together, or remove the dependency first'],
+      details: ['service "git-owned" belongs to source git:repo: remove its manifest there (or stop that source and use --force)', 'service "login" depends on "redis": delete both together, or remove the dependency first'],
     });
     assert.doesNotThrow(() => checkDelete(data, ['redis', 'login'], 'cli'));
+  });
+
+  it('with force deletes another source\'s services, but still guards dependencies', () => {
+    let data = stateWith([serviceDoc('redis'), serviceDoc('login', { dependsOn: ['redis'] })], 'folder:/srv/m');
+    data = stateWith([serviceDoc('git-owned')], 'git:repo', data);
+    assert.doesNotThrow(() => checkDelete(data, ['git-owned'], 'cli', true));
+    assert.doesNotThrow(() => checkDelete(data, ['redis', 'login'], 'cli', true));
+    assert.throws(() => checkDelete(data, ['redis'], 'cli', true), {
+      details: ['service "login" depends on "redis": delete both together, or remove the dependency first'],
+    });
   });
 });
 
