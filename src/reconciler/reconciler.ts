@@ -154,10 +154,13 @@ export class Reconciler {
       this.hurryTimer = null;
       return;
     }
-    const targets = this.lastObserved.filter((i) => this.hurried.has(i.service));
+    const specOf = (i: ObservedInstance) => this.lastDesired.get(i.service)?.spec.health ?? null;
+    const targets = this.lastObserved.filter((i) => this.hurried.has(i.service) && !this.health.view(i, specOf(i)).ready);
+    // A hurried check may make an instance ready sooner, never unhealthy sooner: its failures
+    // do not count (as in a start period), or a slow starter would be restarted within 100 ms.
     const changed = await this.health.checkDue(targets, (i) => {
-      const spec = this.lastDesired.get(i.service)?.spec.health ?? null;
-      return spec && { ...spec, intervalMs: Math.min(spec.intervalMs, HURRY_MS) };
+      const spec = specOf(i);
+      return spec && { ...spec, intervalMs: Math.min(spec.intervalMs, HURRY_MS), startPeriodMs: Number.POSITIVE_INFINITY };
     });
     if (changed) {
       this.recordHealth(this.lastObserved);

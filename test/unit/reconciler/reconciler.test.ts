@@ -177,6 +177,39 @@ describe('reconciler (in-memory driver)', () => {
     assert.equal(driver.instances.get('web-1')!.labels[LABELS.restarts], '1');
   });
 
+  it('checks a starting instance often while connections wait for it, without restarting it sooner', async () => {
+    await apply(serviceDoc('web', { ports: [{ port: 80 }], health: { tcp: { port: 80 }, interval: '10s', failureThreshold: 3 } }));
+    let up = false;
+    let checks = 0;
+    const r = make(async () => {
+      checks++;
+      return up ? null : 'connection refused';
+    });
+    let ready: string[] = [];
+    r.onMembership((m) => (ready = m.instances.filter((i) => i.ready).map((i) => i.name)));
+    await step(r);
+    r.start();
+    try {
+      r.hurry('web');
+      // Far more failed checks than failureThreshold, all within one health interval.
+      for (let i = 0; i < 400 && checks < 8; i++) {
+        now += 30;
+        await new Promise((res) => setTimeout(res, 30));
+      }
+      assert.ok(checks >= 8, `hurried checks ran (${checks})`);
+      await r.idle();
+      assert.equal(driver.instances.get('web-1')!.labels[LABELS.restarts], '0', 'not restarted by hurried failures');
+      up = true;
+      for (let i = 0; i < 400 && !ready.includes('web-1'); i++) {
+        now += 30;
+        await new Promise((res) => setTimeout(res, 30));
+      }
+      assert.deepEqual(ready, ['web-1'], 'ready from a hurried check, long before its 10 s interval');
+    } finally {
+      await r.stop();
+    }
+  });
+
   it('never runs two passes at once, however they are called', async () => {
     await apply(serviceDoc('web', { replicas: 3, health: { tcp: { port: 80 } } }));
     let concurrent = 0;
