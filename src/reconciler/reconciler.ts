@@ -259,6 +259,9 @@ export class Reconciler {
     const desired = desiredServices(data);
     this.lastDesired = new Map(desired.map((d) => [d.name, d]));
     this.addresses = serviceAddresses(data, desired, (n) => this.driver.serviceAddress(n));
+    // Actions in flight when the machine is listed: their instances' listed state may be
+    // stale by the time this pass plans (an await later), so they count as in flight.
+    const busyAtList = new Map(this.inflight);
     const observed = (await this.driver.list()).filter(isManaged);
     this.lastObserved = observed;
     // Instances never checked (just adopted after a daemon restart, or new) are checked before planning,
@@ -269,7 +272,7 @@ export class Reconciler {
     const now = this.clock();
     const views: InstanceView[] = [];
     for (const i of observed) {
-      const action = this.inflight.get(i.name);
+      const action = this.inflight.get(i.name) ?? busyAtList.get(i.name);
       if (action && action.kind === 'remove') continue; // going away: as good as gone
       const view = this.view(i);
       views.push(action ? { ...view, ready: false, unhealthy: false, broken: false, state: 'created' } : view);

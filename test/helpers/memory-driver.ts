@@ -13,6 +13,9 @@ export class MemoryDriver implements Driver {
 
   constructor(private readonly clock: () => number = Date.now) {}
 
+  /** While set, creates stop half-way (state "created", as runc create before start) until it resolves. */
+  createGate: Promise<void> | null = null;
+
   /** The next create fails with this error (after nothing was made). */
   failNextCreate(error: Error = new DriverError('create', 'instance', 'injected failure')): void {
     this.failures.push(error);
@@ -38,6 +41,11 @@ export class MemoryDriver implements Driver {
     };
     this.instances.set(spec.name, i);
     this.hosts.set(spec.name, { ...(spec.hosts ?? {}) });
+    if (this.createGate) {
+      Object.assign(i, { state: 'created', pid: null, startedAt: null });
+      await this.createGate;
+      Object.assign(i, { state: 'running', pid: 1000 + this.instances.size, startedAt: new Date(this.clock()).toISOString() });
+    }
     return { ...i };
   }
 

@@ -210,6 +210,32 @@ describe('reconciler (in-memory driver)', () => {
     }
   });
 
+  it('does not take an instance its own create finished during a pass for one left half-made', async () => {
+    await apply(serviceDoc('db', { health: { tcp: { port: 6379 }, interval: '1s' } }));
+    let probeGate: Promise<void> | null = null;
+    const r = make(async () => {
+      await probeGate;
+      return null;
+    });
+    await step(r);
+    let finishCreate!: () => void;
+    driver.createGate = new Promise((res) => (finishCreate = res));
+    await apply(serviceDoc('db', { health: { tcp: { port: 6379 }, interval: '1s' } }), serviceDoc('web'));
+    await r.pass(); // launches the create of web-1, which stops half-way
+    assert.equal(driver.instances.get('web-1')!.state, 'created');
+    let releaseProbe!: () => void;
+    probeGate = new Promise((res) => (releaseProbe = res));
+    now += 1000; // db-1's check is due: the next pass waits on it after listing the machine
+    const pass = r.pass();
+    await new Promise((res) => setTimeout(res, 20));
+    finishCreate();
+    await r.idle(); // web-1 is running now; the pass still holds its listing from before
+    releaseProbe();
+    await pass;
+    await r.idle();
+    assert.deepEqual(driver.calls.filter((c) => c.endsWith('web-1')), ['create web-1'], 'not removed and made again');
+  });
+
   it('never runs two passes at once, however they are called', async () => {
     await apply(serviceDoc('web', { replicas: 3, health: { tcp: { port: 80 } } }));
     let concurrent = 0;
