@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 #   runc (the OCI runtime), conmon (the per-instance monitor), the CNI
 #   reference plugins (bridge, host-local, loopback in /usr/lib/cni), iproute2
 #   (ip netns), busybox-static (small images for tests and examples), git,
-#   wrk (the gateway benchmark).
-packages=(runc conmon containernetworking-plugins iproute2 busybox-static git wrk)
+#   wrk (the gateway benchmark), redis-server (the metaverse demo's database
+#   image is built from its binary; the host service itself is not started).
+packages=(runc conmon containernetworking-plugins iproute2 busybox-static git wrk redis-server)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
@@ -28,7 +29,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   echo "installing: ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Packages with services (redis-server) must not start them on the host:
+  # carte runs Redis in a container. policy-rc.d exit 101 = "do not start".
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && own_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    || { if [ "$own_policy" -eq 1 ]; then rm -f "$policy"; fi; exit 1; }
+  if [ "$own_policy" -eq 1 ]; then rm -f "$policy"; fi
 fi
 
 # Put carte on PATH (a link to this checkout's launcher), unless another carte is there.

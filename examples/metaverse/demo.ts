@@ -1,0 +1,183 @@
+// Brings the metaverse demo up and down with carte, as a user would:
+//
+//   node dist/examples/metaverse/demo.js up      (make demo)
+//     builds the five images (cached after the first run), starts
+//     `carte daemon --watch manifests/` in the background unless one runs,
+//     waits until every service is converged, prints the endpoints.
+//   node dist/examples/metaverse/demo.js down    (make demo-down)
+//     stops that daemon, deletes the five services (their instances stop),
+//     keeps the volumes (accounts, rooms, assets).
+//   node dist/examples/metaverse/demo.js images  builds the images only.
+//
+// The functions are exported for the e2e test and the benchmark, which run
+// the same steps on a CARTE_HOME of their own.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+
+/** The checkout (this file runs compiled, from dist/examples/metaverse/). */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const CARTE = path.join(ROOT, 'bin', 'carte');
+export const MANIFESTS = path.join(ROOT, 'manifests');
+/** The compiled servers: the build context of the four Node images. */
+const COMPILED = path.join(ROOT, 'dist', 'examples', 'metaverse');
+const SOURCES = path.join(ROOT, 'examples', 'metaverse');
+
+export const SERVICES = ['redis', 'login', 'asset', 'map', 'game'] as const;
+export const IMAGES: ReadonlyArray<{ tag: string; cartefile: string; context: string }> = [
+  { tag: 'metaverse/redis:7', cartefile: path.join(SOURCES, 'redis', 'Cartefile'), context: path.join(SOURCES, 'redis') },
+  ...(['login', 'asset', 'map', 'game'] as const).map((s) => ({ tag: `metaverse/${s}:1.0`, cartefile: path.join(SOURCES, s, 'Cartefile'), context: COMPILED })),
+];
+
+export interface Result { code: number | null; stdout: string; stderr: string }
+export type Carte = (args: string[]) => Promise<Result>;
+
+export function carteWith(env: NodeJS.ProcessEnv): Carte {
+  return (args) => new Promise((resolve, reject) => {
+    const child = spawn(CARTE, args, { env: { ...env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function must(carte: Carte, args: string[]): Promise<string> {
+  const r = await carte(args);
+  if (r.code !== 0) throw new Error(`carte ${args.join(' ')} failed (exit ${r.code}):\n${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}
+
+/** Builds the five images; the servers must have been compiled (make build). */
+export async function buildImages(carte: Carte, say: (line: string) => void = () => {}): Promise<void> {
+  if (!fs.existsSync(path.join(COMPILED, 'login', 'server.js'))) throw new Error(`${COMPILED} has no compiled servers: run "make build" first`);
+  // The images run the compiled ES modules without the checkout's package.json.
+  fs.writeFileSync(path.join(COMPILED, 'package.json'), '{ "type": "module" }\n');
+  for (const img of IMAGES) {
+    const started = performance.now();
+    await must(carte, ['build', '-q', '-t', img.tag, '-f', img.cartefile, img.context]);
+    say(`image ${img.tag} built in ${((performance.now() - started) / 1000).toFixed(1)}s`);
+  }
+}
+
+export interface ServiceRow { name: string; ready: string; phase: string }
+
+/** Rows of `carte get` (NAME READY STATUS ...). */
+export function parseGet(table: string): ServiceRow[] {
+  return table.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((c) => c.length >= 3)
+    .map(([name, ready, phase]) => ({ name: name!, ready: ready!, phase: phase! }));
+}
+
+/** Waits until each service is Converged (or Idle: asleep at zero, woken by a request). */
+export async function waitConverged(carte: Carte, names: readonly string[], timeoutMs: number, say: (line: string) => void = () => {}): Promise<ServiceRow[]> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const rows = parseGet(await must(carte, ['get'])).filter((r) => names.includes(r.name));
+    const summary = rows.map((r) => `${r.name} ${r.ready} ${r.phase}`).join(', ');
+    if (summary !== last) say(`  ${summary || 'waiting for the daemon to apply manifests/'}`);
+    last = summary;
+    if (rows.length === names.length && rows.every((r) => r.phase === 'Converged' || r.phase === 'Idle')) return rows;
+    if (Date.now() > deadline) throw new Error(`not converged after ${timeoutMs / 1000}s: ${summary}\nsee "carte status" and "carte events"`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+export interface Endpoint { service: string; name: string; protocol: string; port: number }
+
+/** The published ports the manifests declare. */
+export function endpoints(dir: string): Endpoint[] {
+  const out: Endpoint[] = [];
+  for (const f of fs.readdirSync(dir).filter((n) => /\.ya?ml$/.test(n)).sort()) {
+    for (const doc of YAML.parseAllDocuments(fs.readFileSync(path.join(dir, f), 'utf8'))) {
+      const m = doc.toJS() as { metadata?: { name?: string }; spec?: { ports?: Array<{ name?: string; port: number; protocol?: string; publish?: number | { port: number } }> } };
+      for (const p of m.spec?.ports ?? []) {
+        if (p.publish === undefined) continue;
+        out.push({ service: m.metadata!.name!, name: p.name ?? String(p.port), protocol: p.protocol ?? 'tcp', port: typeof p.publish === 'number' ? p.publish : p.publish.port });
+      }
+    }
+  }
+  return out;
+}
+
+const home = () => process.env.CARTE_HOME ?? '/var/lib/carte';
+const pidFile = () => path.join(home(), 'demo-daemon.pid');
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const ourDaemon = (): number | null => {
+  const pid = Number(fs.existsSync(pidFile()) ? fs.readFileSync(pidFile(), 'utf8').trim() : NaN);
+  return Number.isInteger(pid) && alive(pid) ? pid : null;
+};
+
+async function up(): Promise<void> {
+  const carte = carteWith(process.env);
+  const say = (l: string) => console.log(l);
+  await buildImages(carte, say);
+  const running = /^daemon: running/m.test(await must(carte, ['status']));
+  if (running && !ourDaemon()) {
+    say('a carte daemon already runs on this CARTE_HOME: applying manifests/ through it');
+    await must(carte, ['apply', '-f', MANIFESTS]);
+  } else if (!running) {
+    fs.mkdirSync(home(), { recursive: true });
+    const logFile = path.join(home(), 'demo-daemon.log');
+    const out = fs.openSync(logFile, 'a');
+    const child = spawn(CARTE, ['daemon', '--watch', MANIFESTS], { detached: true, stdio: ['ignore', out, out] });
+    child.unref();
+    fs.writeFileSync(pidFile(), `${child.pid}\n`);
+    say(`daemon started (pid ${child.pid}), watching ${MANIFESTS}; its log: ${logFile}`);
+  } else {
+    say(`daemon already running (pid ${ourDaemon()}), watching ${MANIFESTS}`);
+  }
+  say('waiting for the services to converge:');
+  await waitConverged(carte, SERVICES, 180_000, say);
+  say('\nthe metaverse is up; on this machine:');
+  for (const e of endpoints(MANIFESTS)) {
+    const url = e.protocol === 'tcp' && e.service !== 'game' ? `http://127.0.0.1:${e.port}/health` : `${e.protocol}://127.0.0.1:${e.port}`;
+    say(`  ${e.service.padEnd(6)} ${e.name.padEnd(9)} ${url}`);
+  }
+  say(`\nnext:
+  node dist/examples/metaverse/loadgen/loadgen.js --players 80 --duration 60s   # a class of students
+  ./bin/carte get && ./bin/carte events                                           # watch carte scale
+  make demo-down                                                                  # stop it (volumes kept)`);
+}
+
+async function down(): Promise<void> {
+  const carte = carteWith(process.env);
+  const pid = ourDaemon();
+  if (pid) {
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 20_000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (alive(pid)) throw new Error(`daemon pid ${pid} did not stop within 20s`);
+    console.log(`daemon (pid ${pid}) stopped`);
+  } else if (/^daemon: running/m.test(await must(carte, ['status']))) {
+    throw new Error('a carte daemon that make demo did not start runs on this CARTE_HOME: stop it first (it would put the services back)');
+  }
+  fs.rmSync(pidFile(), { force: true });
+  const stored = parseGet(await must(carte, ['get'])).map((r) => r.name).filter((n) => (SERVICES as readonly string[]).includes(n));
+  if (stored.length) process.stdout.write(await must(carte, ['delete', '--force', ...stored]));
+  console.log('the metaverse is down; its volumes (accounts, rooms, assets) are kept in CARTE_HOME/volumes');
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const cmd = process.argv[2];
+  const action = cmd === 'up' ? up : cmd === 'down' ? down : cmd === 'images' ? () => buildImages(carteWith(process.env), console.log) : null;
+  if (!action) {
+    console.error('usage: node dist/examples/metaverse/demo.js up|down|images');
+    process.exit(2);
+  }
+  action().catch((e: Error) => {
+    console.error(`error: ${e.message}`);
+    process.exit(1);
+  });
+}
