@@ -33,8 +33,14 @@ export async function convergeAfterChange(ctx: Context, opts: ConvergeOptions): 
   try {
     const store = ctx.store();
     const mark = (await store.read()).nextEventSeq;
-    const reconciler = new Reconciler({ store, driver: await linuxDriver(ctx), log: ctx.log });
+    const driver = await linuxDriver(ctx);
+    const reconciler = new Reconciler({ store, driver, log: ctx.log });
+    let addresses: Record<string, string> = {};
+    reconciler.onMembership((m) => (addresses = m.addresses));
     const result = await reconciler.converge(opts.timeoutMs);
+    // The daemon's gateway keeps service addresses in step; without one, at least
+    // those of deleted services must go (the last delete leaves none behind).
+    await driver.setServiceAddresses([...new Set(Object.values(addresses))].sort());
     const data = await store.read();
     for (const e of data.events.filter((ev) => ev.seq >= mark && /^Instance|Failed$/.test(ev.reason))) {
       write(`${e.type === 'Warning' ? 'warning: ' : ''}${e.message}`);
