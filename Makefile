@@ -4,10 +4,10 @@ SHELL := /bin/bash
 MOCHA := node_modules/.bin/mocha
 TSC := node_modules/.bin/tsc
 
-.PHONY: help setup deps build test test-unit test-linux test-e2e bench demo clean
+.PHONY: help setup deps build test test-unit test-linux test-e2e bench bench-metaverse demo demo-down clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 17
 
 setup: ## install system packages and npm dependencies, then build (idempotent)
 	scripts/setup.sh
@@ -38,10 +38,16 @@ bench: build ## run the benchmarks and print their figures (see docs/benchmarks.
 	node dist/bench/driver.js
 	node dist/bench/reconciler.js
 	node dist/bench/gateway.js
+	node dist/bench/metaverse.js
 
-demo: setup ## store the demo deployment in manifests/ and show it (its images come with the metaverse demo)
-	./bin/carte apply -f manifests/ --no-start
-	./bin/carte get -o wide
+bench-metaverse: build ## only the metaverse benchmark: 80 players for 60 s against the whole demo
+	node dist/bench/metaverse.js
+
+demo: setup ## bring the metaverse demo up: build its images, run the daemon on manifests/, print the endpoints
+	node dist/examples/metaverse/demo.js up
+
+demo-down: build ## stop the demo's daemon and delete its services (volumes are kept)
+	node dist/examples/metaverse/demo.js down
 
 clean: ## remove build output
 	rm -rf dist

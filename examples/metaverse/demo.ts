@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import type { Endpoints } from './loadgen/client.js';
 
 /** The checkout (this file runs compiled, from dist/examples/metaverse/). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -102,6 +103,31 @@ export function endpoints(dir: string): Endpoint[] {
     }
   }
   return out;
+}
+
+/**
+ * Copies the demo's manifests into `dir` with every published port moved by
+ * `portOffset` (and Game kept at `gameMin` replicas or more, without its
+ * class-hours schedule, when given): the tests and the benchmark run the
+ * demo beside a real one. Returns where the servers are published.
+ */
+export function copyManifests(dir: string, opts: { portOffset: number; gameMin?: number }): Endpoints {
+  const published: Record<string, number> = {};
+  for (const f of fs.readdirSync(MANIFESTS).filter((n) => n.endsWith('.yaml'))) {
+    const doc = YAML.parseDocument(fs.readFileSync(path.join(MANIFESTS, f), 'utf8'));
+    const m = doc.toJS() as { metadata: { name: string }; spec: { ports?: Array<{ name: string; publish?: number }> } };
+    (m.spec.ports ?? []).forEach((p, i) => {
+      if (typeof p.publish !== 'number') return;
+      doc.setIn(['spec', 'ports', i, 'publish'], p.publish + opts.portOffset);
+      published[`${m.metadata.name}/${p.name}`] = p.publish + opts.portOffset;
+    });
+    if (m.metadata.name === 'game' && opts.gameMin !== undefined) {
+      doc.setIn(['spec', 'autoscale', 'min'], opts.gameMin);
+      doc.deleteIn(['spec', 'autoscale', 'schedule']);
+    }
+    fs.writeFileSync(path.join(dir, f), doc.toString());
+  }
+  return { host: '127.0.0.1', login: published['login/http']!, asset: published['asset/http']!, map: published['map/http']!, game: published['game/session']!, gameUdp: published['game/position']! };
 }
 
 const home = () => process.env.CARTE_HOME ?? '/var/lib/carte';

@@ -6,32 +6,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
-import { buildImages, carteWith, MANIFESTS, SERVICES, waitConverged } from '../../examples/metaverse/demo.js';
+import { buildImages, carteWith, copyManifests, SERVICES, waitConverged } from '../../examples/metaverse/demo.js';
 import { call, GameClient, type Endpoints } from '../../examples/metaverse/loadgen/client.js';
 import { makeE2eEnv, type E2eEnv } from '../helpers/e2e.js';
 import { eventually, requireRoot } from '../helpers/linux.js';
 import { tempDir } from '../helpers/paths.js';
-
-/** Copies the demo's manifests with published ports shifted by `offset` and Game at `gameMin` replicas or more. */
-export function demoManifests(dir: string, offset: number, gameMin: number): Endpoints {
-  const published: Record<string, number> = {};
-  for (const f of fs.readdirSync(MANIFESTS).filter((n) => n.endsWith('.yaml'))) {
-    const doc = YAML.parseDocument(fs.readFileSync(path.join(MANIFESTS, f), 'utf8'));
-    const m = doc.toJS() as { metadata: { name: string }; spec: { ports?: Array<{ name: string; publish?: number }>; autoscale?: Record<string, unknown> } };
-    (m.spec.ports ?? []).forEach((p, i) => {
-      if (typeof p.publish !== 'number') return;
-      doc.setIn(['spec', 'ports', i, 'publish'], p.publish + offset);
-      published[`${m.metadata.name}/${p.name}`] = p.publish + offset;
-    });
-    if (m.metadata.name === 'game') {
-      doc.setIn(['spec', 'autoscale', 'min'], gameMin);
-      doc.deleteIn(['spec', 'autoscale', 'schedule']); // the same replicas whatever the hour
-    }
-    fs.writeFileSync(path.join(dir, f), doc.toString());
-  }
-  return { host: '127.0.0.1', login: published['login/http']!, asset: published['asset/http']!, map: published['map/http']!, game: published['game/session']!, gameUdp: published['game/position']! };
-}
 
 describe('metaverse demo (root: its images, manifests and a real daemon)', function () {
   this.timeout(240_000);
@@ -52,7 +31,7 @@ describe('metaverse demo (root: its images, manifests and a real daemon)', funct
     requireRoot(this);
     e = makeE2eEnv();
     dir = tempDir('carte-metaverse-');
-    ep = demoManifests(dir, 20_000 + 100 * Math.floor(Math.random() * 150), 2);
+    ep = copyManifests(dir, { portOffset: 20_000 + 100 * Math.floor(Math.random() * 150), gameMin: 2 });
     await buildImages(carteWith(e.env));
     daemon = e.daemon(['--watch', dir, '--publish-address', '127.0.0.1']);
     await waitConverged(carteWith(e.env), SERVICES, 120_000);
