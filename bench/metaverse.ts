@@ -22,6 +22,8 @@ if (process.getuid?.() !== 0) {
 
 const PLAYERS = Number(process.env.PLAYERS ?? 80);
 const DURATION_MS = Number(process.env.DURATION_MS ?? 60_000);
+/** GAME_MIN=1 runs Game without its class-hours schedule (the figures outside class hours). */
+const GAME_MIN = process.env.GAME_MIN ? Number(process.env.GAME_MIN) : undefined;
 const MiB = 1024 * 1024;
 
 const rssOf = (pid: number) => {
@@ -68,7 +70,7 @@ console.log(`Metaverse benchmark (node ${process.version}): ${PLAYERS} players f
 const e = makeE2eEnv();
 const dir = tempDir('carte-bench-mv-');
 try {
-  const ep = copyManifests(dir, { portOffset: 30_000 });
+  const ep = copyManifests(dir, { portOffset: 30_000, ...(GAME_MIN !== undefined ? { gameMin: GAME_MIN } : {}) });
   const carte = carteWith(e.env);
   await buildImages(carte);
   const daemon = e.daemon(['--watch', dir, '--publish-address', '127.0.0.1']);
