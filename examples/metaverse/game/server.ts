@@ -46,7 +46,13 @@ startOrExit(log, () => {
   const redis = new Redis(addr, log);
   const sub = new Subscriber(addr, log, (ch, text) => {
     const room = ch.slice(channel('').length);
-    const event = JSON.parse(text) as RoomEvent;
+    let event: RoomEvent;
+    try {
+      event = JSON.parse(text) as RoomEvent;
+    } catch {
+      log.warn('ignored a malformed room event', { channel: ch });
+      return;
+    }
     for (const s of local.members(room)) {
       if (!s.player || !shouldDeliver(event, s.player)) continue;
       if (event.t === 'move' && s.socket.writableLength > SLOW_CLIENT_BYTES) continue;
