@@ -108,8 +108,9 @@ export function endpoints(dir: string): Endpoint[] {
 /**
  * Copies the demo's manifests into `dir` with every published port moved by
  * `portOffset` (and Game kept at `gameMin` replicas or more, without its
- * class-hours schedule, when given): the tests and the benchmark run the
- * demo beside a real one. Returns where the servers are published.
+ * class-hours schedule, when given), for the tests and the benchmark, which
+ * run the demo on a home and bridge of their own. Returns where the servers
+ * are published.
  */
 export function copyManifests(dir: string, opts: { portOffset: number; gameMin?: number }): Endpoints {
   const published: Record<string, number> = {};
