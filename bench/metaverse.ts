@@ -1,5 +1,5 @@
 // Metaverse benchmark (root): the whole demo (its images and manifests,
-// published ports moved so it can run beside a real one) under a real daemon,
+// published ports moved, on a home and bridge of its own) under a real daemon,
 // and the load generator's 80 students for 60 s. Prints:
 //  - errors (goal 0), login p99, game move fan-out p50/p99, every operation;
 //  - replicas per service: at the start, at the peak, and after the load
