@@ -72,14 +72,25 @@ export interface LogOptions {
   /** Keep reading new lines until the signal aborts. */
   follow?: boolean;
   signal?: AbortSignal;
+  /**
+   * The log of the instance's previous life under this name (before its last
+   * restart or replacement), like `kubectl logs --previous`; kept bounded.
+   */
+  previous?: boolean;
 }
 
 export interface ExecOptions {
   stdin?: Readable | null;
+  /** Where the command's output goes; discarded when not given (never into the caller's own output). */
   stdout?: Writable;
   stderr?: Writable;
   tty?: boolean;
   env?: Record<string, string>;
+  /**
+   * Aborting kills the command and every process it started (its session and
+   * descendants) with SIGKILL; exec then resolves with 137 once they are gone.
+   */
+  signal?: AbortSignal;
 }
 
 /** What remove() or gc() could not clean, step by step; empty means clean. */

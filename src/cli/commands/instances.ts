@@ -125,7 +125,7 @@ export async function exec(ctx: Context, name: string, command: string[], opts: 
   const inst = (await driver.list()).find((i) => i.name === name);
   if (!inst) throw new NotFoundError(`instance "${name}" not found`);
   if (inst.state !== 'running') throw new CarteError('driver', `instance ${name} is not running (${stateText(inst)})`);
-  return driver.exec(name, command, { stdin: opts.interactive ? process.stdin : null, tty: opts.tty === true });
+  return driver.exec(name, command, { stdin: opts.interactive ? process.stdin : null, stdout: process.stdout, stderr: process.stderr, tty: opts.tty === true });
 }
 
 export async function rm(ctx: Context, names: string[], opts: { grace?: string }): Promise<void> {
