@@ -1,7 +1,8 @@
 // Whether each service is converged, computed from the store alone (the
 // reconciler writes readiness there), so `carte get` and `carte status` work
 // with or without a daemon.
-import type { InstanceHealthRecord } from '../reconciler/reconciler.js';
+import type { InstanceHealthRecord } from '../model/instances.js';
+import { describeWait, type WaitCause } from '../model/wait.js';
 import { effectiveReplicas, type StateData } from '../store/state.js';
 
 export type Phase = 'Converged' | 'Idle' | 'Progressing' | 'Stopped' | 'Failing' | 'CrashLoopBackOff' | 'RolloutFailed' | 'Waiting';
@@ -31,12 +32,14 @@ export function serviceStatuses(data: StateData, now: number): ServiceStatus[] {
     const ready = mine.filter((r) => r.ready).length;
     const warning = [...data.events].reverse().find((e) => e.object === `service/${s.name}` && e.type === 'Warning' && now - Date.parse(e.at) < WARNING_WINDOW_MS);
     const rolling = data.rollouts?.[s.name] !== undefined;
-    const waiting = data.waiting?.[s.name] ?? null;
+    const stored = data.waiting?.[s.name] ?? null;
+    const cause: WaitCause | null = stored !== null && typeof stored === 'object' ? stored : null;
+    const waiting = cause ? describeWait(s.name, cause, now) : typeof stored === 'string' ? stored : null;
     const portError = data.portErrors?.[s.name] ?? null;
     let phase: Phase;
     if (s.suspended) phase = mine.length ? 'Progressing' : 'Stopped';
-    else if (waiting?.includes('(CrashLoopBackOff)')) phase = 'CrashLoopBackOff';
-    else if (waiting?.startsWith('rollout of revision')) phase = 'RolloutFailed';
+    else if (cause?.kind === 'crash-loop') phase = 'CrashLoopBackOff';
+    else if (cause?.kind === 'rollout-failed') phase = 'RolloutFailed';
     else if (portError) phase = 'Failing';
     else if (desired === 0 && mine.length === 0 && s.revision.spec.autoscale) phase = 'Idle';
     else if (ready === desired && mine.length === desired && !rolling) phase = 'Converged';

@@ -6,6 +6,7 @@ import { serviceStatuses } from '../api/status.js';
 import { connectDaemon } from '../daemon/client.js';
 import { takeConvergeLock } from '../daemon/daemon.js';
 import { CarteError } from '../errors.js';
+import { describeWait } from '../model/wait.js';
 import { Reconciler } from '../reconciler/reconciler.js';
 import type { Context } from './context.js';
 import { linuxDriver } from './linux.js';
@@ -16,6 +17,12 @@ export interface ConvergeOptions {
   timeoutMs: number;
   /** Services to wait for (default: all). */
   services?: string[];
+  /**
+   * Services the command named, the only ones an in-process converge acts on
+   * (default: the services to wait for). Others are left to the next command
+   * or a daemon: one broken service never holds up a command about another.
+   */
+  scope?: string[];
 }
 
 export async function convergeAfterChange(ctx: Context, opts: ConvergeOptions): Promise<void> {
@@ -34,10 +41,13 @@ export async function convergeAfterChange(ctx: Context, opts: ConvergeOptions): 
     const store = ctx.store();
     const mark = (await store.read()).nextEventSeq;
     const driver = await linuxDriver(ctx);
-    const reconciler = new Reconciler({ store, driver, log: ctx.log });
+    const scope = new Set(opts.scope ?? opts.services ?? []);
+    const reconciler = new Reconciler({ store, driver, log: ctx.log, scope });
     let addresses: Record<string, string> = {};
     reconciler.onMembership((m) => (addresses = m.addresses));
-    const result = await reconciler.converge(opts.timeoutMs);
+    // With --wait, keep converging (checks, rollouts) until the services are ready, not only until nothing is left to start.
+    const ready = async () => !opts.wait || (await convergedNow(ctx, opts)).length === 0;
+    const result = await reconciler.converge(opts.timeoutMs, ready);
     // The daemon's gateway keeps service addresses in step; without one, at least
     // those of deleted services must go (the last delete leaves none behind).
     await driver.setServiceAddresses([...new Set(Object.values(addresses))].sort());
@@ -45,19 +55,24 @@ export async function convergeAfterChange(ctx: Context, opts: ConvergeOptions): 
     for (const e of data.events.filter((ev) => ev.seq >= mark && /^Instance|Failed$/.test(ev.reason))) {
       write(`${e.type === 'Warning' ? 'warning: ' : ''}${e.message}`);
     }
-    for (const a of result.actions) if (a.kind === 'wait') write(`${a.service}: ${a.reason}`);
+    for (const a of result.actions) if (a.kind === 'wait') write(`${a.service}: ${describeWait(a.service, a.cause, Date.now())}`);
   } finally {
     await lock.release();
   }
   if (opts.wait) await waitConverged(ctx, opts);
 }
 
+/** The services of `opts.services` that are not converged now. */
+async function convergedNow(ctx: Context, opts: ConvergeOptions) {
+  const statuses = serviceStatuses(await ctx.store().read(), Date.now()).filter((s) => !opts.services || opts.services.includes(s.name));
+  return statuses.filter((s) => s.phase !== 'Converged' && s.phase !== 'Idle' && s.phase !== 'Stopped');
+}
+
 /** Polls the store until the services are converged; fails with their status after the timeout. */
 export async function waitConverged(ctx: Context, opts: ConvergeOptions): Promise<void> {
   const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
-    const statuses = serviceStatuses(await ctx.store().read(), Date.now()).filter((s) => !opts.services || opts.services.includes(s.name));
-    const pending = statuses.filter((s) => s.phase !== 'Converged' && s.phase !== 'Idle' && s.phase !== 'Stopped');
+    const pending = await convergedNow(ctx, opts);
     if (!pending.length) return;
     if (Date.now() > deadline) {
       throw new CarteError('driver', `not converged after ${Math.round(opts.timeoutMs / 1000)}s`, {

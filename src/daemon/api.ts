@@ -56,7 +56,9 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    const server = this.server;
+    // Idle keep-alive connections (a `carte events -f`) would hold close() open.
+    await new Promise<void>((resolve) => (server ? (server.close(() => resolve()), server.closeAllConnections()) : resolve()));
     fs.rmSync(this.socket, { force: true });
   }
 }

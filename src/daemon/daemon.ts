@@ -12,12 +12,16 @@ import { FolderSource } from '../reconciler/sources/folder.js';
 import { GitSource, type GitSourceOptions } from '../reconciler/sources/git.js';
 import { Store } from '../store/store.js';
 import { acquireLock, type HeldLock } from '../util/lock.js';
+import { withDeadline } from '../util/timers.js';
 import { processAlive } from '../util/process.js';
 import { Gateway } from '../gateway/gateway.js';
 import { Scaler } from '../scaler/scaler.js';
 import { recordEvent, type StateData } from '../store/state.js';
 import { ApiServer } from './api.js';
 import { daemonPaths } from './paths.js';
+
+/** The daemon exits within this long of SIGTERM, whatever is in flight. */
+export const SHUTDOWN_MS = 5000;
 
 /** Memory kept for the host and carte by default when the scaler caps scale-ups (its --memory-reserve). */
 export const DEFAULT_MEMORY_RESERVE = 512 * 2 ** 20;
@@ -92,7 +96,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const reconciler = new Reconciler({ store, driver, log, resyncMs: opts.resyncMs, beforeStop: (i, grace) => gateway.drain(i, grace) });
   const scaler = new Scaler({
     store, driver, log: log.child({ component: 'scaler' }), activity: (s) => gateway.activity(s), trigger: () => reconciler.trigger(),
-    intervalMs: opts.scaler?.intervalMs, totalMemoryBytes: os.totalmem(), memoryReserveBytes: opts.scaler?.memoryReserveBytes ?? DEFAULT_MEMORY_RESERVE,
+    intervalMs: opts.scaler?.intervalMs, windowFile: daemonPaths(home).scalerWindow, totalMemoryBytes: os.totalmem(), memoryReserveBytes: opts.scaler?.memoryReserveBytes ?? DEFAULT_MEMORY_RESERVE,
   });
   reconciler.onMembership((m) => {
     void gateway.update(m);
@@ -133,14 +137,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     gateway,
     scaler,
     async stop() {
+      // Whatever is in flight, the daemon is gone within SHUTDOWN_MS: nothing here waits on the
+      // world for long. Instances keep running; actions half-way are finished by the next start.
+      const started = performance.now();
+      const step = (what: string, p: Promise<unknown>, ms: number) =>
+        withDeadline(p.then(() => true), ms, false).then((ok) => ok || log.warn({ step: what, ms }, 'shutdown step cut short'));
       storeWatch.close();
-      for (const s of sources) await s.stop();
-      await scaler.stop();
-      await reconciler.stop();
-      await gateway.close();
-      await api.close();
-      await lock.release();
-      log.info('daemon stopped; instances keep running');
+      await step('stop sources', Promise.all(sources.map((s) => s.stop())), 1000);
+      await step('stop scaler', scaler.stop(), 1000);
+      await step('stop reconciler', reconciler.stop({ abandon: true, flushTimeoutMs: 1500 }), 2000);
+      await step('close gateway', gateway.close(), 1000);
+      await step('close api', api.close(), 500);
+      await step('release lock', lock.release(), 500);
+      log.info({ ms: Math.round(performance.now() - started) }, 'daemon stopped; instances keep running');
     },
   };
 }

@@ -5,7 +5,7 @@
 // ready instance. A port it cannot bind is reported for its service and
 // retried later; it never stops the other listeners or the daemon.
 import type { Logger } from '../log.js';
-import type { Membership } from '../reconciler/reconciler.js';
+import type { Membership } from '../model/instances.js';
 import { HttpListener } from './http.js';
 import { servicesOf, wantedListeners, type ListenerSpec } from './listeners.js';
 import { TcpListener } from './tcp.js';

@@ -11,7 +11,7 @@
 // the target by the connection's local address (`local`); for UDP, where the
 // local address is not known, only a service address with the same target is
 // taken over (a different one stays a reported bind conflict).
-import type { DesiredService } from '../reconciler/types.js';
+import type { DesiredService } from '../model/instances.js';
 import type { Balance, Protocol } from '../schema/types.js';
 
 export interface Target {

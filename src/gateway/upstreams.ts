@@ -2,8 +2,8 @@
 // service (from the reconciler's membership), the connections open to each,
 // draining, holding connections while a service starts or wakes from zero,
 // and the activity counters the scaler reads.
-import type { Membership } from '../reconciler/reconciler.js';
-import type { DesiredService } from '../reconciler/types.js';
+import type { DesiredService, Membership } from '../model/instances.js';
+import { safeTimeout } from '../util/timers.js';
 import { choose, type Candidate } from './balance.js';
 import type { Target } from './listeners.js';
 
@@ -119,7 +119,7 @@ export class Upstreams {
       if (s.spec.replicas === 0) this.opts.wake(target.service);
       this.opts.waiting?.(target.service);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, deadline - now);
+        const timer = safeTimeout(done, deadline - now);
         const list = this.waiters.get(target.service) ?? [];
         function done() {
           clearTimeout(timer);
@@ -198,7 +198,7 @@ export class Upstreams {
     if (this.lastMembership) this.update(this.lastMembership);
     if (!this.active.get(instance)) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(finish, graceMs);
+      const timer = safeTimeout(finish, graceMs);
       const list = this.drainWaiters.get(instance) ?? [];
       function finish() {
         clearTimeout(timer);

@@ -1,14 +1,20 @@
-// Health checks: http (2xx–3xx), tcp (connect), exec (exit 0), each with an
-// interval, timeout, failureThreshold and startPeriod. One check result per
-// instance is kept in memory:
+// Health state per instance, and when to check. Checks run in the
+// background on their own cadence, at most one per instance at a time, each
+// bounded by its timeout (probes.ts); their results come back as a change
+// notice. Nothing waits on them: a reconcile pass plans from the last known
+// results, so one probe that hangs for its whole timeout holds up no pass,
+// no other instance and no other service.
 //   ready      the last check passed (readiness: the gateway sends traffic);
 //   unhealthy  failureThreshold checks in a row failed after the start period
-//              (liveness: the reconciler replaces the instance).
+//              (liveness: the reconciler replaces the instance);
+//   known      a check has answered since the instance (re)started; until
+//              then it is neither ready nor failing.
 // An instance without a health check is ready while it runs.
-import http from 'node:http';
-import net from 'node:net';
-import type { Driver, ObservedInstance } from '../drivers/driver.js';
+import type { ObservedInstance } from '../drivers/driver.js';
 import type { HealthSpec } from '../schema/types.js';
+import type { Prober } from './probes.js';
+
+export { makeProber, type Prober } from './probes.js';
 
 export interface HealthState {
   ready: boolean;
@@ -20,55 +26,10 @@ export interface HealthState {
   startedAt: string | null;
 }
 
-export type Prober = (check: HealthSpec['check'], target: { name: string; ip: string | null }, timeoutMs: number) => Promise<string | null>;
-
-/** Runs one check; resolves to null when healthy, else why not. */
-export function makeProber(driver: Pick<Driver, 'exec'>): Prober {
-  return async (check, target, timeoutMs) => {
-    switch (check.kind) {
-      case 'http':
-        if (!target.ip) return 'no address';
-        return httpCheck(target.ip, check.port, check.path, timeoutMs);
-      case 'tcp':
-        if (!target.ip) return 'no address';
-        return tcpCheck(target.ip, check.port, timeoutMs);
-      case 'exec': {
-        const timer = new Promise<string>((resolve) => setTimeout(() => resolve(`timed out after ${timeoutMs} ms`), timeoutMs).unref());
-        const run = driver.exec(target.name, check.command, {}).then((code) => (code === 0 ? null : `exited with code ${code}`), (e: Error) => e.message);
-        return Promise.race([run, timer]);
-      }
-    }
-  };
-}
-
-function httpCheck(ip: string, port: number, path: string, timeoutMs: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const req = http.get({ host: ip, port, path, timeout: timeoutMs, agent: false, headers: { 'user-agent': 'carte-health' } }, (res) => {
-      res.resume();
-      const code = res.statusCode ?? 0;
-      resolve(code >= 200 && code < 400 ? null : `HTTP ${code}`);
-    });
-    req.on('timeout', () => {
-      req.destroy();
-      resolve(`timed out after ${timeoutMs} ms`);
-    });
-    req.on('error', (e) => resolve(e.message));
-  });
-}
-
-function tcpCheck(ip: string, port: number, timeoutMs: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: ip, port, timeout: timeoutMs });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(null);
-    });
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(`timed out after ${timeoutMs} ms`);
-    });
-    socket.once('error', (e) => resolve(e.message));
-  });
+export interface HealthView {
+  ready: boolean;
+  unhealthy: boolean;
+  known: boolean;
 }
 
 /** Pure: the next state after a check result. */
@@ -92,6 +53,8 @@ const fresh = (startedAt: string | null): HealthState => ({ ready: false, unheal
 export class HealthMonitor {
   private readonly states = new Map<string, HealthState>();
   private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly listeners: Array<() => void> = [];
+  private abort = new AbortController();
 
   constructor(private readonly probe: Prober, private readonly clock: () => number = Date.now) {}
 
@@ -99,43 +62,79 @@ export class HealthMonitor {
     return this.states.get(name);
   }
 
+  /** Calls `fn` when a check changed an instance's readiness or liveness (or gave its first answer). */
+  onChange(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
   /** Readiness as the plan and the gateway see it. */
-  view(i: ObservedInstance, spec: HealthSpec | null): { ready: boolean; unhealthy: boolean } {
-    if (i.state !== 'running') return { ready: false, unhealthy: false };
-    if (!spec) return { ready: true, unhealthy: false };
+  view(i: ObservedInstance, spec: HealthSpec | null): HealthView {
+    if (i.state !== 'running') return { ready: false, unhealthy: false, known: true };
+    if (!spec) return { ready: true, unhealthy: false, known: true };
     const s = this.states.get(i.name);
-    return s && s.startedAt === i.startedAt ? { ready: s.ready, unhealthy: s.unhealthy } : { ready: false, unhealthy: false };
+    return s && s.startedAt === i.startedAt && s.lastCheckAt !== null
+      ? { ready: s.ready, unhealthy: s.unhealthy, known: true }
+      : { ready: false, unhealthy: false, known: false };
+  }
+
+  /** Checks now running, by instance. */
+  get running(): number {
+    return this.inFlight.size;
   }
 
   /**
-   * Checks every running instance whose check is due (or never ran), in
-   * parallel; resolves when these checks are done. Returns whether any
-   * readiness changed, so the caller can plan again.
+   * Starts the checks that are due (or never ran) for running instances and
+   * returns at once; forgets instances no longer listed. Resolves to the
+   * checks started, for callers that want to wait (tests, `checkDue`).
    */
-  async checkDue(instances: readonly ObservedInstance[], specOf: (i: ObservedInstance) => HealthSpec | null): Promise<boolean> {
+  startDue(instances: readonly ObservedInstance[], specOf: (i: ObservedInstance) => HealthSpec | null): Promise<boolean> {
     const now = this.clock();
-    let changed = false;
     const live = new Set(instances.map((i) => i.name));
     for (const name of this.states.keys()) if (!live.has(name)) this.states.delete(name);
-    await Promise.all(instances.map(async (i) => {
+    const started: Array<Promise<boolean>> = [];
+    for (const i of instances) {
       const spec = specOf(i);
-      if (!spec || i.state !== 'running') return;
-      // A check already running for it (from the other caller): wait for its result rather than skip it.
-      const running = this.inFlight.get(i.name);
-      if (running) return running;
+      if (!spec || i.state !== 'running' || this.inFlight.has(i.name)) continue;
       let prev = this.states.get(i.name);
       if (!prev || prev.startedAt !== i.startedAt) prev = fresh(i.startedAt);
-      if (prev.lastCheckAt !== null && now - prev.lastCheckAt < spec.intervalMs) return;
-      const before = prev;
-      const check = (async () => {
-        const error = await this.probe(spec.check, { name: i.name, ip: i.ip }, spec.timeoutMs);
-        const next = nextHealth(before, error, spec, this.clock(), Date.parse(i.startedAt ?? i.createdAt));
-        if (next.ready !== before.ready || next.unhealthy !== before.unhealthy || !this.states.has(i.name)) changed = true;
-        this.states.set(i.name, next);
-      })().finally(() => this.inFlight.delete(i.name));
-      this.inFlight.set(i.name, check);
-      return check;
-    }));
-    return changed;
+      if (prev.lastCheckAt !== null && now - prev.lastCheckAt < spec.intervalMs) continue;
+      started.push(this.check(i, spec, prev));
+    }
+    return Promise.all(started).then((changes) => changes.some(Boolean));
+  }
+
+  /** Starts due checks and waits for them: true if any readiness changed. */
+  checkDue(instances: readonly ObservedInstance[], specOf: (i: ObservedInstance) => HealthSpec | null): Promise<boolean> {
+    return this.startDue(instances, specOf);
+  }
+
+  private check(i: ObservedInstance, spec: HealthSpec, before: HealthState): Promise<boolean> {
+    let changed = false;
+    const run = (async () => {
+      const error = await this.probe(spec.check, { name: i.name, ip: i.ip }, spec.timeoutMs, this.abort.signal);
+      if (this.abort.signal.aborted) return;
+      const next = nextHealth(before, error, spec, this.clock(), Date.parse(i.startedAt ?? i.createdAt));
+      changed = next.ready !== before.ready || next.unhealthy !== before.unhealthy || before.lastCheckAt === null;
+      // The instance may have been restarted meanwhile: a result for its old life is dropped.
+      const current = this.states.get(i.name);
+      if (current && current.startedAt !== i.startedAt) return;
+      this.states.set(i.name, next);
+    })().catch(() => undefined).finally(() => this.inFlight.delete(i.name));
+    this.inFlight.set(i.name, run);
+    return run.then(() => {
+      if (changed) for (const fn of this.listeners) fn();
+      return changed;
+    });
+  }
+
+  /** Resolves when every check running now has ended. */
+  async settled(): Promise<void> {
+    while (this.inFlight.size) await Promise.all([...this.inFlight.values()]);
+  }
+
+  /** Ends every running check at once (exec probes are killed); later checks run normally. */
+  abortAll(): void {
+    this.abort.abort();
+    this.abort = new AbortController();
   }
 }

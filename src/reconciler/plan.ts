@@ -4,6 +4,7 @@
 // does), so a missed or repeated event can never leave things wrong: the
 // next pass sees the world and plans again.
 import { resolveIntOrPercent } from '../schema/units.js';
+import type { WaitCause } from '../model/wait.js';
 import type { Action, DesiredService, InstanceView, PlanInput } from './types.js';
 
 /** Crash-loop backoff: 1 s doubling to 5 min; a run of 10 min without crashing resets it. */
@@ -41,6 +42,8 @@ function removalOrder(a: InstanceView, b: InstanceView): number {
 }
 
 const describeExit = (i: InstanceView) => (i.oomKilled ? 'OOM-killed' : `exited with code ${i.exitCode ?? '?'}`);
+
+const wait = (service: string, cause: WaitCause, until: number | null = null): Action => ({ kind: 'wait', service, cause, until });
 
 export function plan(input: PlanInput): Action[] {
   const actions: Action[] = [];
@@ -116,7 +119,7 @@ function planService(
       }
       const due = (i.finishedAt ?? input.now) + restartDelay(effectiveRestarts(i));
       if (due <= input.now) gate({ kind: 'restart', service, name: i.name, templateHash: svc.templateHash, revision: svc.revision, reason: `it ${describeExit(i)}` });
-      else actions.push({ kind: 'wait', service, reason: `${i.name} ${describeExit(i)}; restart ${i.restarts + 1} in ${Math.ceil((due - input.now) / 1000)}s (CrashLoopBackOff)`, until: due });
+      else actions.push(wait(service, { kind: 'crash-loop', instance: i.name, exit: describeExit(i), restarts: i.restarts, until: due }, due));
       holders.push(i);
       continue;
     }
@@ -137,9 +140,15 @@ function planService(
     }
     return names;
   };
+  const backoff = input.createBackoff?.[service];
   const create = (n: number, reason: string) => {
     if (n <= 0) return;
     if (blockedBy.length) return;
+    // Creates that keep failing wait with backoff instead of being retried every pass.
+    if (backoff && backoff.until > input.now) {
+      actions.push(wait(service, { kind: 'create-backoff', failures: backoff.failures, until: backoff.until }, backoff.until));
+      return;
+    }
     for (const name of nextNames(n)) actions.push({ kind: 'create', service, name, templateHash: svc.templateHash, revision: svc.revision, reason });
   };
   const rollout = input.rollouts[service];
@@ -159,18 +168,18 @@ function planService(
     const currentReady = current.filter((i) => i.ready).length;
     const deadline = startedAt + svc.spec.update.progressDeadlineMs;
     if (input.now >= deadline && currentReady < Math.min(replicas, Math.max(current.length, 1))) {
-      actions.push({
-        kind: 'wait', service, until: null,
-        reason: `rollout of revision ${svc.revision} failed: ${currentReady} of ${replicas} new instances ready after ${Math.round(svc.spec.update.progressDeadlineMs / 1000)}s; the old instances keep serving (fix the manifest, or "carte rollback ${service}")`,
-      });
+      actions.push(wait(service, { kind: 'rollout-failed', revision: svc.revision, ready: currentReady, replicas, deadlineMs: svc.spec.update.progressDeadlineMs }));
     } else {
       const surge = resolveIntOrPercent(svc.spec.update.maxSurge, replicas, 'up');
       const unavailable = resolveIntOrPercent(svc.spec.update.maxUnavailable, replicas, 'down');
       const minAvailable = replicas - unavailable;
       let total = current.length + old.length;
       let available = holders.filter((i) => i.ready).length;
-      // Old ones go first when they are not ready (no loss), then while availability allows.
+      // Old ones go first when they are known not to be ready (no loss), then while availability
+      // allows. One whose health is not known yet (adopted after a daemon restart) is not taken
+      // for a failed one: it stays until its first check says.
       for (const i of [...old].sort(removalOrder)) {
+        if (!i.ready && !i.healthKnown) continue;
         if (!i.ready) {
           actions.push({ kind: 'remove', service, name: i.name, reason: `replaced by revision ${svc.revision} (it was not ready)` });
           total--;
@@ -186,7 +195,7 @@ function planService(
   if (blockedBy.length && !actions.some((a) => a.kind === 'wait')) {
     const wanted = replicas - holders.length;
     if (wanted > 0 || holders.some((i) => i.state === 'exited' || i.broken || i.unhealthy)) {
-      actions.push({ kind: 'wait', service, reason: `waiting for ${blockedBy.join(', ')} to be ready (dependsOn)`, until: null });
+      actions.push(wait(service, { kind: 'dependencies', on: blockedBy }));
     }
   }
   return actions;

@@ -1,28 +1,29 @@
-// The converge loop. Each pass re-reads desired state and re-observes the
-// machine, plans (pure), and launches the actions in the background with
-// bounded parallelism. Passes never overlap (one runs at a time; triggers
-// during a pass make one more). Actions of one service never hold up another:
-// an in-flight action is fed back into the next plan (a create as a
-// not-ready instance, a remove as already gone) instead of being awaited.
+// The converge loop. Each pass re-reads desired state, re-observes the
+// machine, plans (pure) from what is known now, and hands the actions to the
+// executor, which runs them in the background. A pass never waits on the
+// world: not on an action (in-flight ones are fed back into the next plan),
+// not on a health check (checks run on their own cadence and their results
+// come back as a trigger), so one service's trouble never holds another's.
+// Passes never overlap (one runs at a time; triggers during a pass make one
+// more).
 //
 // Triggers only say "look again": a store change, an instance exit (driver
-// watch), a finished action, a readiness change, a backoff expiring, and a
+// watch), a finished action, a health result, a backoff expiring, and a
 // periodic resync that catches anything else (drift).
 import type { Driver, InstanceSpec, ObservedInstance } from '../drivers/driver.js';
 import type { Logger } from '../log.js';
-import type { CarteEvent, StateData } from '../store/state.js';
+import { isManaged, LABELS, type DesiredService, type InstanceHealthRecord, type Membership } from '../model/instances.js';
+import type { WaitCause } from '../model/wait.js';
+import type { StateData } from '../store/state.js';
 import type { Store } from '../store/store.js';
 import { recordEvent, scaledReplicas } from '../store/state.js';
+import { safeInterval, safeTimeout, sleep } from '../util/timers.js';
+import { Executor, type PendingEvent } from './executor.js';
 import { HealthMonitor, makeProber } from './health.js';
-import { plan, restartDelay } from './plan.js';
-import type { Action, DesiredService, InstanceView } from './types.js';
+import { plan } from './plan.js';
+import type { Action, InstanceAction, InstanceView } from './types.js';
 
-/** Labels carte puts on the instances it manages; they carry what must survive a daemon restart. */
-export const LABELS = {
-  template: 'carte.template',
-  revision: 'carte.revision',
-  restarts: 'carte.restarts',
-} as const;
+export { LABELS, isManaged, type InstanceHealthRecord, type Membership } from '../model/instances.js';
 
 /** Periodic resync: catches drift no event reported (a deleted netns), within a few seconds. */
 export const DEFAULT_RESYNC_MS = 3000;
@@ -30,12 +31,14 @@ export const DEFAULT_RESYNC_MS = 3000;
 export const HEALTH_TICK_MS = 500;
 /** Health-check cadence of a service that connections are waiting for. */
 export const HURRY_MS = 25;
+/** Events kept for a later write while the store cannot be written (e.g. a full disk). */
+const PENDING_EVENT_LIMIT = 1000;
 
 export interface ReconcilerOptions {
   store: Store;
   driver: Driver;
   log: Logger;
-  /** Actions running at once (creations, removals). */
+  /** Actions doing work at once (creations, removals). */
   parallelism?: number;
   /** Periodic resync, catching drift no event reported. */
   resyncMs?: number;
@@ -46,15 +49,12 @@ export interface ReconcilerOptions {
    * rolling update, deletion): the gateway drains it here, up to graceMs.
    */
   beforeStop?: (instance: string, graceMs: number) => Promise<void>;
-}
-
-/** Who serves what, after every pass and readiness change: what the gateway routes by. */
-export interface Membership {
-  services: readonly DesiredService[];
-  /** Instances that exist and are not being removed; `ready` ones receive traffic. */
-  instances: ReadonlyArray<{ name: string; service: string; ip: string | null; ready: boolean }>;
-  /** Service name → its stable address on the instance network (services with ports). */
-  addresses: Readonly<Record<string, string>>;
+  /**
+   * Act on these services only (the CLI's in-process converge: the services
+   * a command changed). Others are observed, never touched or probed, except
+   * for the health of their dependencies.
+   */
+  scope?: ReadonlySet<string>;
 }
 
 export interface PassResult {
@@ -63,45 +63,27 @@ export interface PassResult {
   settled: boolean;
 }
 
-type PendingEvent = Omit<CarteEvent, 'seq' | 'at'>;
-
-/** Readiness as written to the store for the CLI and `carte describe`. */
-export interface InstanceHealthRecord {
-  service: string;
-  restarts: number;
-  ready: boolean;
-  unhealthy: boolean;
-  lastError: string | null;
-}
-
 export function desiredServices(data: Readonly<StateData>): DesiredService[] {
   return Object.values(data.services).map((s) => ({
     name: s.name, spec: { ...s.revision.spec, replicas: scaledReplicas(s) }, templateHash: s.revision.templateHash, revision: s.revision.revision, suspended: s.suspended === true,
   }));
 }
 
-/** An instance of a service managed by the reconciler (not, e.g., one made by `carte run`). */
-export function isManaged(i: ObservedInstance): boolean {
-  return i.labels[LABELS.template] !== undefined;
-}
-
 export class Reconciler {
   readonly health: HealthMonitor;
+  private readonly executor: Executor;
   private readonly store: Store;
   private readonly driver: Driver;
   private readonly log: Logger;
-  private readonly parallelism: number;
   private readonly resyncMs: number;
   private readonly clock: () => number;
-  private readonly inflight = new Map<string, Action>();
-  private readonly queue: Array<() => Promise<void>> = [];
-  private active = 0;
-  private readonly createFailures = new Map<string, { count: number; until: number }>();
+  private readonly scope: ReadonlySet<string> | null;
   private events: PendingEvent[] = [];
   private healthRecords: Record<string, InstanceHealthRecord> = {};
   private healthDirty = false;
-  private waiting: Record<string, string> = {};
+  private waiting: Record<string, WaitCause> = {};
   private waitingDirty = false;
+  private pendingRollouts: Action[] = [];
   private running = false;
   private dirty = false;
   private stopped = true;
@@ -110,26 +92,55 @@ export class Reconciler {
   private unwatch: (() => void) | null = null;
   private lastObserved: ObservedInstance[] = [];
   private lastDesired = new Map<string, DesiredService>();
-  private idleWaiters: Array<() => void> = [];
-  private readonly beforeStop: ReconcilerOptions['beforeStop'];
   private membershipListeners: Array<(m: Membership) => void> = [];
   private addresses: Record<string, string> = {};
   /** The /etc/hosts entries each instance was last given (JSON), so a changed service set is pushed to running instances. */
   private readonly appliedHosts = new Map<string, string>();
+  private hurried = new Map<string, number>();
+  private hurryTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: ReconcilerOptions) {
     this.store = opts.store;
     this.driver = opts.driver;
     this.log = opts.log;
-    this.parallelism = opts.parallelism ?? 8;
     this.resyncMs = opts.resyncMs ?? DEFAULT_RESYNC_MS;
     this.clock = opts.clock ?? Date.now;
+    this.scope = opts.scope ?? null;
     this.health = opts.health ?? new HealthMonitor(makeProber(opts.driver), this.clock);
-    this.beforeStop = opts.beforeStop;
+    this.health.onChange(() => this.onHealthChange());
+    this.executor = new Executor({
+      driver: opts.driver, log: opts.log, parallelism: opts.parallelism, clock: this.clock, beforeStop: opts.beforeStop,
+      specFor: (svc, name, restarts) => this.instanceSpec(svc, name, restarts),
+      onDone: () => this.trigger(),
+    });
   }
 
-  private hurried = new Map<string, number>();
-  private hurryTimer: NodeJS.Timeout | null = null;
+  // ---- health ----
+
+  private specOf = (i: ObservedInstance) => this.lastDesired.get(i.service)?.spec.health ?? null;
+
+  private onHealthChange(): void {
+    this.recordHealth(this.lastObserved);
+    this.publishMembership();
+    this.trigger();
+  }
+
+  /** Instances whose health this process checks: all, or those of the scope and what it depends on. */
+  private probed(observed: readonly ObservedInstance[]): readonly ObservedInstance[] {
+    if (!this.scope) return observed;
+    const wanted = new Set<string>();
+    const visit = (name: string) => {
+      if (wanted.has(name)) return;
+      wanted.add(name);
+      for (const dep of this.lastDesired.get(name)?.spec.dependsOn ?? []) visit(dep);
+    };
+    for (const s of this.scope) visit(s);
+    return observed.filter((i) => wanted.has(i.service));
+  }
+
+  private startDueChecks(): void {
+    if (this.lastObserved.length) void this.health.startDue(this.probed(this.lastObserved), this.specOf);
+  }
 
   /**
    * Connections are waiting for `service` (it is starting, or woke from
@@ -139,34 +150,27 @@ export class Reconciler {
   hurry(service: string, forMs = 30_000): void {
     this.hurried.set(service, this.clock() + forMs);
     if (this.hurryTimer || this.stopped) return;
-    this.hurryTimer = setInterval(() => void this.hurryTick(), HURRY_MS);
+    this.hurryTimer = setInterval(() => this.hurryTick(), HURRY_MS);
   }
 
-  private async hurryTick(): Promise<void> {
+  private hurryTick(): void {
     const now = this.clock();
     for (const [service, until] of this.hurried) {
       const mine = this.lastObserved.filter((i) => i.service === service);
-      const spec = this.lastDesired.get(service)?.spec.health ?? null;
-      if (until <= now || !this.lastDesired.has(service) || mine.some((i) => this.health.view(i, spec).ready)) this.hurried.delete(service);
+      if (until <= now || !this.lastDesired.has(service) || mine.some((i) => this.health.view(i, this.specOf(i)).ready)) this.hurried.delete(service);
     }
     if (!this.hurried.size || this.stopped) {
       if (this.hurryTimer) clearInterval(this.hurryTimer);
       this.hurryTimer = null;
       return;
     }
-    const specOf = (i: ObservedInstance) => this.lastDesired.get(i.service)?.spec.health ?? null;
-    const targets = this.lastObserved.filter((i) => this.hurried.has(i.service) && !this.health.view(i, specOf(i)).ready);
+    const targets = this.lastObserved.filter((i) => this.hurried.has(i.service) && !this.health.view(i, this.specOf(i)).ready);
     // A hurried check may make an instance ready sooner, never unhealthy sooner: its failures
     // do not count (as in a start period), or a slow starter would be restarted within 100 ms.
-    const changed = await this.health.checkDue(targets, (i) => {
-      const spec = specOf(i);
+    void this.health.startDue(targets, (i) => {
+      const spec = this.specOf(i);
       return spec && { ...spec, intervalMs: Math.min(spec.intervalMs, HURRY_MS), startPeriodMs: Number.POSITIVE_INFINITY };
     });
-    if (changed) {
-      this.recordHealth(this.lastObserved);
-      this.publishMembership();
-      this.trigger();
-    }
   }
 
   /** Calls `fn` with the membership after every pass and every readiness change. */
@@ -176,9 +180,10 @@ export class Reconciler {
 
   private publishMembership(): void {
     if (!this.membershipListeners.length) return;
+    const inflight = this.executor.inFlight;
     const instances = this.lastObserved
-      .filter((i) => this.inflight.get(i.name)?.kind !== 'remove')
-      .map((i) => ({ name: i.name, service: i.service, ip: i.ip, ready: this.health.view(i, this.lastDesired.get(i.service)?.spec.health ?? null).ready && !this.inflight.has(i.name) }));
+      .filter((i) => inflight.get(i.name)?.kind !== 'remove')
+      .map((i) => ({ name: i.name, service: i.service, ip: i.ip, ready: this.health.view(i, this.specOf(i)).ready && !inflight.has(i.name) }));
     const m: Membership = { services: [...this.lastDesired.values()], instances, addresses: this.addresses };
     for (const fn of this.membershipListeners) fn(m);
   }
@@ -188,14 +193,18 @@ export class Reconciler {
   start(): void {
     this.stopped = false;
     this.unwatch = this.driver.watch(() => this.trigger());
-    this.timers.push(setInterval(() => this.trigger(), this.resyncMs));
+    this.timers.push(safeInterval(() => this.trigger(), this.resyncMs));
     // Health checks have their own cadence (their intervals, at a granularity of HEALTH_TICK_MS), independent of passes.
-    this.timers.push(setInterval(() => void this.healthTick(), HEALTH_TICK_MS));
+    this.timers.push(setInterval(() => this.startDueChecks(), HEALTH_TICK_MS));
     this.trigger();
   }
 
-  /** Stops triggering passes; running actions finish. Instances are left as they are. */
-  async stop(): Promise<void> {
+  /**
+   * Stops triggering passes. With `abandon` (a daemon's shutdown), running
+   * checks are ended and in-flight actions are left to the next start;
+   * otherwise they are awaited. Instances are left as they are.
+   */
+  async stop(opts: { abandon?: boolean; flushTimeoutMs?: number } = {}): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
@@ -203,8 +212,13 @@ export class Reconciler {
     this.hurryTimer = null;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.unwatch?.();
-    await this.idle();
-    await this.flush();
+    if (opts.abandon) {
+      this.health.abortAll();
+      this.executor.abandon();
+    } else {
+      await this.executor.idle();
+    }
+    await this.flush([], opts.flushTimeoutMs);
   }
 
   /** Asks for a pass soon. Cheap and safe to call from anywhere, any number of times. */
@@ -227,16 +241,6 @@ export class Reconciler {
     }
   }
 
-  private async healthTick(): Promise<void> {
-    if (this.stopped || !this.lastObserved.length) return;
-    const changed = await this.health.checkDue(this.lastObserved, (i) => this.lastDesired.get(i.service)?.spec.health ?? null);
-    if (changed) {
-      this.recordHealth(this.lastObserved);
-      this.publishMembership();
-      this.trigger();
-    }
-  }
-
   // ---- one pass ----
 
   private passChain: Promise<unknown> = Promise.resolve();
@@ -244,8 +248,7 @@ export class Reconciler {
   /**
    * One reconcile pass: observe, plan, launch. Passes never overlap, however
    * they are called (the loop, the daemon's first pass, the CLI's converge):
-   * each waits for the one before it. Two passes at once would each see the
-   * other's health checks as missing and plan from half the truth.
+   * each waits for the one before it.
    */
   pass(): Promise<PassResult> {
     const next = this.passChain.then(() => this.passOnce());
@@ -261,42 +264,41 @@ export class Reconciler {
     this.addresses = serviceAddresses(data, desired, (n) => this.driver.serviceAddress(n));
     // Actions in flight when the machine is listed: their instances' listed state may be
     // stale by the time this pass plans (an await later), so they count as in flight.
-    const busyAtList = new Map(this.inflight);
+    const busyAtList = new Map(this.executor.inFlight);
     const observed = (await this.driver.list()).filter(isManaged);
     this.lastObserved = observed;
-    // Instances never checked (just adopted after a daemon restart, or new) are checked before planning,
-    // so healthy adopted instances count as ready on the first pass.
-    await this.health.checkDue(observed, (i) => this.lastDesired.get(i.service)?.spec.health ?? null);
+    // Checks that are due start now and answer later (a trigger): this pass uses what is known.
+    this.startDueChecks();
     this.recordHealth(observed);
 
     const now = this.clock();
+    const inflight = this.executor.inFlight;
     const views: InstanceView[] = [];
     for (const i of observed) {
-      const action = this.inflight.get(i.name) ?? busyAtList.get(i.name);
+      const action = inflight.get(i.name) ?? busyAtList.get(i.name);
       if (action && action.kind === 'remove') continue; // going away: as good as gone
       const view = this.view(i);
-      views.push(action ? { ...view, ready: false, unhealthy: false, broken: false, state: 'created' } : view);
+      views.push(action ? { ...view, ready: false, healthKnown: true, unhealthy: false, broken: false, state: 'created' } : view);
     }
-    for (const [name, action] of this.inflight) {
+    for (const [name, action] of inflight) {
       if ((action.kind === 'create' || action.kind === 'restart') && !views.some((v) => v.name === name)) {
         views.push(placeholder(action, now));
       }
     }
-    const actions = plan({ desired, instances: views, rollouts: data.rollouts ?? {}, now })
-      .filter((a) => !('name' in a) || !this.inflight.has(a.name))
-      .map((a) => this.applyCreateBackoff(a, now));
+    const actions = plan({ desired, instances: views, rollouts: data.rollouts ?? {}, createBackoff: this.executor.createBackoff(), now })
+      .filter((a) => !this.scope || this.scope.has(a.service))
+      .filter((a) => !('name' in a) || !inflight.has(a.name));
 
-    const rollouts: Action[] = [];
     let wakeAt: number | null = null;
     for (const a of actions) {
       switch (a.kind) {
         case 'create':
         case 'remove':
         case 'restart':
-          this.launch(a, observed.find((i) => i.name === a.name) ?? null);
+          this.executor.submit(a, observed.find((i) => i.name === a.name) ?? null, this.lastDesired.get(a.service));
           break;
         case 'rollout':
-          rollouts.push(a);
+          this.pendingRollouts.push(a);
           break;
         case 'wait':
           if (a.until !== null) wakeAt = wakeAt === null ? a.until : Math.min(wakeAt, a.until);
@@ -304,27 +306,29 @@ export class Reconciler {
       }
     }
     if (wakeAt !== null) this.wakeAt(wakeAt);
-    const waiting: Record<string, string> = {};
-    for (const a of actions) if (a.kind === 'wait' && !waiting[a.service]) waiting[a.service] = a.reason;
+    const waiting: Record<string, WaitCause> = {};
+    for (const a of actions) if (a.kind === 'wait' && !waiting[a.service]) waiting[a.service] = a.cause;
+    // A scoped converge knows only its own services' waits: keep the others' as stored.
+    if (this.scope) for (const [s, c] of Object.entries(storedWaits(data))) if (!this.scope.has(s) && data.services[s]) waiting[s] ??= c;
     if (JSON.stringify(waiting) !== JSON.stringify(this.waiting)) {
       this.waiting = waiting;
       this.waitingDirty = true;
     }
     this.syncHosts(observed);
     this.publishMembership();
-    await this.flush(rollouts);
+    await this.flush();
     const ms = Math.round((performance.now() - started) * 10) / 10;
     if (actions.some((a) => a.kind !== 'wait')) this.log.debug({ ms, actions: actions.length }, 'reconcile pass');
-    return { actions, settled: this.inflight.size === 0 && actions.every((a) => a.kind === 'wait') };
+    const busy = [...this.executor.inFlight.values()].some((a) => !this.scope || this.scope.has(a.service));
+    return { actions, settled: !busy && actions.every((a) => a.kind === 'wait') };
   }
 
   private view(i: ObservedInstance): InstanceView {
-    const spec = this.lastDesired.get(i.service)?.spec.health ?? null;
-    const { ready, unhealthy } = this.health.view(i, spec);
+    const { ready, unhealthy, known } = this.health.view(i, this.specOf(i));
     const ordinal = Number(/-(\d+)$/.exec(i.name)?.[1] ?? 0);
     return {
       name: i.name, service: i.service, ordinal, templateHash: i.labels[LABELS.template] ?? '', state: i.state,
-      ready, unhealthy,
+      ready, healthKnown: known, unhealthy,
       // `created` but not being created by us: its creator died between runc create and start (a daemon
       // killed mid-create); it will never start by itself, so it is replaced.
       broken: i.problems.length > 0 || i.state === 'created',
@@ -335,56 +339,13 @@ export class Reconciler {
     };
   }
 
-  /** A service whose creates keep failing waits with backoff instead of retrying every pass. */
-  private applyCreateBackoff(a: Action, now: number): Action {
-    if (a.kind !== 'create') return a;
-    const f = this.createFailures.get(a.service);
-    if (!f || f.until <= now) return a;
-    return { kind: 'wait', service: a.service, reason: `creating instances failed ${f.count} times; retrying in ${Math.ceil((f.until - now) / 1000)}s`, until: f.until };
-  }
-
   private wakeAt(at: number): void {
+    if (this.stopped) return;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.wakeTimer = setTimeout(() => this.trigger(), Math.max(0, at - this.clock()) + 10);
+    this.wakeTimer = safeTimeout(() => this.trigger(), at - this.clock() + 10);
   }
 
-  // ---- actions ----
-
-  private launch(a: Extract<Action, { kind: 'create' | 'remove' | 'restart' }>, observed: ObservedInstance | null): void {
-    this.inflight.set(a.name, a);
-    this.queue.push(async () => {
-      const t = performance.now();
-      try {
-        await this.run(a, observed);
-        if (a.kind !== 'remove') this.createFailures.delete(a.service);
-      } catch (e) {
-        const message = (e as Error).message;
-        this.log.warn({ service: a.service, instance: a.name, action: a.kind, err: message }, 'action failed');
-        if (a.kind !== 'remove') {
-          const count = (this.createFailures.get(a.service)?.count ?? 0) + 1;
-          this.createFailures.set(a.service, { count, until: this.clock() + restartDelay(count - 1) });
-        }
-        this.events.push({ type: 'Warning', object: `service/${a.service}`, reason: a.kind === 'remove' ? 'RemoveFailed' : 'CreateFailed', message: `${a.name}: ${message}` });
-      } finally {
-        this.log.debug({ service: a.service, instance: a.name, action: a.kind, ms: Math.round(performance.now() - t) }, 'action done');
-        this.inflight.delete(a.name);
-        this.trigger();
-        if (this.inflight.size === 0) for (const w of this.idleWaiters.splice(0)) w();
-      }
-    });
-    this.drain();
-  }
-
-  private drain(): void {
-    while (this.active < this.parallelism && this.queue.length) {
-      const job = this.queue.shift()!;
-      this.active++;
-      void job().finally(() => {
-        this.active--;
-        this.drain();
-      });
-    }
-  }
+  // ---- what actions need ----
 
   /** Pushes the current service names to running instances created with an older set (or adopted). */
   private syncHosts(observed: readonly ObservedInstance[]): void {
@@ -392,7 +353,8 @@ export class Reconciler {
     const live = new Set(observed.map((i) => i.name));
     for (const name of this.appliedHosts.keys()) if (!live.has(name)) this.appliedHosts.delete(name);
     for (const i of observed) {
-      if (i.state !== 'running' || this.inflight.has(i.name) || this.appliedHosts.get(i.name) === json) continue;
+      if (this.scope && !this.scope.has(i.service)) continue;
+      if (i.state !== 'running' || this.executor.inFlight.has(i.name) || this.appliedHosts.get(i.name) === json) continue;
       this.appliedHosts.set(i.name, json);
       const hosts = { ...this.addresses };
       this.driver.setHosts(i.name, hosts).catch((e: Error) => {
@@ -402,8 +364,9 @@ export class Reconciler {
     }
   }
 
-  private instanceSpec(svc: DesiredService, name: string, restarts: number, image: string): InstanceSpec {
+  private async instanceSpec(svc: DesiredService, name: string, restarts: number): Promise<InstanceSpec> {
     const s = svc.spec;
+    const image = await this.image(svc);
     this.appliedHosts.set(name, JSON.stringify(this.addresses));
     return {
       name, service: svc.name, image, hosts: { ...this.addresses },
@@ -419,60 +382,35 @@ export class Reconciler {
     return tag;
   }
 
-  private async run(a: Extract<Action, { kind: 'create' | 'remove' | 'restart' }>, observed: ObservedInstance | null): Promise<void> {
-    const svc = this.lastDesired.get(a.service);
-    const grace = svc?.spec.stopGracePeriodMs ?? 10_000;
-    const removeInstance = async () => {
-      if (observed?.state === 'running') {
-        // Draining is best effort: a failure must not keep an instance alive.
-        if (this.beforeStop) await this.beforeStop(a.name, grace).catch((e: Error) => this.log.warn({ instance: a.name, err: e.message }, 'drain failed'));
-        await this.driver.stop(a.name, grace);
-      }
-      const report = await this.driver.remove(a.name);
-      if (report.failures.length) throw new Error(report.failures.map((f) => `${f.step} ${f.resource}: ${f.error}`).join('; '));
-    };
-    switch (a.kind) {
-      case 'create': {
-        if (!svc) return;
-        await this.driver.create(this.instanceSpec(svc, a.name, 0, await this.image(svc)));
-        this.events.push({ type: 'Normal', object: `service/${a.service}`, reason: 'InstanceCreated', message: `${a.name} created (revision ${a.revision}): ${a.reason}` });
-        return;
-      }
-      case 'remove':
-        await removeInstance();
-        this.events.push({ type: 'Normal', object: `service/${a.service}`, reason: 'InstanceRemoved', message: `${a.name} removed: ${a.reason}` });
-        return;
-      case 'restart': {
-        if (!svc) return;
-        const restarts = Number(observed?.labels[LABELS.restarts] ?? 0) + 1;
-        await removeInstance();
-        await this.driver.create(this.instanceSpec(svc, a.name, restarts, await this.image(svc)));
-        this.events.push({ type: 'Warning', object: `service/${a.service}`, reason: 'InstanceRestarted', message: `${a.name} restarted (${restarts}): ${a.reason}` });
-      }
-    }
-  }
-
   /** Resolves when no action is in flight. */
   idle(): Promise<void> {
-    if (this.inflight.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    return this.executor.idle();
   }
 
   /**
-   * Runs passes until settled or `timeoutMs` passes (the CLI's converge
-   * without a daemon). Health checks run in between so rollouts can progress.
+   * Runs passes until settled, `done` (if given) holds, or `timeoutMs`
+   * passes: the CLI's converge without a daemon. Health checks run in
+   * between so rollouts can progress; none is waited for.
    */
-  async converge(timeoutMs: number): Promise<PassResult> {
+  async converge(timeoutMs: number, done?: () => Promise<boolean>): Promise<PassResult> {
     const deadline = this.clock() + timeoutMs;
-    for (;;) {
-      const r = await this.pass();
-      await this.idle();
-      if ((r.settled && this.inflight.size === 0) || this.clock() >= deadline) {
-        await this.flush();
-        return r;
+    this.stopped = false;
+    const tick = setInterval(() => this.startDueChecks(), HEALTH_TICK_MS);
+    try {
+      for (;;) {
+        const r = await this.pass();
+        await Promise.race([this.idle(), sleep(Math.max(0, deadline - this.clock()))]);
+        if ((r.settled && (!done || (await done()))) || this.clock() >= deadline) {
+          await this.flush();
+          return r;
+        }
+        await sleep(200);
       }
-      await new Promise((res) => setTimeout(res, 200));
-      await this.health.checkDue(this.lastObserved, (i) => this.lastDesired.get(i.service)?.spec.health ?? null);
+    } finally {
+      clearInterval(tick);
+      this.stopped = true;
+      if (this.wakeTimer) clearTimeout(this.wakeTimer);
+      this.health.abortAll();
     }
   }
 
@@ -481,7 +419,7 @@ export class Reconciler {
   private recordHealth(observed: readonly ObservedInstance[]): void {
     const next: Record<string, InstanceHealthRecord> = {};
     for (const i of observed) {
-      const { ready, unhealthy } = this.health.view(i, this.lastDesired.get(i.service)?.spec.health ?? null);
+      const { ready, unhealthy } = this.health.view(i, this.specOf(i));
       next[i.name] = { service: i.service, restarts: Number(i.labels[LABELS.restarts] ?? 0), ready, unhealthy, lastError: this.health.get(i.name)?.lastError ?? null };
     }
     if (JSON.stringify(next) !== JSON.stringify(this.healthRecords)) {
@@ -490,32 +428,55 @@ export class Reconciler {
     }
   }
 
-  /** Writes pending events, rollout marks and readiness in one store update (nothing when there is nothing). */
-  async flush(rollouts: Action[] = []): Promise<void> {
-    if (!this.events.length && !rollouts.length && !this.healthDirty && !this.waitingDirty) return;
+  /**
+   * Writes pending events, rollout marks, readiness and waits in one store
+   * update (nothing when there is nothing). A write that fails (a full disk,
+   * the lock held too long) loses nothing: all of it is kept for the next one.
+   */
+  async flush(extra: Action[] = [], lockTimeoutMs?: number): Promise<void> {
+    this.events.push(...this.executor.takeEvents());
+    this.pendingRollouts.push(...extra);
+    if (!this.events.length && !this.pendingRollouts.length && !this.healthDirty && !this.waitingDirty) return;
     const events = this.events.splice(0);
+    const rollouts = this.pendingRollouts.splice(0);
     const health = this.healthDirty ? this.healthRecords : null;
     const waiting = this.waitingDirty ? this.waiting : null;
     this.healthDirty = false;
     this.waitingDirty = false;
     const now = new Date(this.clock());
-    await this.store.update((data) => {
-      for (const e of events) recordEvent(data, now, e);
-      for (const r of rollouts) {
-        if (r.kind !== 'rollout') continue;
-        data.rollouts ??= {};
-        if (r.templateHash === null) {
-          delete data.rollouts[r.service];
-          recordEvent(data, now, { type: 'Normal', object: `service/${r.service}`, reason: 'RolloutComplete', message: 'every instance runs the current revision' });
-        } else {
-          data.rollouts[r.service] = { templateHash: r.templateHash, startedAt: r.at };
-          recordEvent(data, now, { type: 'Normal', object: `service/${r.service}`, reason: 'RolloutStarted', message: `replacing instances with template ${r.templateHash.slice(0, 8)}` });
+    try {
+      await this.store.update((data) => {
+        for (const e of events) recordEvent(data, now, e);
+        for (const r of rollouts) {
+          if (r.kind !== 'rollout') continue;
+          data.rollouts ??= {};
+          if (r.templateHash === null) {
+            delete data.rollouts[r.service];
+            recordEvent(data, now, { type: 'Normal', object: `service/${r.service}`, reason: 'RolloutComplete', message: 'every instance runs the current revision' });
+          } else {
+            data.rollouts[r.service] = { templateHash: r.templateHash, startedAt: r.at };
+            recordEvent(data, now, { type: 'Normal', object: `service/${r.service}`, reason: 'RolloutStarted', message: `replacing instances with template ${r.templateHash.slice(0, 8)}` });
+          }
         }
-      }
-      if (health) data.instances = { ...health };
-      if (waiting) data.waiting = { ...waiting };
-    }).catch((e: Error) => this.log.error({ err: e.message }, 'failed to record events'));
+        if (health) data.instances = { ...health };
+        if (waiting) data.waiting = { ...waiting };
+      }, lockTimeoutMs === undefined ? undefined : { timeoutMs: lockTimeoutMs });
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'failed to record events and status; keeping them for the next write');
+      this.events.unshift(...events);
+      if (this.events.length > PENDING_EVENT_LIMIT) this.events.splice(0, this.events.length - PENDING_EVENT_LIMIT);
+      this.pendingRollouts.unshift(...rollouts);
+      if (health) this.healthDirty = true;
+      if (waiting) this.waitingDirty = true;
+    }
   }
+}
+
+/** The waits as stored: typed causes (older carte wrote sentences, which are not kept). */
+function storedWaits(data: Readonly<StateData>): Record<string, WaitCause> {
+  const out: Record<string, WaitCause> = {};
+  for (const [s, w] of Object.entries(data.waiting ?? {})) if (w && typeof w === 'object') out[s] = w;
+  return out;
 }
 
 /** Stable addresses of the services that have ports, from their slots in the store. */
@@ -530,10 +491,10 @@ export function serviceAddresses(data: Readonly<StateData>, desired: readonly De
 }
 
 /** An instance being created right now: not ready, holds its name and slot. */
-function placeholder(a: Extract<Action, { kind: 'create' | 'restart' }>, now: number): InstanceView {
+function placeholder(a: Extract<InstanceAction, { kind: 'create' | 'restart' }>, now: number): InstanceView {
   return {
     name: a.name, service: a.service, ordinal: Number(/-(\d+)$/.exec(a.name)?.[1] ?? 0), templateHash: a.templateHash,
-    state: 'created', ready: false, unhealthy: false, broken: false, exitCode: null, oomKilled: false,
+    state: 'created', ready: false, healthKnown: true, unhealthy: false, broken: false, exitCode: null, oomKilled: false,
     createdAt: now, startedAt: null, finishedAt: null, restarts: 0,
   };
 }

@@ -2,16 +2,10 @@
 // discriminated unions so every `switch` over them is checked for
 // exhaustiveness by the compiler.
 import type { InstanceState } from '../drivers/driver.js';
-import type { ServiceSpec } from '../schema/types.js';
+import type { DesiredService } from '../model/instances.js';
+import type { WaitCause } from '../model/wait.js';
 
-export interface DesiredService {
-  name: string;
-  spec: ServiceSpec;
-  templateHash: string;
-  revision: number;
-  /** `carte stop SERVICE`: held at zero instances until started again. */
-  suspended: boolean;
-}
+export type { DesiredService } from '../model/instances.js';
 
 /** One instance as the plan sees it: the driver's observation plus what the reconciler tracks. */
 export interface InstanceView {
@@ -23,6 +17,12 @@ export interface InstanceView {
   state: InstanceState;
   /** Health checks pass (or there are none and it runs). */
   ready: boolean;
+  /**
+   * Whether readiness is known: false while a running instance with a health
+   * check has no result yet (just started, or adopted by a restarted daemon).
+   * The plan never takes an unknown instance for a failed one.
+   */
+  healthKnown: boolean;
   /** A liveness failure: failed `failureThreshold` checks in a row after its start period. */
   unhealthy: boolean;
   /** The machine shows a problem with it (e.g. its netns vanished). */
@@ -42,10 +42,18 @@ export interface RolloutState {
   startedAt: number;
 }
 
+/** A service whose creates keep failing: how often, and not before when to try again. */
+export interface CreateBackoff {
+  failures: number;
+  until: number;
+}
+
 export interface PlanInput {
   desired: readonly DesiredService[];
   instances: readonly InstanceView[];
   rollouts: Readonly<Record<string, RolloutState>>;
+  /** Services whose creates failed recently (the executor's record); absent: none. */
+  createBackoff?: Readonly<Record<string, CreateBackoff>>;
   now: number;
 }
 
@@ -57,6 +65,7 @@ export type Action =
   /** Record that a rollout started (or ended, with templateHash null). */
   | { kind: 'rollout'; service: string; templateHash: string | null; at: number }
   /** Nothing can be done now; look again at `until` (if set). */
-  | { kind: 'wait'; service: string; reason: string; until: number | null };
+  | { kind: 'wait'; service: string; cause: WaitCause; until: number | null };
 
-export type ServicePhase = 'converged' | 'progressing' | 'crash-loop' | 'rollout-failed' | 'waiting-for-dependencies' | 'suspended';
+/** The actions the executor runs on instances. */
+export type InstanceAction = Extract<Action, { kind: 'create' | 'remove' | 'restart' }>;

@@ -3,10 +3,11 @@
 // writes changes into desired state (`autoscaled` in the store, with an
 // event). The reconciler does the rest; the scaler never creates or removes
 // instances itself.
+import fs from 'node:fs';
 import type { Driver } from '../drivers/driver.js';
 import type { Activity } from '../gateway/upstreams.js';
 import type { Logger } from '../log.js';
-import type { Membership } from '../reconciler/reconciler.js';
+import type { Membership } from '../model/instances.js';
 import { recordEvent, scaledReplicas, type StateData } from '../store/state.js';
 import type { Store } from '../store/store.js';
 import { decide, type Decision, type Readings } from './decide.js';
@@ -26,10 +27,22 @@ export interface ScalerOptions {
   /** Asks the reconciler to act now. */
   trigger: () => void;
   intervalMs?: number;
+  /**
+   * Where the recommendations of the scale-down window are kept across a
+   * daemon restart (written on a clean stop, read at start), so a restart
+   * never scales down early. Without it the window starts empty.
+   */
+  windowFile?: string;
   /** Host memory and what stays for the host and carte (instances get the rest). */
   totalMemoryBytes: number;
   memoryReserveBytes: number;
   clock?: () => number;
+}
+
+/** The scale-down window as saved by a clean stop. */
+interface SavedWindow {
+  savedAt: number;
+  history: Record<string, Array<{ at: number; replicas: number }>>;
 }
 
 export interface ScalerStatus {
@@ -60,6 +73,7 @@ export class Scaler {
   }
 
   start(): void {
+    this.loadWindow();
     this.timer = setInterval(() => {
       if (!this.running) this.running = this.tick().catch((e: Error) => this.opts.log.error({ err: e.message }, 'scaler tick failed')).finally(() => (this.running = null));
     }, this.intervalMs);
@@ -69,6 +83,48 @@ export class Scaler {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.running;
+    this.saveWindow();
+  }
+
+  /**
+   * The window as it was at the last clean stop. After a crash (no file, or
+   * one older than a window) nothing is known of the time before: each
+   * autoscaled service starts with its current count as a recommendation,
+   * which holds any scale-down back by one window, never makes it early.
+   */
+  private loadWindow(): void {
+    const file = this.opts.windowFile;
+    let saved: SavedWindow | null = null;
+    if (file) {
+      try {
+        saved = JSON.parse(fs.readFileSync(file, 'utf8')) as SavedWindow;
+        fs.rmSync(file, { force: true }); // used once: a later crash must not reuse it
+      } catch {
+        saved = null;
+      }
+    }
+    const now = this.clock();
+    void this.opts.store.readShared().then((data) => {
+      for (const s of Object.values(data.services)) {
+        const a = s.revision.spec.autoscale;
+        if (!a || this.history.has(s.name)) continue;
+        const kept = (saved?.history[s.name] ?? []).filter((h) => Number.isFinite(h.at) && Number.isInteger(h.replicas) && h.at > now - a.scaleDownDelayMs);
+        const clean = saved !== null && now - saved.savedAt < a.scaleDownDelayMs;
+        this.history.set(s.name, clean ? kept : [...kept, { at: now, replicas: scaledReplicas(s) }]);
+      }
+    }, (e: Error) => this.opts.log.warn({ err: e.message }, 'could not read state to seed the scale-down window'));
+  }
+
+  private saveWindow(): void {
+    const file = this.opts.windowFile;
+    if (!file) return;
+    const saved: SavedWindow = { savedAt: this.clock(), history: Object.fromEntries(this.history) };
+    try {
+      fs.writeFileSync(`${file}.tmp`, JSON.stringify(saved));
+      fs.renameSync(`${file}.tmp`, file);
+    } catch (e) {
+      this.opts.log.warn({ err: (e as Error).message, file }, 'could not save the scale-down window; the next start holds scale-downs back one window');
+    }
   }
 
   /** The latest decision per service, for `carte describe`. */

@@ -2,6 +2,7 @@
 // services with their revision history and owning source, events, sources'
 // sync status, and room for instance and image records (filled by the driver
 // and reconciler issues).
+import type { WaitCause } from '../model/wait.js';
 import type { ServiceObject, ServiceSpec } from '../schema/types.js';
 
 export const STATE_VERSION = 1;
@@ -72,8 +73,11 @@ export interface StateData {
   images: Record<string, unknown>;
   /** Rollouts in progress, per service (written by the reconciler). */
   rollouts?: Record<string, { templateHash: string; startedAt: number }>;
-  /** Why a service cannot progress now, per service (the plan's wait reasons, written by the reconciler). */
-  waiting?: Record<string, string>;
+  /**
+   * Why a service cannot progress now, per service: the plan's typed wait
+   * causes, written by the reconciler (a sentence from an older carte).
+   */
+  waiting?: Record<string, WaitCause | string>;
   /**
    * Each service's slot in the service address range (its stable address for
    * discovery: the driver turns the index into an IP on the instance network).

@@ -49,10 +49,15 @@ export class MemoryDriver implements Driver {
     return { ...i };
   }
 
+  /** Services whose instances ignore SIGTERM: their stop() waits on the gate (their grace period) before ending them. */
+  readonly slowStops = new Map<string, Promise<void>>();
+
   async stop(name: string, graceMs: number): Promise<void> {
     this.calls.push(`stop ${name}`);
     const i = this.instances.get(name);
     if (!i || i.state !== 'running') return;
+    const gate = this.slowStops.get(i.service);
+    if (gate && graceMs > 0) await gate;
     Object.assign(i, { state: 'exited', exitCode: graceMs > 0 ? 143 : 137, pid: null, finishedAt: new Date(this.clock()).toISOString() });
   }
 

@@ -11,7 +11,7 @@ import net from 'node:net';
 import { applyServices } from '../../src/api/apply.js';
 import { serviceStatuses } from '../../src/api/status.js';
 import { startDaemon, type RunningDaemon } from '../../src/daemon/daemon.js';
-import { LABELS } from '../../src/reconciler/reconciler.js';
+import { LABELS } from '../../src/model/instances.js';
 import { cliLogger } from '../../src/log.js';
 import { Store } from '../../src/store/store.js';
 import { buildImage, eventually, execOut, useTestHost } from '../helpers/linux.js';

@@ -21,5 +21,10 @@ export async function apply(ctx: Context, opts: ApplyOptions): Promise<void> {
   const suffix = opts.dryRun ? ' (dry run)' : '';
   write(changes.map((c) => `service/${c.name} ${c.action}${suffix}`).join('\n') || `nothing to apply${suffix}`);
   if (opts.dryRun || opts.start === false) return;
-  await convergeAfterChange(ctx, { wait: opts.wait === true, timeoutMs: timeoutOf(opts), services: changes.filter((c) => c.action !== 'pruned').map((c) => c.name) });
+  await convergeAfterChange(ctx, {
+    wait: opts.wait === true, timeoutMs: timeoutOf(opts),
+    services: changes.filter((c) => c.action !== 'pruned').map((c) => c.name),
+    // Every service of these manifests (unchanged ones too: a by-hand apply repairs them), and those pruned.
+    scope: changes.map((c) => c.name),
+  });
 }

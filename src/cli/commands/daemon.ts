@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { startDaemon } from '../../daemon/daemon.js';
+import { SHUTDOWN_MS, startDaemon } from '../../daemon/daemon.js';
 import { UsageError } from '../../errors.js';
 import { daemonLogger } from '../../log.js';
 import type { GitSourceOptions } from '../../reconciler/sources/git.js';
@@ -69,10 +69,20 @@ export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
     const stop = () => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      // A second signal means now.
+      process.once('SIGINT', () => process.exit(130));
+      process.once('SIGTERM', () => process.exit(143));
       resolve();
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  // Exit within SHUTDOWN_MS of the signal even if a step hangs; and exit for real when done,
+  // whatever timers or sockets are still open (probes, held connections).
+  setTimeout(() => {
+    log.warn({ ms: SHUTDOWN_MS }, 'shutdown took too long; exiting now');
+    process.exit(0);
+  }, SHUTDOWN_MS - 300).unref();
   await running.stop();
+  process.exit(0);
 }

@@ -30,5 +30,5 @@ export async function del(ctx: Context, words: string[], opts: DeleteOptions): P
   const suffix = opts.dryRun ? ' (dry run)' : '';
   write(deleted.map((n) => `service/${n} deleted${suffix}`).join('\n'));
   if (opts.dryRun || opts.start === false) return;
-  await convergeAfterChange(ctx, { wait: opts.wait === true, timeoutMs: timeoutOf(opts), services: [] });
+  await convergeAfterChange(ctx, { wait: opts.wait === true, timeoutMs: timeoutOf(opts), services: [], scope: deleted });
 }

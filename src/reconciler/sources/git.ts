@@ -11,6 +11,7 @@ import type { Logger } from '../../log.js';
 import { readManifestInputs } from '../../schema/load.js';
 import type { Store } from '../../store/store.js';
 import { recordSourceError, syncTexts, type SyncOutcome } from './record.js';
+import { safeInterval } from '../../util/timers.js';
 
 export interface GitSourceOptions {
   url: string;
@@ -35,7 +36,7 @@ export class GitSource {
 
   async start(): Promise<void> {
     await this.sync();
-    this.timer = setInterval(() => void this.sync(), this.opts.intervalMs);
+    this.timer = safeInterval(() => void this.sync(), this.opts.intervalMs);
   }
 
   private async repo(): Promise<SimpleGit> {

@@ -3,6 +3,7 @@ import { BACKOFF, plan, restartDelay } from '../../../src/reconciler/plan.js';
 import type { Action, DesiredService, InstanceView, RolloutState } from '../../../src/reconciler/types.js';
 import { serviceDoc, services, yaml } from '../../helpers/manifests.js';
 import { templateHash } from '../../../src/schema/canonical.js';
+import { describeWait } from '../../../src/model/wait.js';
 
 const NOW = 1_000_000;
 
@@ -15,7 +16,7 @@ function svc(name: string, spec: Record<string, unknown> = {}, extra: Partial<De
 function inst(d: DesiredService, ordinal: number, over: Partial<InstanceView> = {}): InstanceView {
   return {
     name: `${d.name}-${ordinal}`, service: d.name, ordinal, templateHash: d.templateHash, state: 'running',
-    ready: true, unhealthy: false, broken: false, exitCode: null, oomKilled: false,
+    ready: true, healthKnown: true, unhealthy: false, broken: false, exitCode: null, oomKilled: false,
     createdAt: NOW - 100_000 + ordinal, startedAt: NOW - 100_000 + ordinal, finishedAt: null, restarts: 0, ...over,
   };
 }
@@ -27,7 +28,7 @@ const brief = (actions: Action[]) => actions.map((a) => {
   switch (a.kind) {
     case 'create': case 'remove': case 'restart': return `${a.kind} ${a.name}`;
     case 'rollout': return `rollout ${a.service} ${a.templateHash === null ? 'done' : 'start'}`;
-    case 'wait': return `wait ${a.service}: ${a.reason}`;
+    case 'wait': return `wait ${a.service}: ${describeWait(a.service, a.cause, NOW)}`;
   }
 });
 
@@ -68,9 +69,11 @@ describe('plan', () => {
     it('always: restarts after the backoff, and says when while waiting', () => {
       const web = svc('web', { restart: 'always' });
       assert.deepEqual(brief(run([web], [exited(web, { finishedAt: NOW - 1000 })])), ['restart web-1']);
-      assert.deepEqual(run([web], [exited(web, { restarts: 3, exitCode: 2 })]), [
-        { kind: 'wait', service: 'web', reason: 'web-1 exited with code 2; restart 4 in 8s (CrashLoopBackOff)', until: NOW - 500 + 8000 },
+      const actions = run([web], [exited(web, { restarts: 3, exitCode: 2 })]);
+      assert.deepEqual(actions, [
+        { kind: 'wait', service: 'web', cause: { kind: 'crash-loop', instance: 'web-1', exit: 'exited with code 2', restarts: 3, until: NOW - 500 + 8000 }, until: NOW - 500 + 8000 },
       ]);
+      assert.deepEqual(brief(actions), ['wait web: web-1 exited with code 2; restart 4 in 8s (CrashLoopBackOff)']);
     });
 
     it('on-failure: restarts failures and OOM kills, not clean exits', () => {
@@ -177,6 +180,34 @@ describe('plan', () => {
       const r = simulate(v1, v2, 8);
       assert.equal(r.maxTotal, 10);
       assert.equal(r.minReady, 8);
+    });
+  });
+
+  describe('what is not known yet, and creates that keep failing', () => {
+    it('keeps an old instance whose health is not known yet during a rollout (a restarted daemon has not checked it)', () => {
+      const old = svc('web', { replicas: 2 });
+      const web = svc('web', { replicas: 2, image: 'test/web:2' }, { revision: 2 });
+      const unknown = { ready: false, healthKnown: false };
+      const rollouts = { web: { templateHash: web.templateHash, startedAt: NOW } };
+      // Known not ready: replaced first (nothing is lost). Not known: kept, not counted as available.
+      assert.deepEqual(brief(run([web], [inst(old, 1, { ready: false }), inst(old, 2)], rollouts)), ['remove web-1', 'create web-3', 'create web-4']);
+      assert.deepEqual(brief(run([web], [inst(old, 1, unknown), inst(old, 2, unknown)], rollouts)), ['create web-3']);
+    });
+
+    it('waits out a create backoff, with a typed cause and a countdown', () => {
+      const web = svc('web', { replicas: 2 });
+      const actions = plan({ desired: [web], instances: [inst(web, 1)], rollouts: {}, createBackoff: { web: { failures: 3, until: NOW + 4000 } }, now: NOW });
+      assert.deepEqual(actions, [{ kind: 'wait', service: 'web', cause: { kind: 'create-backoff', failures: 3, until: NOW + 4000 }, until: NOW + 4000 }]);
+      assert.deepEqual(brief(actions), ['wait web: creating instances failed 3 times; retrying in 4s']);
+      assert.deepEqual(brief(plan({ desired: [web], instances: [inst(web, 1)], rollouts: {}, createBackoff: { web: { failures: 3, until: NOW } }, now: NOW })), ['create web-2']);
+    });
+
+    it('a backoff of one service does not hold another', () => {
+      const a = svc('a');
+      const b = svc('b');
+      assert.deepEqual(brief(plan({ desired: [a, b], instances: [], rollouts: {}, createBackoff: { a: { failures: 1, until: NOW + 1000 } }, now: NOW })), [
+        'wait a: creating instances failed once; retrying in 1s', 'create b-1',
+      ]);
     });
   });
 });

@@ -80,7 +80,7 @@ describe('reconciler (in-memory driver)', () => {
     const waiting = await step(r);
     assert.deepEqual(waiting.actions.map((a) => a.kind), ['wait']);
     const data = await store.read();
-    assert.equal(data.waiting?.web, 'web-1 exited with code 1; restart 1 in 1s (CrashLoopBackOff)');
+    assert.deepEqual(data.waiting?.web, { kind: 'crash-loop', instance: 'web-1', exit: 'exited with code 1', restarts: 0, until: now + 1000 });
     assert.deepEqual(serviceStatuses(data, now).map((st) => [st.phase, st.reason]), [['CrashLoopBackOff', 'web-1 exited with code 1; restart 1 in 1s (CrashLoopBackOff)']]);
     now += 1000;
     await step(r);
@@ -283,5 +283,108 @@ describe('reconciler (in-memory driver)', () => {
     assert.deepEqual(driver.calls.filter((c) => c.endsWith('web-2')), ['create web-2', 'stop web-2', 'remove web-2']);
     await step(r);
     assert.deepEqual(seen.at(-1), ['web-1']);
+  });
+
+  describe('one slow thing never holds the others', () => {
+    it('plans while a probe hangs: another service is scaled and a crashed instance replaced at once', async () => {
+      await apply(serviceDoc('stuck', { health: { http: { path: '/', port: 80 }, interval: '10s', timeout: '10s' } }), serviceDoc('good'));
+      let release!: () => void;
+      const hung = new Promise<string | null>((res) => (release = () => res('timed out')));
+      const r = make(async (_check, target) => (target.name.startsWith('stuck') ? hung : null));
+      await step(r);
+      const passed = await Promise.race([r.pass().then(() => 'pass ended'), new Promise((res) => setTimeout(() => res('pass waited'), 500))]);
+      assert.equal(passed, 'pass ended', 'a pass never waits on a probe');
+      driver.crash('good-1', 137);
+      await apply(serviceDoc('stuck', { health: { http: { path: '/', port: 80 }, interval: '10s', timeout: '10s' } }), serviceDoc('good', { replicas: 2 }), serviceDoc('new'));
+      now += 1000;
+      await step(r);
+      assert.deepEqual(names(), ['good-1', 'good-2', 'new-1', 'stuck-1']);
+      assert.equal(driver.instances.get('good-1')!.state, 'running');
+      assert.equal(r.health.running, 1, 'the hung probe is still running');
+      release();
+      await r.health.settled();
+    });
+
+    it('a stop that waits out a long grace period holds no slot: another service is created meanwhile, even with one slot', async () => {
+      await apply(serviceDoc('slow', { replicas: 2, stopGracePeriod: '1h' }), serviceDoc('fast'));
+      let endGrace!: () => void;
+      driver.slowStops.set('slow', new Promise((res) => (endGrace = res)));
+      const r = new Reconciler({ store, driver, log: cliLogger('silent'), clock, parallelism: 1, health: new HealthMonitor(async () => null, clock) });
+      await step(r);
+      await apply(serviceDoc('slow', { replicas: 0, stopGracePeriod: '1h' }), serviceDoc('fast', { replicas: 3 }));
+      await r.pass();
+      for (let i = 0; i < 50 && names().filter((n) => n.startsWith('fast')).length < 3; i++) await new Promise((res) => setTimeout(res, 10));
+      assert.deepEqual(names(), ['fast-1', 'fast-2', 'fast-3', 'slow-1', 'slow-2'], 'fast scaled while slow instances are still stopping');
+      endGrace();
+      await r.idle();
+      assert.deepEqual(names(), ['fast-1', 'fast-2', 'fast-3']);
+    });
+
+    it('takes work in turn across services: one service with many creates does not starve another', async () => {
+      await apply(serviceDoc('many', { replicas: 6 }));
+      const r = new Reconciler({ store, driver, log: cliLogger('silent'), clock, parallelism: 1, health: new HealthMonitor(async () => null, clock) });
+      let open!: () => void;
+      driver.createGate = new Promise((res) => (open = res));
+      await r.pass();
+      await apply(serviceDoc('many', { replicas: 6 }), serviceDoc('one'));
+      await r.pass();
+      driver.createGate = null;
+      open();
+      await r.idle();
+      const order = driver.calls.filter((c) => c.startsWith('create')).map((c) => c.slice(7));
+      assert.ok(order.indexOf('one-1') <= 2, `one-1 created among the first (${order.join(', ')})`);
+    });
+
+    it('acts only on its scope (the CLI converge of one command), and probes nothing else', async () => {
+      await apply(serviceDoc('a', { replicas: 2 }), serviceDoc('b', { replicas: 2, health: { tcp: { port: 80 } } }));
+      const probed: string[] = [];
+      const r = new Reconciler({ store, driver, log: cliLogger('silent'), clock, scope: new Set(['a']), health: new HealthMonitor(async (_c, t) => {
+        probed.push(t.name);
+        return null;
+      }, clock) });
+      await step(r);
+      await r.health.settled();
+      assert.deepEqual(names(), ['a-1', 'a-2']);
+      assert.deepEqual(probed, []);
+    });
+
+    it('keeps events and status it could not write (a full disk) for the next write', async () => {
+      await apply(serviceDoc('web'));
+      const r = make();
+      const update = store.update.bind(store);
+      let fail = true;
+      store.update = (async (...args: Parameters<Store['update']>) => {
+        if (fail) throw new Error('failed to write state file: no space left on device');
+        return update(...args);
+      }) as Store['update'];
+      await step(r);
+      await step(r); // sees web-1 running and ready: a second failed write
+      assert.equal((await store.read()).events.filter((e) => e.reason === 'InstanceCreated').length, 0);
+      fail = false;
+      await r.flush();
+      const data = await store.read();
+      assert.deepEqual(data.events.filter((e) => e.reason === 'InstanceCreated').map((e) => e.message), ['web-1 created (revision 1): scaling to 1']);
+      assert.equal((data.instances as Record<string, { ready: boolean }>)['web-1']?.ready, true);
+    });
+
+    it('on shutdown, abandons what is in flight and ends running probes at once', async () => {
+      await apply(serviceDoc('web', { health: { exec: { command: ['sleep', '1000'] }, interval: '10s', timeout: '10s' } }));
+      let aborted = false;
+      const r = make((_c, _t, _ms, signal) => new Promise((res) => signal?.addEventListener('abort', () => {
+        aborted = true;
+        res('aborted');
+      })));
+      r.start();
+      await step(r);
+      for (let i = 0; i < 50 && r.health.running === 0; i++) await new Promise((res) => setTimeout(res, 10));
+      assert.equal(r.health.running, 1);
+      driver.createGate = new Promise(() => {}); // a create that never finishes
+      await apply(serviceDoc('web', { replicas: 2, health: { exec: { command: ['sleep', '1000'] }, interval: '10s', timeout: '10s' } }));
+      await r.pass();
+      const t = Date.now();
+      await r.stop({ abandon: true });
+      assert.ok(aborted, 'the probe was aborted');
+      assert.ok(Date.now() - t < 1000, 'stop did not wait for the create');
+    });
   });
 });
