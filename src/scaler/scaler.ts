@@ -165,7 +165,9 @@ export class Scaler {
         memory: { perInstanceBytes: svc.spec.resources.memoryBytes, availableBytes: this.availableMemory(data) },
         idleForMs: this.idleFor(svc.name, stored.autoscaled?.at ?? null, now),
       });
-      history.push({ at: now, replicas: decision.recommendation });
+      // Only what readings asked for goes into the window: a round without readings (just started,
+      // instances not ready) says nothing of the load, and would hold scale-downs back for nothing.
+      if (readings.measured > 0) history.push({ at: now, replicas: decision.recommendation });
       this.history.set(svc.name, history);
       this.status.set(svc.name, { at: now, readings, decision });
       if (decision.replicas !== current) changes.push({ service: svc.name, from: current, decision });
