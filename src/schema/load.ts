@@ -4,7 +4,7 @@
 // anything is refused: the user fixes them all in one round.
 import fs from 'node:fs';
 import path from 'node:path';
-import { isScalar, LineCounter, parseAllDocuments, visit, type Document } from 'yaml';
+import { Composer, isScalar, LineCounter, visit, type Document } from 'yaml';
 import { ManifestError, UsageError, type ManifestProblem } from '../errors.js';
 import { canonicalize } from './canonical.js';
 import { checkService } from './checks.js';
@@ -83,13 +83,12 @@ export function parseManifests(texts: readonly ManifestText[]): { services: Load
   const services: LoadedService[] = [];
   const problems: ManifestProblem[] = [];
   for (const t of texts) {
-    const lines = new LineCounter();
+    const lines = countLines(t.text);
     const at = (offset: number) => {
       const { line, col } = lines.linePos(offset);
       return { file: t.display, line, column: col };
     };
-    // This pass also teaches `lines` where lines start, so the composing pass below must not.
-    const shape = shapeOf(t.text, LIMITS.nestingDepth, lines.addNewLine);
+    const shape = shapeOf(t.text, LIMITS.nestingDepth);
     if (shape.tooDeepAt !== null) {
       // Composing such a text would exhaust the stack (see syntax.ts); nothing else in the file is read.
       problems.push({
@@ -98,12 +97,10 @@ export function parseManifests(texts: readonly ManifestText[]): { services: Load
       });
       continue;
     }
-    const docs = parseAllDocuments(t.text, { prettyErrors: false, uniqueKeys: true });
-    // A document stream with a fatal error comes back as an EmptyStream-like object.
-    const list = Array.isArray(docs) ? docs : [];
-    if (!Array.isArray(docs)) {
-      problems.push({ position: { file: t.display, line: 1, column: 1 }, path: '', message: 'not a YAML document stream' });
-    }
+    // What parseAllDocuments does, on the CST already read. logLevel 'error': a mapping used as
+    // a key would otherwise print a process warning from inside the daemon; it becomes a
+    // stringified key, which the schema reports as unknown.
+    const list = Array.from(new Composer({ prettyErrors: false, uniqueKeys: true, logLevel: 'error' }).compose(shape.tokens));
     const syntaxErrors = list.flatMap((d) => d.errors);
     const offsets = placeSyntaxErrors(t.text, syntaxErrors, shape.unclosed);
     for (const doc of list) {
@@ -188,6 +185,18 @@ function checkKind(data: unknown, locator: Locator): ManifestProblem | null {
     return at(['kind'], `${JSON.stringify(d.kind)} is not a kind of ${API_VERSION} (${guess ? `did you mean "${guess}"?` : `known kinds: ${KINDS.join(', ')}`})`);
   }
   return null;
+}
+
+/**
+ * Line starts found in the text itself. The `yaml` parser's own line
+ * counting skips newlines inside some malformed tokens (seen by the fuzz
+ * test with lines ending in \r\r\n), which put positions past the end of a line.
+ */
+function countLines(text: string): LineCounter {
+  const lines = new LineCounter();
+  lines.addNewLine(0);
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lines.addNewLine(i + 1);
+  return lines;
 }
 
 class AliasProblem {

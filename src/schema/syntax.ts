@@ -22,6 +22,8 @@ export interface Unclosed {
 }
 
 export interface TextShape {
+  /** The CST, for `yaml`'s Composer: lexing twice would double the cost of loading. */
+  tokens: CST.Token[];
   /** Offset of the earliest list or mapping nested deeper than the limit, or null. */
   tooDeepAt: number | null;
   /** Unclosed quotes and brackets, in text order. */
@@ -30,17 +32,15 @@ export interface TextShape {
 
 const CLOSER: Record<string, string> = { '[': ']', '{': '}' };
 
-/**
- * Reads the CST of `text` once: unclosed tokens, and the first collection
- * deeper than `maxDepth`. `onNewLine` is the `yaml` parser's hook (give it a
- * LineCounter's addNewLine to map offsets to lines).
- */
-export function shapeOf(text: string, maxDepth: number, onNewLine?: (offset: number) => void): TextShape {
+/** Reads the CST of `text` once: unclosed tokens, and the first collection deeper than `maxDepth`. */
+export function shapeOf(text: string, maxDepth: number): TextShape {
   let tooDeepAt: number | null = null;
   const unclosed: Unclosed[] = [];
+  const tokens: CST.Token[] = [];
   // Depth counts lists and mappings: a document's root mapping is depth 1.
   const stack: Array<{ token: CST.Token; depth: number }> = [];
-  for (const top of new Parser(onNewLine).parse(text)) {
+  for (const top of new Parser().parse(text)) {
+    tokens.push(top);
     stack.push({ token: top, depth: 0 });
     while (stack.length) {
       const { token, depth } = stack.pop()!;
@@ -79,7 +79,7 @@ export function shapeOf(text: string, maxDepth: number, onNewLine?: (offset: num
     }
   }
   unclosed.sort((a, b) => a.offset - b.offset);
-  return { tooDeepAt, unclosed };
+  return { tokens, tooDeepAt, unclosed };
 }
 
 /** The parts of a `yaml` error that placing it needs. */
