@@ -77,6 +77,7 @@ export function canonicalize(m: ServiceManifest, baseDir: string): ServiceObject
     })),
   };
 
+  const healthIntervalMs = duration(s.health?.interval, DEFAULTS.healthIntervalMs);
   const spec: ServiceSpec = {
     image: s.image ?? null,
     build: s.build ? {
@@ -99,8 +100,9 @@ export function canonicalize(m: ServiceManifest, baseDir: string): ServiceObject
     volumes,
     health: check === null ? null : {
       check,
-      intervalMs: duration(s.health?.interval, DEFAULTS.healthIntervalMs),
-      timeoutMs: duration(s.health?.timeout, DEFAULTS.healthTimeoutMs),
+      intervalMs: healthIntervalMs,
+      // checks.ts keeps a written timeout within the interval; the default must not exceed a short one either.
+      timeoutMs: duration(s.health?.timeout, Math.min(DEFAULTS.healthTimeoutMs, healthIntervalMs)),
       failureThreshold: s.health?.failureThreshold ?? DEFAULTS.healthFailureThreshold,
       startPeriodMs: duration(s.health?.startPeriod, DEFAULTS.healthStartPeriodMs),
     },

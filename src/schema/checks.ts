@@ -5,6 +5,8 @@ import type { ManifestProblem } from '../errors.js';
 import { defaultPortName } from './canonical.js';
 import { formatPath, type Locator, type PathSegment } from './locate.js';
 import type { ServiceManifest } from './service-schema.js';
+import { DEFAULTS, LIMITS } from './types.js';
+import { formatDuration, parseDuration } from './units.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
@@ -95,7 +97,58 @@ export function checkService(m: ServiceManifest, locator: Locator): ManifestProb
   (s.dependsOn ?? []).forEach((d, i) => {
     if (d === m.metadata.name) report(['spec', 'dependsOn', i], 'a service cannot depend on itself');
   });
+  checkDurations(m, report);
   return problems;
+}
+
+/**
+ * Durations the reconciler and scaler turn into timers or look-back windows,
+ * bounded by LIMITS. The values are still the strings the user wrote (the
+ * schema only checked that they parse); messages quote them as written.
+ */
+function checkDurations(m: ServiceManifest, report: (segments: PathSegment[], message: string) => void): void {
+  const s = m.spec;
+  const ms = (v: string | undefined, dflt: number): number => {
+    if (v === undefined) return dflt;
+    const p = parseDuration(v);
+    return p.ok ? p.value : dflt; // cannot fail: the schema parsed it already
+  };
+  const atMost = (segments: PathSegment[], value: string | undefined, max: number, why: string, advice = '') => {
+    if (value !== undefined && ms(value, 0) > max) {
+      report(segments, `${value.trim()} is longer than ${formatDuration(max)}: ${why} (use at most ${formatDuration(max)}${advice})`);
+    }
+  };
+
+  const h = s.health;
+  if (h) {
+    const interval = ms(h.interval, DEFAULTS.healthIntervalMs);
+    if (h.interval !== undefined && interval < LIMITS.healthIntervalMinMs) {
+      report(['spec', 'health', 'interval'], `${h.interval.trim()} is shorter than ${formatDuration(LIMITS.healthIntervalMinMs)}: checks that often would keep the daemon busy (use at least ${formatDuration(LIMITS.healthIntervalMinMs)})`);
+    }
+    atMost(['spec', 'health', 'interval'], h.interval, LIMITS.healthIntervalMaxMs, 'a failing instance would go unnoticed for that long');
+    if (h.timeout !== undefined) {
+      const timeout = ms(h.timeout, DEFAULTS.healthTimeoutMs);
+      if (timeout <= 0) {
+        report(['spec', 'health', 'timeout'], `${h.timeout.trim()} must be longer than 0: a check with no time to answer always fails (use e.g. ${formatDuration(Math.min(DEFAULTS.healthTimeoutMs, interval))})`);
+      } else if (timeout > interval && interval >= LIMITS.healthIntervalMinMs && interval <= LIMITS.healthIntervalMaxMs) {
+        // An interval outside its limits is reported already; "use at most <that interval>" would be bad advice.
+        const shown = formatDuration(interval);
+        report(['spec', 'health', 'timeout'], `${h.timeout.trim()} is longer than the interval (${shown}): a check must end before the next one starts (use at most ${shown})`);
+      }
+    }
+    atMost(['spec', 'health', 'startPeriod'], h.startPeriod, LIMITS.healthStartPeriodMaxMs, 'failures would be ignored for that long after every start');
+  }
+  atMost(['spec', 'stopGracePeriod'], s.stopGracePeriod, LIMITS.stopGracePeriodMaxMs, 'a stopping instance could hold its resources and delay updates for that long');
+  atMost(['spec', 'update', 'progressDeadline'], s.update?.progressDeadline, LIMITS.progressDeadlineMaxMs, 'a stuck rollout would go unreported for that long');
+  const a = s.autoscale;
+  if (a) {
+    atMost(['spec', 'autoscale', 'scaleDownDelay'], a.scaleDownDelay, LIMITS.scaleDownDelayMaxMs, 'the service would stay scaled up that long after the load is gone');
+    atMost(['spec', 'autoscale', 'idleToZero'], a.idleToZero, LIMITS.idleToZeroMaxMs, 'an idle service would hold its resources that long');
+    (a.schedule ?? []).forEach((w, i) => {
+      atMost(['spec', 'autoscale', 'schedule', i, 'duration'], w.duration, LIMITS.scheduleDurationMaxMs,
+        'the scaler looks back over every minute of a window on each decision', '; to cover several days, let the cron fire on each of them');
+    });
+  }
 }
 
 function isZero(v: number | string | undefined): boolean {

@@ -4,14 +4,15 @@
 // anything is refused: the user fixes them all in one round.
 import fs from 'node:fs';
 import path from 'node:path';
-import { isScalar, LineCounter, parseAllDocuments } from 'yaml';
+import { Composer, isScalar, LineCounter, visit, type Document } from 'yaml';
 import { ManifestError, UsageError, type ManifestProblem } from '../errors.js';
 import { canonicalize } from './canonical.js';
 import { checkService } from './checks.js';
 import { Locator, type PathSegment } from './locate.js';
 import { API_VERSION, KINDS, type ServiceManifest } from './service-schema.js';
 import { checkSet, type SetMember } from './set-checks.js';
-import type { ServiceObject } from './types.js';
+import { placeSyntaxErrors, shapeOf } from './syntax.js';
+import { LIMITS, type ServiceObject } from './types.js';
 import { closest, validateService } from './validate.js';
 
 export interface ManifestText {
@@ -82,25 +83,41 @@ export function parseManifests(texts: readonly ManifestText[]): { services: Load
   const services: LoadedService[] = [];
   const problems: ManifestProblem[] = [];
   for (const t of texts) {
-    const lines = new LineCounter();
-    const docs = parseAllDocuments(t.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-    // A document stream with a fatal error comes back as an EmptyStream-like object.
-    const list = Array.isArray(docs) ? docs : [];
-    if (!Array.isArray(docs)) {
-      problems.push({ position: { file: t.display, line: 1, column: 1 }, path: '', message: 'not a YAML document stream' });
+    const lines = countLines(t.text);
+    const at = (offset: number) => {
+      const { line, col } = lines.linePos(offset);
+      return { file: t.display, line, column: col };
+    };
+    const shape = shapeOf(t.text, LIMITS.nestingDepth);
+    if (shape.tooDeepAt !== null) {
+      // Composing such a text would exhaust the stack (see syntax.ts); nothing else in the file is read.
+      problems.push({
+        position: at(shape.tooDeepAt), path: '',
+        message: `lists and mappings nested more than ${LIMITS.nestingDepth} deep: a Service needs at most 5 levels (remove the extra nesting)`,
+      });
+      continue;
     }
+    // What parseAllDocuments does, on the CST already read. logLevel 'error': a mapping used as
+    // a key would otherwise print a process warning from inside the daemon; it becomes a
+    // stringified key, which the schema reports as unknown.
+    const list = Array.from(new Composer({ prettyErrors: false, uniqueKeys: true, logLevel: 'error' }).compose(shape.tokens));
+    const syntaxErrors = list.flatMap((d) => d.errors);
+    const offsets = placeSyntaxErrors(t.text, syntaxErrors, shape.unclosed);
     for (const doc of list) {
       const locator = new Locator(doc, lines, t.display);
       if (doc.errors.length) {
         for (const e of doc.errors) {
-          const { line, col } = lines.linePos(e.pos[0]);
-          problems.push({ position: { file: t.display, line, column: col }, path: '', message: `YAML syntax: ${firstLine(e.message)}` });
+          problems.push({ position: at(offsets[syntaxErrors.indexOf(e)]!), path: '', message: `YAML syntax: ${firstLine(e.message)}` });
         }
         continue;
       }
       // An empty document (a trailing ---, or only comments) holds nothing to apply.
       if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
-      const data: unknown = doc.toJS({ maxAliasCount: 100 });
+      const data = toData(doc);
+      if (data instanceof AliasProblem) {
+        problems.push({ position: at(data.offset), path: '', message: data.message });
+        continue;
+      }
       const kindProblem = checkKind(data, locator);
       if (kindProblem) {
         problems.push(kindProblem);
@@ -169,6 +186,51 @@ function checkKind(data: unknown, locator: Locator): ManifestProblem | null {
   }
   return null;
 }
+
+/**
+ * Line starts found in the text itself. The `yaml` parser's own line
+ * counting skips newlines inside some malformed tokens (seen by the fuzz
+ * test with lines ending in \r\r\n), which put positions past the end of a line.
+ */
+function countLines(text: string): LineCounter {
+  const lines = new LineCounter();
+  lines.addNewLine(0);
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lines.addNewLine(i + 1);
+  return lines;
+}
+
+class AliasProblem {
+  constructor(readonly offset: number, readonly message: string) {}
+}
+
+/**
+ * The document as plain data. Aliases are where this can fail: one naming no
+ * anchor, or many nested ones that would expand a small text into gigabytes
+ * (the "billion laughs"); `yaml` throws a ReferenceError for both.
+ */
+function toData(doc: Document): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (e) {
+    if (!(e instanceof ReferenceError)) throw e;
+    const unresolved = /^Unresolved alias .*: (.*)$/.exec(e.message)?.[1];
+    let offset = doc.range?.[0] ?? 0;
+    // The error does not say which alias; the first one (or the first naming the missing anchor) is where to look.
+    visit(doc, {
+      Alias(_, node) {
+        if (unresolved !== undefined && node.source !== unresolved) return undefined;
+        offset = node.range?.[0] ?? offset;
+        return visit.BREAK;
+      },
+    });
+    return new AliasProblem(offset, unresolved !== undefined
+      ? `YAML alias *${unresolved} names no anchor before it (write &${unresolved} on an earlier value, or write the value out)`
+      : `YAML aliases here would expand to more than ${MAX_ALIAS_COUNT} copies of values (write the values out instead of nesting aliases)`);
+  }
+}
+
+/** `yaml`'s own guard against alias bombs: how many values aliases may expand to. */
+const MAX_ALIAS_COUNT = 100;
 
 function firstLine(message: string): string {
   // yaml's messages end with " at line L, column C" plus a code excerpt; position is printed separately.

@@ -8,6 +8,7 @@
 //   x-hint  what a valid value looks like, used when a `pattern` fails.
 // Rules that span fields (image xor build, min <= max, ...) live in checks.ts.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { LIMITS } from './types.js';
 
 export const API_VERSION = 'carte/v1';
 export const KINDS = ['Service'] as const;
@@ -76,13 +77,13 @@ const Health = Obj({
 const Schedule = Obj({
   cron: Unit<string>('cron', 'string'),
   duration: Opt(Unit<string>('duration', 'string')),
-  min: Opt(Type.Integer({ minimum: 0 })),
-  max: Opt(Type.Integer({ minimum: 1 })),
+  min: Opt(Type.Integer({ minimum: 0, maximum: LIMITS.replicasMax })),
+  max: Opt(Type.Integer({ minimum: 1, maximum: LIMITS.replicasMax })),
 });
 
 const Autoscale = Obj({
-  min: Opt(Type.Integer({ minimum: 0 })),
-  max: Type.Integer({ minimum: 1, maximum: 1000 }),
+  min: Opt(Type.Integer({ minimum: 0, maximum: LIMITS.replicasMax })),
+  max: Type.Integer({ minimum: 1, maximum: LIMITS.replicasMax }),
   cpu: Opt(Unit<string | number>('percent', ['string', 'number'])),
   memory: Opt(Unit<string | number>('percent', ['string', 'number'])),
   scaleDownDelay: Opt(Unit<string>('duration', 'string')),
@@ -104,7 +105,7 @@ export const ServiceSpecSchema = Obj({
   env: Opt(Type.Record(Type.String(), Type.Unsafe<string | number | boolean>({ type: ['string', 'number', 'boolean'] }))),
   workingDir: Opt(Path('inside the container')),
   user: Opt(Type.String({ pattern: '^([a-z_][-a-z0-9_]*|\\d+)(:([a-z_][-a-z0-9_]*|\\d+))?$', 'x-hint': 'a user (a name or uid, optionally :group, e.g. 1000:1000)' })),
-  replicas: Opt(Type.Integer({ minimum: 0, maximum: 1000 })),
+  replicas: Opt(Type.Integer({ minimum: 0, maximum: LIMITS.replicasMax })),
   resources: Opt(Obj({
     cpu: Opt(Unit<string | number>('cpu', ['string', 'number'])),
     memory: Opt(Unit<string | number>('memory', ['string', 'number'])),

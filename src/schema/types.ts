@@ -109,3 +109,27 @@ export const DEFAULTS = {
   balance: 'round-robin' as Balance,
   protocol: 'tcp' as Protocol,
 };
+
+/**
+ * Upper (and a few lower) bounds on what a manifest may ask for, so that no
+ * user value makes the control plane wait for days, spin, or overflow a timer
+ * (setTimeout fires at once above 2^31-1 ms, about 24.8 days). checks.ts
+ * enforces them, docs/manifests.md lists them, and code that turns the
+ * canonical values into timers may rely on them.
+ */
+export const LIMITS = {
+  /** Lists and mappings nested deeper than this are refused before parsing (a Service needs 5). */
+  nestingDepth: 64,
+  /** replicas, autoscale min/max and schedule window min/max. */
+  replicasMax: 1000,
+  healthIntervalMinMs: 100,
+  healthIntervalMaxMs: 3_600_000,
+  /** health.timeout must also be above 0 and at most the interval. */
+  healthStartPeriodMaxMs: 3_600_000,
+  stopGracePeriodMaxMs: 3_600_000,
+  progressDeadlineMaxMs: 86_400_000,
+  scaleDownDelayMaxMs: 86_400_000,
+  idleToZeroMaxMs: 86_400_000,
+  /** The scaler looks back over every minute of a window on each decision. */
+  scheduleDurationMaxMs: 86_400_000,
+} as const;

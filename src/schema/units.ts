@@ -7,7 +7,8 @@ export type Parsed = { ok: true; value: number } | { ok: false; message: string 
 
 const ok = (value: number): Parsed => ({ ok: true, value });
 const bad = (message: string): Parsed => ({ ok: false, message });
-const show = (v: unknown): string => JSON.stringify(v);
+// String() for numbers: JSON.stringify prints YAML's .nan and .inf as null.
+const show = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v));
 
 /** CPU in millicores: `500m` → 500, `0.5` → 500, `2` → 2000 (like Kubernetes). */
 export function parseCpu(input: unknown): Parsed {
@@ -63,7 +64,7 @@ const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3
 /** Durations in milliseconds: `500ms`, `5s`, `1m30s`, `2h`. A bare number is refused: its unit would be a guess. */
 export function parseDuration(input: unknown): Parsed {
   const hint = `${show(input)} is not a duration (use e.g. 500ms, 30s, 5m or 1h)`;
-  if (typeof input !== 'string') return bad(typeof input === 'number' ? `${input} has no unit (write e.g. ${input}s)` : hint);
+  if (typeof input !== 'string') return bad(typeof input === 'number' && Number.isFinite(input) ? `${input} has no unit (write e.g. ${input}s)` : hint);
   const text = input.trim();
   const part = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
   let total = 0;

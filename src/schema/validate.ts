@@ -76,7 +76,10 @@ function pathOf(instancePath: string): PathSegment[] {
   });
 }
 
-const show = (v: unknown): string => (v === null ? 'null' : typeof v === 'object' ? (Array.isArray(v) ? 'a list' : 'a mapping') : JSON.stringify(v));
+// JSON.stringify would print YAML's .nan and .inf as null, and a Buffer (!!binary) field by field.
+const show = (v: unknown): string => (v === null ? 'null'
+  : typeof v === 'object' ? (Array.isArray(v) ? 'a list' : 'a mapping')
+    : typeof v === 'number' ? String(v) : JSON.stringify(v));
 
 function typeName(t: unknown): string {
   const names: Record<string, string> = {
@@ -139,16 +142,19 @@ function translate(err: ErrorObject, locator: Locator): ManifestProblem {
 
 /** The known word nearest to a typo, if it is near enough to be a likely intent. */
 export function closest(word: string, candidates: readonly string[]): string | undefined {
+  const near = Math.max(2, Math.floor(word.length / 3));
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {
+    // The distance is at least the difference in length: skipping far ones keeps a 1 MB field name from costing seconds.
+    if (Math.abs(word.length - c.length) > near) continue;
     const d = editDistance(word.toLowerCase(), c.toLowerCase());
     if (d < bestDistance) {
       best = c;
       bestDistance = d;
     }
   }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+  return best !== undefined && bestDistance <= near ? best : undefined;
 }
 
 function editDistance(a: string, b: string): number {

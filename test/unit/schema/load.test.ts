@@ -76,7 +76,7 @@ ${yaml(serviceDoc('redis'))}`;
   describe('invalid manifests: every problem, located', () => {
     const cases: Array<[string, string, string[]]> = [
       ['YAML syntax', 'apiVersion: carte/v1\nkind: Service\nmetadata: { name: a\n', [
-        'x.yaml:4:1: YAML syntax: Flow map in block collection must be sufficiently indented and end with a }',
+        'x.yaml:3:11: YAML syntax: Flow map in block collection must be sufficiently indented and end with a }',
       ]],
       ['duplicate keys', 'apiVersion: carte/v1\nkind: Service\nkind: Service\n', ['x.yaml:3:1: YAML syntax: Map keys must be unique']],
       ['not a mapping', '- a\n- b\n', ['x.yaml:1:1: a manifest must be a mapping with apiVersion, kind, metadata and spec, not a list']],
