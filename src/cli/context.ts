@@ -28,6 +28,7 @@ export function makeContext(opts: GlobalOptions): Context {
       return (log ??= cliLogger(opts.debug ? 'debug' : 'warn'));
     },
     now: () => new Date(),
-    store: () => (store ??= Store.open(home)),
+    // A recovered state is worth a line on stderr: the user learns why their last change may be gone.
+    store: () => (store ??= Store.open(home, { onRecover: (info) => process.stderr.write(`warning: ${info.message}\n`) })),
   };
 }

@@ -110,6 +110,16 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .description('make the daemon fetch and apply its sources now')
     .action(() => run(async (ctx) => (await import('./commands/services.js')).sync(ctx)));
 
+  const state = program.command('state')
+    .description('check state.json and the generations kept of it, or put one back');
+  state.command('verify')
+    .description('check state.json and each kept generation (exit 1 if state.json is damaged)')
+    .action(() => run(async (ctx) => (await import('./commands/state.js')).verify(ctx)));
+  state.command('restore')
+    .description('make a kept generation (default: the newest good one) or a state file the current state')
+    .argument('[generation]', 'a generation number from "carte state verify", or the path of a state file')
+    .action((target) => run(async (ctx) => (await import('./commands/state.js')).restore(ctx, target)));
+
   program.command('daemon')
     .description('run the reconciler in the foreground: converge desired state for ever (needs root)')
     .option('--watch <dir>', 'a folder of manifests to apply on every change; repeatable', collect)

@@ -85,6 +85,27 @@ export interface StateData {
   serviceIndex?: Record<string, number>;
   /** Why the gateway cannot serve a service's ports, per service (written by the daemon). */
   portErrors?: Record<string, string>;
+  /**
+   * The store's write counter: every write of state.json is generation N+1,
+   * and the file it replaces is kept as generations/state.N.json (see store.ts).
+   * Absent in files written by a carte from before generations.
+   */
+  generation?: number;
+  /** When this generation was written (ISO time). */
+  writtenAt?: string;
+  /** The last time a damaged state.json was replaced by a kept generation. */
+  recovery?: StateRecovery;
+}
+
+export interface StateRecovery {
+  /** When the damage was found and the generation restored. */
+  at: string;
+  /** The generation restored. */
+  generation: number;
+  /** What was wrong with state.json ("not valid JSON (…)"). */
+  reason: string;
+  /** Where the damaged file is kept. */
+  damagedFile: string;
 }
 
 export function emptyState(): StateData {

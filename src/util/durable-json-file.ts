@@ -7,6 +7,88 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Adapter } from 'lowdb';
 import { CarteError } from '../errors.js';
+import { spaceOf } from './disk.js';
+
+/** The temporary file a writer of `file` uses; `removeLeftovers` finds killed writers' ones by this shape. */
+const tmpPrefix = (file: string) => `.${path.basename(file)}.`;
+
+/**
+ * Removes temporary files left by writers of `file` killed mid-write. Only
+ * safe while holding the writers' lock: then no other write is in flight.
+ */
+export async function removeLeftovers(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const prefix = tmpPrefix(file);
+  for (const name of await fs.readdir(dir)) {
+    if (name.startsWith(prefix) && name.endsWith('.tmp')) await fs.rm(path.join(dir, name), { force: true });
+  }
+}
+
+export interface DurableWriteOptions {
+  /**
+   * Runs after the new content is safely on disk and before it replaces the
+   * old file (the store keeps the old file as a generation here). If it throws,
+   * the old file stays and the temporary one is removed.
+   */
+  beforeRename?: () => Promise<void>;
+}
+
+/**
+ * Replaces `file` with `text`, durably and atomically. A write that fails
+ * (disk full, quota, I/O error) removes its temporary file and leaves the old
+ * file exactly as it was: a partial file is never renamed over it.
+ */
+export async function writeFileDurably(file: string, text: string, opts: DurableWriteOptions = {}): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `${tmpPrefix(file)}${process.pid}.tmp`);
+  try {
+    const handle = await fs.open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(text);
+      // Without this a power cut after the rename can leave an empty file (ext4 delayed allocation).
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await opts.beforeRename?.();
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
+    throw writeError(file, e);
+  }
+  const dirHandle = await fs.open(dir, 'r');
+  try {
+    await dirHandle.sync();
+  } finally {
+    await dirHandle.close();
+  }
+}
+
+/** The error of a failed write, saying what the disk needs when the disk is the cause. */
+function writeError(file: string, e: unknown): unknown {
+  if (e instanceof CarteError) return e;
+  const code = (e as NodeJS.ErrnoException).code;
+  const where = () => {
+    const space = spaceOf(path.dirname(file));
+    return space ? ` (${space.freeBytes} bytes free on ${space.mount})` : '';
+  };
+  const unchanged = 'nothing was changed';
+  let why: string;
+  switch (code) {
+    case 'ENOSPC':
+      why = `no space left on device${where()}; free some space — ${unchanged}`;
+      break;
+    case 'EDQUOT':
+      why = `disk quota exceeded${where()}; free some space or raise the quota — ${unchanged}`;
+      break;
+    case 'EIO':
+      why = `input/output error (the disk may be failing; check dmesg) — ${unchanged}`;
+      break;
+    default:
+      why = `${(e as Error).message} — ${unchanged}`;
+  }
+  return new CarteError('io', `failed to write state file ${file}: ${why}`, { cause: e });
+}
 
 export class DurableJsonFile<T> implements Adapter<T> {
   constructor(private readonly file: string) {}
@@ -28,37 +110,12 @@ export class DurableJsonFile<T> implements Adapter<T> {
     }
   }
 
-  private get tmpPrefix(): string {
-    return `.${path.basename(this.file)}.`;
-  }
-
-  /**
-   * Removes temporary files left by writers killed mid-write. Only safe while
-   * holding the writers' lock: then no other write is in flight.
-   */
+  /** See the function of the same name; only safe under the writers' lock. */
   async removeLeftovers(): Promise<void> {
-    const dir = path.dirname(this.file);
-    for (const name of await fs.readdir(dir)) {
-      if (name.startsWith(this.tmpPrefix) && name.endsWith('.tmp')) await fs.rm(path.join(dir, name), { force: true });
-    }
+    await removeLeftovers(this.file);
   }
 
   async write(data: T): Promise<void> {
-    const dir = path.dirname(this.file);
-    const tmp = path.join(dir, `${this.tmpPrefix}${process.pid}.tmp`);
-    const handle = await fs.open(tmp, 'w', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(data, null, 1));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.rename(tmp, this.file);
-    const dirHandle = await fs.open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    await writeFileDurably(this.file, JSON.stringify(data, null, 1));
   }
 }
