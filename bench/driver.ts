@@ -5,6 +5,7 @@
 //  - where create's time goes (per step, from the driver's debug log);
 //  - starting 50 instances (10 at a time);
 //  - memory each instance costs outside its container (the conmon monitor);
+//  - removing 20 running instances, 8 at a time, in seconds and CPU seconds;
 //  - building the demo's node image, cold and cached.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,6 +17,11 @@ import { tempDir } from '../test/helpers/paths.js';
 const N = Number(process.env.BENCH_RUNS ?? 25);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number) => `${x.toFixed(1)} ms`;
+/** CPU seconds of this process and its reaped children (runc, CNI plugins, ip): utime, stime, cutime, cstime of proc(5). */
+const cpuSeconds = () => {
+  const f = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(f[i]), 0) / 100;
+};
 
 if (process.getuid?.() !== 0) {
   console.log('driver benchmark skipped: it needs root');
@@ -80,6 +86,23 @@ try {
   const remove50 = performance.now() - t;
   console.log(`start 50 instances (10 at a time): ${(start50 / 1000).toFixed(2)} s; remove them: ${(remove50 / 1000).toFixed(2)} s`);
   console.log(`monitor (conmon) per instance: RSS median ${median(rss)} KiB, PSS median ${median(pss)} KiB`);
+
+  // Removing 20 running instances, 8 at a time (the reconciler's way: stop with
+  // the service's grace, then remove), as `carte delete` of a 20-replica service does.
+  const twenty = Array.from({ length: 20 }, (_, i) => `rm-${i}`);
+  for (let i = 0; i < twenty.length; i += 10) {
+    await Promise.all(twenty.slice(i, i + 10).map((n) => host.driver.create(instance(n, { command: ['busybox', 'sleep', '1000'] }))));
+  }
+  const cpu0 = cpuSeconds();
+  t = performance.now();
+  let next = 0;
+  await Promise.all(Array.from({ length: 8 }, async () => {
+    for (let n = twenty[next++]; n !== undefined; n = twenty[next++]) {
+      await host.driver.stop(n, 10_000);
+      await host.driver.remove(n);
+    }
+  }));
+  console.log(`remove 20 running instances (8 at a time, stop with 10 s grace then remove): ${((performance.now() - t) / 1000).toFixed(2)} s, ${(cpuSeconds() - cpu0).toFixed(2)} CPU s (carte and the programs it ran)`);
 
   // Image build: node from the host binary plus a small app, cold then cached.
   const ctx = tempDir('carte-bench-ctx-');

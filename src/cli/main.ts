@@ -181,6 +181,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('-f, --follow', 'keep printing new output until interrupted')
     .option('--tail <n>', 'only the last N lines')
     .option('-t, --timestamps', 'prefix each line with its time')
+    .option('-p, --previous', 'the output of the instance\'s previous life (before its last restart or removal)')
     .action((name, opts) => run(async (ctx) => (await import('./commands/instances.js')).logs(ctx, name, opts)));
 
   program.command('exec')

@@ -1,11 +1,29 @@
-// A separate process that creates an instance and then waits to be killed,
-// to prove containers outlive the carte process that started them.
-// Usage: node driver-child.js '<LinuxDriverOptions JSON>' '<InstanceSpec JSON>'
+// A separate process that drives a LinuxDriver, for what must happen in
+// another process: a create whose maker is then killed (containers outlive
+// carte), a create or remove killed at a fault point (CARTE_FAULT_POINT), an
+// exec whose output must not reach this process's own stdout.
+// Usage: node driver-child.js '<LinuxDriverOptions JSON>' '<InstanceSpec JSON | null>' [wait | remove | exec '<{"name","command"} JSON>']
+//   wait (default): create, print "created", wait to be killed
+//   remove: create, print "created", remove, print "removed", exit
+//   exec: run the command in the named instance without streams, print "exit CODE", exit
 import { LinuxDriver } from '../../src/drivers/linux/driver.js';
 import { cliLogger } from '../../src/log.js';
 
-const [opts, spec] = process.argv.slice(2).map((a) => JSON.parse(a));
-const driver = new LinuxDriver({ ...opts, log: cliLogger('error') });
-setInterval(() => {}, 60_000);
-await driver.create(spec);
-process.stdout.write('created\n');
+const [optsText, specText, action = 'wait', execText] = process.argv.slice(2);
+const driver = new LinuxDriver({ ...JSON.parse(optsText!), log: cliLogger('error') });
+const spec = JSON.parse(specText!);
+const keepAlive = setInterval(() => {}, 60_000);
+if (spec) {
+  await driver.create(spec);
+  process.stdout.write('created\n');
+}
+if (action === 'remove') {
+  const report = await driver.remove(spec.name);
+  process.stdout.write(`removed ${JSON.stringify(report.failures)}\n`);
+  clearInterval(keepAlive);
+} else if (action === 'exec') {
+  const { name, command } = JSON.parse(execText!) as { name: string; command: string[] };
+  const code = await driver.exec(name, command);
+  process.stdout.write(`exit ${code}\n`);
+  clearInterval(keepAlive);
+}

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { LinuxDriver } from '../../src/drivers/linux/driver.js';
 import { cliLogger } from '../../src/log.js';
 import { emptyState, type StateData } from '../../src/store/state.js';
+import { removeCgroupParent } from './linux.js';
 import { CARTE, tempDir } from './paths.js';
 import { kill9, run, type Run } from './process.js';
 
@@ -47,13 +48,7 @@ export function makeE2eEnv(): E2eEnv {
       const driver = new LinuxDriver({ home, log: cliLogger('silent'), ...settings });
       await driver.gc({ keep: new Set() }).catch(() => {});
       await driver.network.removeBridge().catch(() => {});
-      for (const c of fs.readdirSync('/sys/fs/cgroup')) {
-        try {
-          fs.rmdirSync(path.join('/sys/fs/cgroup', c, settings.cgroupParent));
-        } catch {
-          // absent
-        }
-      }
+      removeCgroupParent(settings.cgroupParent, driver.paths.homeId);
       fs.rmSync(driver.runRoot, { recursive: true, force: true });
       fs.rmSync(home, { recursive: true, force: true });
     },

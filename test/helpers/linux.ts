@@ -1,12 +1,13 @@
 // Helpers for the root tier: a Linux driver on its own bridge, subnet,
 // cgroup parent and CARTE_HOME, so tests never touch a running carte, and a
 // teardown that removes everything the tests made even when they fail.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Context as MochaContext } from 'mocha';
 import type { InstanceSpec } from '../../src/drivers/driver.js';
-import { LinuxDriver } from '../../src/drivers/linux/driver.js';
+import { LinuxDriver, type LinuxDriverOptions } from '../../src/drivers/linux/driver.js';
 import { cliLogger } from '../../src/log.js';
 import { tempDir } from './paths.js';
 
@@ -27,31 +28,62 @@ export interface TestHost {
   teardown(): Promise<void>;
 }
 
-export function makeTestHost(): TestHost {
+/** Settings of a test host: fresh random ones unless given (e.g. a second home on the same cgroup parent). */
+export type TestHostOptions = Partial<Pick<LinuxDriverOptions, 'bridge' | 'subnet' | 'cgroupParent' | 'logMaxBytes' | 'previousLogLimit'>>;
+
+export function makeTestHost(over: TestHostOptions = {}): TestHost {
   const id = randomBytes(2).toString('hex');
   const home = tempDir('carte-linux-');
-  const bridge = `ct${id}`;
+  const bridge = over.bridge ?? `ct${id}`;
   // 10.200.0.0/16 is split into /24s per test host; the third octet is random.
-  const subnet = `10.200.${parseInt(id, 16) % 250}.0/24`;
-  const cgroupParent = `/carte-test-${id}`;
-  const driver = new LinuxDriver({ home, log: cliLogger(process.env.CARTE_TEST_DEBUG ? 'debug' : 'error'), bridge, subnet, cgroupParent });
+  const subnet = over.subnet ?? `10.200.${parseInt(id, 16) % 250}.0/24`;
+  const cgroupParent = over.cgroupParent ?? `/carte-test-${id}`;
+  const driver = new LinuxDriver({ ...over, home, log: cliLogger(process.env.CARTE_TEST_DEBUG ? 'debug' : 'error'), bridge, subnet, cgroupParent });
   return {
     driver, home, bridge, subnet, cgroupParent,
     async teardown() {
       await driver.gc({ keep: new Set() }).catch(() => {});
       await driver.network.removeBridge().catch(() => {});
-      for (const c of fs.readdirSync('/sys/fs/cgroup')) {
-        try {
-          fs.rmdirSync(path.join('/sys/fs/cgroup', c, cgroupParent));
-        } catch {
-          // absent, or not a hierarchy
-        }
-      }
+      removeCgroupParent(cgroupParent, driver.paths.homeId);
       fs.rmSync(home, { recursive: true, force: true });
       fs.rmSync(driver.runRoot, { recursive: true, force: true });
     },
   };
 }
+
+/** Removes a test's cgroup parent and its home's folder in it (`<parent>/<homeId>`), in every hierarchy. */
+export function removeCgroupParent(cgroupParent: string, homeId: string): void {
+  for (const c of fs.readdirSync('/sys/fs/cgroup')) {
+    for (const dir of [path.join('/sys/fs/cgroup', c, cgroupParent, homeId), path.join('/sys/fs/cgroup', c, cgroupParent)]) {
+      try {
+        fs.rmdirSync(dir);
+      } catch {
+        // absent, not a hierarchy, or (the parent) still holding another home's folder
+      }
+    }
+  }
+}
+
+/** Everything a test host's instances could leave on the machine (previous logs are kept on purpose, so not counted). */
+export function traces(host: TestHost) {
+  const mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  const cgroupDir = `/sys/fs/cgroup/memory${host.cgroupParent}/${host.driver.paths.homeId}`;
+  const runc = JSON.parse(execFileSync(host.driver.runtime.path, ['--root', host.driver.runtime.root, 'list', '--format', 'json']).toString() || 'null') as unknown[] | null;
+  const leaseDir = path.join(host.home, 'cni', host.bridge);
+  const bridgeIfs = fs.existsSync(`/sys/class/net/${host.bridge}/brif`) ? fs.readdirSync(`/sys/class/net/${host.bridge}/brif`) : [];
+  return {
+    mounts: mountinfo.split('\n').filter((l) => l.includes(host.home)).length,
+    netns: fs.readdirSync('/run/netns').filter((n) => n.startsWith(`carte-${host.driver.paths.homeId}-`) || n.startsWith(`${host.bridge}-`)),
+    veths: bridgeIfs,
+    cgroups: fs.existsSync(cgroupDir) ? fs.readdirSync(cgroupDir).filter((f) => fs.statSync(path.join(cgroupDir, f)).isDirectory()) : [],
+    runc: runc ?? [],
+    leases: fs.existsSync(leaseDir) ? fs.readdirSync(leaseDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [],
+    instances: fs.readdirSync(path.join(host.home, 'instances')),
+    runFolders: fs.readdirSync(host.driver.runRoot).filter((f) => f !== 'runc'),
+  };
+}
+
+export const CLEAN = { mounts: 0, netns: [], veths: [], cgroups: [], runc: [], leases: [], instances: [], runFolders: [] };
 
 export const BUSYBOX_CARTEFILE = `FROM scratch
 COPY --from=host /bin/busybox /bin/busybox
@@ -64,11 +96,12 @@ CMD ["/bin/sh"]
  * the suite (with test/busybox:1 built unless told otherwise) and torn down
  * after it, failed or not. Returns a getter for the host.
  */
-export function useTestHost(opts: { busybox?: boolean } = {}): () => TestHost {
+export function useTestHost(opts: { busybox?: boolean } & TestHostOptions = {}): () => TestHost {
   let host: TestHost | undefined;
   before(async function () {
     requireRoot(this);
-    host = makeTestHost();
+    const { busybox: _, ...over } = opts;
+    host = makeTestHost(over);
     if (opts.busybox !== false) await buildImage(host, 'test/busybox:1', BUSYBOX_CARTEFILE);
   });
   after(async () => host?.teardown());

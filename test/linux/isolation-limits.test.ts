@@ -26,7 +26,7 @@ describe('linux driver: isolation and limits', function () {
 
   it('writes the configured limits into the cgroup files, swap off', async () => {
     await host().driver.create(instance('lim-1', { command: ['busybox', 'sleep', '1000'], resources: { cpuMillis: 500, memoryBytes: 64 * 2 ** 20, pids: 32 } }));
-    const cg = (controller: string, file: string) => fs.readFileSync(`/sys/fs/cgroup/${controller}${host().cgroupParent}/lim-1/${file}`, 'utf8').trim();
+    const cg = (controller: string, file: string) => fs.readFileSync(`/sys/fs/cgroup/${controller}${host().driver.cgroupPath('lim-1')}/${file}`, 'utf8').trim();
     assert.equal(cg('memory', 'memory.limit_in_bytes'), String(64 * 2 ** 20));
     assert.equal(cg('memory', 'memory.memsw.limit_in_bytes'), String(64 * 2 ** 20));
     assert.equal(cg('cpu', 'cpu.cfs_quota_us'), '50000');

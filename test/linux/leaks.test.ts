@@ -2,28 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { instance, useTestHost, type TestHost } from '../helpers/linux.js';
-
-/** Everything a test host's instances could leave on the machine. */
-function traces(host: TestHost) {
-  const mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  const cgroupDir = `/sys/fs/cgroup/memory${host.cgroupParent}`;
-  const runc = JSON.parse(execFileSync(host.driver.runtime.path, ['--root', host.driver.runtime.root, 'list', '--format', 'json']).toString() || 'null') as unknown[] | null;
-  const leaseDir = path.join(host.home, 'cni', host.bridge);
-  const bridgeIfs = fs.existsSync(`/sys/class/net/${host.bridge}/brif`) ? fs.readdirSync(`/sys/class/net/${host.bridge}/brif`) : [];
-  return {
-    mounts: mountinfo.split('\n').filter((l) => l.includes(host.home)).length,
-    netns: fs.readdirSync('/run/netns').filter((n) => n.startsWith(`${host.bridge}-`)),
-    veths: bridgeIfs,
-    cgroups: fs.existsSync(cgroupDir) ? fs.readdirSync(cgroupDir).filter((f) => fs.statSync(path.join(cgroupDir, f)).isDirectory()) : [],
-    runc: runc ?? [],
-    leases: fs.existsSync(leaseDir) ? fs.readdirSync(leaseDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [],
-    instances: fs.readdirSync(path.join(host.home, 'instances')),
-    runFolders: fs.readdirSync(host.driver.runRoot).filter((f) => f !== 'runc'),
-  };
-}
-
-const CLEAN = { mounts: 0, netns: [], veths: [], cgroups: [], runc: [], leases: [], instances: [], runFolders: [] };
+import { CLEAN, instance, traces, useTestHost } from '../helpers/linux.js';
 
 describe('linux driver: cleanup leaves nothing behind', function () {
   this.timeout(300_000);

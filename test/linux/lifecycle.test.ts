@@ -83,7 +83,7 @@ describe('linux driver: lifecycle', function () {
     for (const name of ['bad-1', 'bad-2', 'bad-3']) {
       assert.equal(await find(name), undefined);
       assert.equal(fs.existsSync(path.join(host().home, 'instances', name)), false);
-      assert.equal(fs.existsSync(`/run/netns/${host().bridge}-${name}`), false);
+      assert.equal(fs.existsSync(host().driver.placement(name).netnsPath), false);
     }
   });
 
@@ -91,9 +91,9 @@ describe('linux driver: lifecycle', function () {
     await host().driver.create(instance('drift-1', { command: ['busybox', 'sleep', '1000'] }));
     await host().driver.create(instance('drift-2', { command: ['busybox', 'sleep', '1000'] }));
     execFileSync(host().driver.runtime.path, ['--root', host().driver.runtime.root, 'delete', '--force', 'drift-1']);
-    execFileSync('ip', ['netns', 'delete', `${host().bridge}-drift-2`]);
+    execFileSync('ip', ['netns', 'delete', host().driver.placement('drift-2').netns]);
     assert.equal((await find('drift-1'))?.state, 'lost');
-    assert.deepEqual((await find('drift-2'))?.problems, [`network namespace /run/netns/${host().bridge}-drift-2 is gone`]);
+    assert.deepEqual((await find('drift-2'))?.problems, [`network namespace ${host().driver.placement('drift-2').netnsPath} is gone`]);
     for (const n of ['drift-1', 'drift-2']) assert.deepEqual((await host().driver.remove(n)).failures, []);
     assert.equal(await find('drift-1'), undefined);
   });

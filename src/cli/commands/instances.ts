@@ -2,7 +2,7 @@
 // read logs, exec, remove, garbage-collect. (Services' instances are made by
 // the reconciler; `carte run` is for trying an image.)
 import { randomBytes } from 'node:crypto';
-import type { InstanceSpec, ObservedInstance } from '../../drivers/driver.js';
+import type { Driver, InstanceSpec, ObservedInstance } from '../../drivers/driver.js';
 import { CarteError, NotFoundError, UsageError } from '../../errors.js';
 import { instanceRecords } from '../../api/status.js';
 import { formatCpu, formatMemory, parseCpu, parseDuration, parseMemory } from '../../schema/units.js';
@@ -106,16 +106,31 @@ export async function getInstances(ctx: Context, name: string | undefined, outpu
   write(table(output === 'wide' ? [...head, 'PID', 'IMAGE', 'PROBLEMS'] : head, rows));
 }
 
-export async function logs(ctx: Context, name: string, opts: { follow?: boolean; tail?: string; timestamps?: boolean }): Promise<void> {
+export async function logs(ctx: Context, name: string, opts: { follow?: boolean; tail?: string; timestamps?: boolean; previous?: boolean }): Promise<void> {
   const tail = opts.tail === undefined ? undefined : Number(opts.tail);
   if (tail !== undefined && (!Number.isInteger(tail) || tail < 0)) throw new UsageError(`logs: --tail takes a number of lines, got "${opts.tail}"`);
+  if (opts.previous && opts.follow) throw new UsageError('logs: --previous and --follow do not go together (a previous life does not grow)');
   const driver = await linuxDriver(ctx);
-  if (!(await driver.list()).some((i) => i.name === name)) throw new NotFoundError(`instance "${name}" not found`);
+  // The previous log outlives the instance: no need for the instance to exist.
+  if (!opts.previous && !(await driver.list()).some((i) => i.name === name)) {
+    if (await hasPreviousLog(driver, name)) throw new NotFoundError(`instance "${name}" not found; its previous life's output is kept: carte logs --previous ${name}`);
+    throw new NotFoundError(`instance "${name}" not found`);
+  }
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
-  for await (const line of driver.logs(name, { tail, follow: opts.follow, signal: abort.signal })) {
+  for await (const line of driver.logs(name, { tail, follow: opts.follow, signal: abort.signal, previous: opts.previous })) {
     const text = `${opts.timestamps ? `${line.time} ` : ''}${line.text}\n`;
     (line.stream === 'stderr' ? process.stderr : process.stdout).write(text);
+  }
+}
+
+async function hasPreviousLog(driver: Driver, name: string): Promise<boolean> {
+  try {
+    for await (const _ of driver.logs(name, { previous: true, tail: 0 })) break;
+    return true;
+  } catch (e) {
+    if (e instanceof NotFoundError) return false;
+    throw e;
   }
 }
 

@@ -1,8 +1,8 @@
-// The one way the Linux driver runs external programs (runc, conmon, CNI
-// plugins, ip, ldd): execFile with an argument array, never a shell string;
-// each call is logged with its duration, and a failure becomes a DriverError
+// The one way the Linux driver runs external programs (runc, CNI plugins,
+// ip, ldd): execFile (or, for streaming, spawn) with an argument array,
+// never a shell string; each call is logged with its duration, and a failure becomes a DriverError
 // that names the step, the resource and what the program printed.
-import { execFile, type ExecFileOptions } from 'node:child_process';
+import { execFile, spawn, type ChildProcess, type ExecFileOptions, type StdioOptions } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { DriverError } from '../../errors.js';
@@ -53,6 +53,17 @@ export class Runner {
       if (opts.input !== undefined) child.stdin?.end(opts.input);
       else child.stdin?.end();
     });
+  }
+
+  /**
+   * Starts a program whose input and output stream while it runs (`runc
+   * exec`); the caller owns the child. Logged like run() when it ends.
+   */
+  spawn(file: string, args: readonly string[], opts: { stdio: StdioOptions }): ChildProcess {
+    const started = performance.now();
+    const child = spawn(file, [...args], { stdio: opts.stdio });
+    child.once('close', (code, signal) => this.log.debug({ cmd: file, args, ms: Math.round(performance.now() - started), code, signal }, 'exec'));
+    return child;
   }
 }
 

@@ -29,7 +29,8 @@ export async function* readLog(file: string, opts: LogOptions = {}): AsyncGenera
   // Only whole records: a record being written now is read on the next poll.
   let consumed = text.lastIndexOf('\n') + 1;
   const first = parseK8sLog(text.slice(0, consumed));
-  yield* opts.tail !== undefined ? first.slice(-opts.tail) : first;
+  // slice(-0) would be everything: --tail 0 means no lines.
+  yield* opts.tail !== undefined ? first.slice(first.length - Math.min(opts.tail, first.length)) : first;
   while (opts.follow && !opts.signal?.aborted) {
     await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
     const size = (await fs.stat(file).catch(() => null))?.size ?? 0;

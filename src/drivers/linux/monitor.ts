@@ -37,7 +37,9 @@ export function startMonitor(o: MonitorOptions, timeoutMs = 30_000): Promise<num
     '-l', `k8s-file:${o.logPath}`, '--log-size-max', String(o.logMaxBytes),
   ];
   return new Promise((resolve, reject) => {
-    const child = spawn(o.conmon, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: { ...process.env, _OCI_SYNCPIPE: '3' } });
+    // cwd: conmon also writes an `oom` file into its working folder when the
+    // container is OOM-killed (podman runs it in the bundle); outside it, that file landed in carte's own cwd.
+    const child = spawn(o.conmon, args, { cwd: o.bundle, stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: { ...process.env, _OCI_SYNCPIPE: '3' } });
     const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
     let reply = '';
     let stderr = '';

@@ -3,8 +3,10 @@
 // a bridge by `bridge` with `host-local` address management, plus `loopback`.
 // The veth pair, the address and the routes come from the standard plugins.
 // CNI spec: https://github.com/containernetworking/cni/blob/main/SPEC.md
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { bridgeOwner, claimBridge } from './bridge.js';
 import type { Runner } from './exec.js';
 
 export interface NetworkOptions {
@@ -14,6 +16,8 @@ export interface NetworkOptions {
   /** Where host-local keeps its leases. */
   dataDir: string;
   cniPath: string;
+  /** The CARTE_HOME this network belongs to; marks the bridge as its. */
+  owner: string;
 }
 
 const NETNS_DIR = '/run/netns';
@@ -55,15 +59,6 @@ export class CniNetwork {
     return `lo:${this.opts.bridge.slice(0, 12)}`;
   }
 
-  /** Namespace names carry the bridge name, so two carte homes (e.g. tests beside a demo) never collide. */
-  netnsName(instance: string): string {
-    return `${this.opts.bridge}-${instance}`;
-  }
-
-  netnsPath(instance: string): string {
-    return path.join(NETNS_DIR, this.netnsName(instance));
-  }
-
   private conf(): string {
     return JSON.stringify({
       cniVersion: '1.0.0',
@@ -77,18 +72,18 @@ export class CniNetwork {
     });
   }
 
-  private plugin(command: 'ADD' | 'DEL', plugin: string, instance: string, ifname: string, conf: string) {
+  private plugin(command: 'ADD' | 'DEL', plugin: string, instance: string, netnsPath: string, ifname: string, conf: string) {
     return this.runner.run(path.join(this.opts.cniPath, plugin), [], {
       step: `cni ${command.toLowerCase()} (${plugin}) for`,
       resource: instance,
       input: conf,
-      env: { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: instance, CNI_NETNS: this.netnsPath(instance), CNI_IFNAME: ifname, CNI_PATH: this.opts.cniPath },
+      env: { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: instance, CNI_NETNS: netnsPath, CNI_IFNAME: ifname, CNI_PATH: this.opts.cniPath },
     });
   }
 
   /** Creates the (empty) network namespace an instance will join. */
-  async createNamespace(instance: string): Promise<void> {
-    await this.runner.run('ip', ['netns', 'add', this.netnsName(instance)], { step: 'create the network namespace of', resource: instance });
+  async createNamespace(instance: string, netns: string): Promise<void> {
+    await this.runner.run('ip', ['netns', 'add', netns], { step: 'create the network namespace of', resource: instance });
   }
 
   /**
@@ -96,10 +91,10 @@ export class CniNetwork {
    * Safe to run while the runtime creates the container in the namespace:
    * the container's process only starts afterwards.
    */
-  async attach(instance: string): Promise<{ ip: string; gateway: string | null }> {
+  async attach(instance: string, netnsPath: string): Promise<{ ip: string; gateway: string | null }> {
     const [, r] = await Promise.all([
-      this.plugin('ADD', 'loopback', instance, 'lo', JSON.stringify({ cniVersion: '1.0.0', name: 'lo', type: 'loopback' })),
-      this.plugin('ADD', 'bridge', instance, 'eth0', this.conf()),
+      this.plugin('ADD', 'loopback', instance, netnsPath, 'lo', JSON.stringify({ cniVersion: '1.0.0', name: 'lo', type: 'loopback' })),
+      this.plugin('ADD', 'bridge', instance, netnsPath, 'eth0', this.conf()),
     ]);
     const result = JSON.parse(r.stdout) as { ips?: Array<{ address: string; gateway?: string }> };
     const first = result.ips?.[0];
@@ -107,19 +102,24 @@ export class CniNetwork {
     return { ip: first.address.split('/')[0]!, gateway: first.gateway ?? null };
   }
 
-  /** Releases the address (CNI DEL) and deletes the namespace. Both are idempotent. */
-  async teardown(instance: string): Promise<void> {
+  /**
+   * Releases the address (CNI DEL) and deletes the namespace. Both are
+   * idempotent; each is skipped when there is nothing to undo (the bridge
+   * plugin is a Go program: running it for nothing costs ~50 ms of CPU).
+   */
+  async teardown(instance: string, netns: { name: string; path: string }): Promise<void> {
+    const hasNetns = await fs.stat(netns.path).then(() => true, () => false);
     // DEL works without the namespace too: the address lease is released either way.
-    await this.plugin('DEL', 'bridge', instance, 'eth0', this.conf());
-    const exists = await fs.stat(this.netnsPath(instance)).then(() => true, () => false);
-    if (exists) await this.runner.run('ip', ['netns', 'delete', this.netnsName(instance)], { step: 'delete the network namespace of', resource: instance });
+    if (hasNetns || (await this.leases()).some((l) => l.instance === instance)) {
+      await this.plugin('DEL', 'bridge', instance, netns.path, 'eth0', this.conf());
+    }
+    if (hasNetns) await this.runner.run('ip', ['netns', 'delete', netns.name], { step: 'delete the network namespace of', resource: instance });
   }
 
-  /** Instance names whose namespaces exist. */
-  async namespaces(): Promise<string[]> {
-    const prefix = `${this.opts.bridge}-`;
+  /** Names of the network namespaces (under /run/netns) that start with `prefix`. */
+  async namespaces(prefix: string): Promise<string[]> {
     const names = await fs.readdir(NETNS_DIR).catch(() => [] as string[]);
-    return names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+    return names.filter((n) => n.startsWith(prefix));
   }
 
   /** Leased addresses and the instance each belongs to. */
@@ -158,8 +158,26 @@ export class CniNetwork {
     return (links[0]?.addr_info ?? []).filter((a) => a.label === this.serviceLabel).map((a) => a.local);
   }
 
-  /** Removes the bridge and the service addresses (for tests and `carte gc --all`); missing is fine. */
+  /**
+   * Makes sure the bridge exists and is this home's (see bridge.ts); throws
+   * a DriverError when another live home owns it. Cheap when it is ours.
+   */
+  claimBridge(): Promise<void> {
+    if (bridgeOwner(this.opts.bridge) === this.opts.owner) return Promise.resolve();
+    // One claim at a time: parallel creates would otherwise race to add the bridge.
+    this.claiming ??= claimBridge(this.runner, this.opts.bridge, this.opts.owner).finally(() => (this.claiming = null));
+    return this.claiming;
+  }
+
+  private claiming: Promise<void> | null = null;
+
+  /**
+   * Removes the bridge and the service addresses (for tests and `carte gc
+   * --all`) when the bridge is this home's (or nobody's); missing is fine.
+   */
   async removeBridge(): Promise<void> {
+    const owner = bridgeOwner(this.opts.bridge);
+    if (owner !== undefined && owner !== this.opts.owner && owner !== null && fsSync.existsSync(owner)) return;
     await this.runner.run('ip', ['link', 'delete', this.opts.bridge], { step: 'delete bridge', resource: this.opts.bridge, okCodes: [1] });
     await this.setServiceAddresses([]);
   }

@@ -46,9 +46,11 @@ export class Runtime {
   }
 
   /** Arguments for `runc exec` (run by the driver with its own stdio wiring). */
-  execArgs(id: string, command: string[], opts: { tty: boolean; env: Record<string, string>; cwd?: string }): string[] {
+  execArgs(id: string, command: string[], opts: { tty: boolean; env: Record<string, string>; cwd?: string; pidFile?: string }): string[] {
     return [
       '--root', this.root, 'exec', ...(opts.tty ? ['-t'] : []),
+      // runc writes the host pid of the exec'd process here once it runs.
+      ...(opts.pidFile ? ['--pid-file', opts.pidFile] : []),
       ...Object.entries(opts.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
       ...(opts.cwd ? ['--cwd', opts.cwd] : []),
       id, ...command,

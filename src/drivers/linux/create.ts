@@ -1,0 +1,178 @@
+// Making an instance, step by step:
+//
+//   record → [overlay rootfs, user, volumes, /etc files, OCI spec] ‖ [ip netns add]
+//          → [conmon (runc create)] ‖ [CNI attach → /etc/hosts with the address]
+//          → runc start → record (started)
+//
+// A failed step removes whatever the earlier ones made (remove() is
+// idempotent and works from any point), so a failed create leaves nothing.
+// A carte killed between steps leaves a record (written first, atomically)
+// that names everything the instance may have, for gc to clean.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { DriverError } from '../../errors.js';
+import { faultPoint } from '../../util/fault.js';
+import type { InstanceSpec, ObservedInstance } from '../driver.js';
+import { remove } from './cleanup.js';
+import type { DriverContext } from './context.js';
+import type { ImageStore } from './images/store.js';
+import { startMonitor } from './monitor.js';
+import { observe } from './observe.js';
+import { newPlacement, writeRecord, type InstanceRecord, type Placement } from './records.js';
+import { mountOverlay } from './rootfs.js';
+import { buildSpec, resolveArgs, resolveEnv, resolveUser } from './spec.js';
+
+/** Where a carte killed mid-create can stop (see src/util/fault.ts), in order. */
+export const CREATE_FAULT_POINTS = ['create:record-written', 'create:bundle-and-netns', 'create:container-created', 'create:started'] as const;
+
+// Hostname rules, and short enough for socket paths under /run.
+export const INSTANCE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+const ANNOTATION = 'carte.instance';
+
+/** An instance's /etc/hosts: localhost, its own name, then service names (which the gateway serves). */
+export function hostsFileText(name: string, ip: string | null, hosts: Record<string, string>): string {
+  return [
+    '127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', ...(ip ? [`${ip}\t${name}`] : []),
+    ...Object.entries(hosts).sort(([a], [b]) => (a < b ? -1 : 1)).map(([h, addr]) => `${addr}\t${h}`),
+  ].join('\n') + '\n';
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fsp.access(p).then(() => true, () => false);
+}
+
+export async function create(ctx: DriverContext, spec: InstanceSpec): Promise<ObservedInstance> {
+  const name = spec.name;
+  const { paths } = ctx;
+  if (!INSTANCE_NAME.test(name)) throw new DriverError('create', `instance "${name}"`, 'not a valid instance name (lowercase letters, digits, "-")');
+  if (await exists(paths.dir(name))) throw new DriverError('create', `instance ${name}`, 'an instance with this name already exists');
+  // Before anything is made: a bridge that is another home's must change nothing.
+  await ctx.network.claimBridge();
+  const started = performance.now();
+  await fsp.mkdir(paths.dir(name), { recursive: true, mode: 0o700 });
+  try {
+    await createSteps(ctx, spec);
+  } catch (e) {
+    const report = await remove(ctx, name);
+    if (report.failures.length) ctx.log.warn({ instance: name, failures: report.failures }, 'cleanup after a failed create left things behind');
+    throw e;
+  }
+  ctx.log.debug({ instance: name, ms: Math.round(performance.now() - started) }, 'created');
+  return (await observe(ctx, name))!;
+}
+
+// The critical path is kept short by overlapping independent steps:
+//   [rootfs, user, volumes, spec] ‖ [ip netns add]
+//   [conmon → runc create]        ‖ [CNI attach → /etc/hosts with the address]
+//   runc start
+// runc create needs the namespace to exist, not to be configured; the
+// process only runs at runc start, when its address is in place.
+async function createSteps(ctx: DriverContext, spec: InstanceSpec): Promise<void> {
+  const name = spec.name;
+  const { paths } = ctx;
+  let mark = performance.now();
+  const phase = (what: string) => {
+    const now = performance.now();
+    ctx.log.debug({ instance: name, phase: what, ms: Math.round((now - mark) * 10) / 10 }, 'create phase');
+    mark = now;
+  };
+  const image = await ctx.images.get(spec.image);
+  const place = newPlacement({ paths, bridge: ctx.network.opts.bridge, cgroupParent: ctx.cgroupParent }, name);
+  const record: InstanceRecord = {
+    name, service: spec.service, labels: spec.labels, image: spec.image, imageId: image.id,
+    createdAt: new Date().toISOString(), startedAt: null, ip: null, netns: place.netns, cgroupPath: place.cgroupPath,
+  };
+  await writeRecord(paths, record);
+  faultPoint('create:record-written');
+  const etc = paths.dir(name, 'etc');
+  const hostsFile = path.join(etc, 'hosts');
+  const hostsText = (ip: string | null) => hostsFileText(name, ip, spec.hosts ?? {});
+
+  const [config] = await Promise.all([prepareBundle(ctx, spec, image, place, etc, hostsText(null)), ctx.network.createNamespace(name, place.netns)]);
+  await fsp.writeFile(paths.dir(name, 'bundle', 'config.json'), JSON.stringify(config));
+  phase('bundle and namespace');
+  faultPoint('create:bundle-and-netns');
+
+  const run = (...p: string[]) => paths.runDir(name, ...p);
+  await Promise.all(['exit', 'persist', 'sock'].map((d) => fsp.mkdir(run(d), { recursive: true, mode: 0o700 })));
+  const [, net] = await Promise.all([
+    startMonitor({
+      conmon: ctx.conmon, runtime: ctx.runtime.path, runtimeRoot: ctx.runtime.root, id: name,
+      bundle: paths.dir(name, 'bundle'), pidFile: run('pid'), conmonPidFile: run('conmon.pid'),
+      exitDir: run('exit'), persistDir: run('persist'), socketDir: run('sock'),
+      logPath: paths.dir(name, 'container.log'), logMaxBytes: ctx.logMaxBytes,
+    }),
+    ctx.network.attach(name, place.netnsPath),
+  ]);
+  phase('runtime create and network');
+  faultPoint('create:container-created');
+  // Rewritten in place: the bind mount made at create refers to this same inode.
+  await fsp.writeFile(hostsFile, hostsText(net.ip));
+  record.ip = net.ip;
+  await ctx.runtime.start(name);
+  phase('start');
+  faultPoint('create:started');
+  record.startedAt = new Date().toISOString();
+  await writeRecord(paths, record);
+}
+
+/** Rootfs mount, user, volumes, /etc files, and the OCI config (returned, not yet written). */
+async function prepareBundle(
+  ctx: DriverContext, spec: InstanceSpec, image: Awaited<ReturnType<ImageStore['get']>>, place: Placement, etc: string, hosts: string,
+): Promise<Record<string, unknown>> {
+  const name = spec.name;
+  const { paths } = ctx;
+  const rootfs = paths.dir(name, 'bundle', 'rootfs');
+  await mountOverlay(ctx.runner, {
+    layers: image.layers.map((d) => ctx.images.layerPath(d)),
+    upper: paths.dir(name, 'upper'), work: paths.dir(name, 'work'), empty: paths.dir(name, 'empty'), target: rootfs, resource: name,
+  });
+
+  const readImageFile = (p: string) => fsp.readFile(path.join(rootfs, p), 'utf8').catch(() => null);
+  const user = resolveUser(spec.spec.user ?? image.config.user, await readImageFile('etc/passwd'), await readImageFile('etc/group'));
+  if ('error' in user) throw new DriverError('resolve the user of', name, user.error);
+
+  const binds: Array<{ source: string; destination: string; readOnly: boolean }> = [
+    { source: path.join(etc, 'hosts'), destination: '/etc/hosts', readOnly: true },
+    { source: path.join(etc, 'hostname'), destination: '/etc/hostname', readOnly: true },
+    { source: path.join(etc, 'resolv.conf'), destination: '/etc/resolv.conf', readOnly: true },
+  ];
+  for (const v of spec.spec.volumes) {
+    if (v.kind === 'named') {
+      const source = path.join(paths.volumesDir, v.name);
+      await fsp.mkdir(source, { recursive: true, mode: 0o755 });
+      binds.push({ source, destination: v.mountPath, readOnly: v.readOnly });
+    } else {
+      if (!(await exists(v.hostPath))) throw new DriverError('mount a volume into', name, `host path ${v.hostPath} does not exist`, { hint: 'create it, or fix spec.volumes[].hostPath' });
+      binds.push({ source: v.hostPath, destination: v.mountPath, readOnly: v.readOnly });
+    }
+  }
+
+  await fsp.mkdir(etc, { recursive: true });
+  const hostResolv = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+  await Promise.all([
+    fsp.writeFile(path.join(etc, 'hosts'), hosts),
+    fsp.writeFile(path.join(etc, 'hostname'), `${name}\n`),
+    fsp.writeFile(path.join(etc, 'resolv.conf'), hostResolv.split('\n').filter((l) => /^(nameserver|search|options)\s/.test(l)).join('\n') + '\n'),
+  ]);
+
+  const args = resolveArgs(image.config, spec.spec.command, spec.spec.args);
+  if (!args.length) throw new DriverError('create', name, `image ${spec.image} has no CMD or ENTRYPOINT`, { hint: 'set spec.command in the manifest' });
+  return buildSpec({
+    hostname: name,
+    args,
+    env: resolveEnv(image.config.env, spec.spec.env, name),
+    cwd: spec.spec.workingDir ?? image.config.workingDir ?? '/',
+    uid: user.uid, gid: user.gid, additionalGids: [],
+    rootfs: 'rootfs',
+    netnsPath: place.netnsPath,
+    cgroupsPath: place.cgroupPath,
+    cpuMillis: spec.spec.resources.cpuMillis,
+    memoryBytes: spec.spec.resources.memoryBytes,
+    pids: spec.spec.resources.pids,
+    binds,
+    rlimits: ctx.rlimits,
+    annotations: { [ANNOTATION]: name, 'carte.service': spec.service, 'carte.labels': JSON.stringify(spec.labels) },
+  });
+}
