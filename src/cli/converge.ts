@@ -23,6 +23,8 @@ export interface ConvergeOptions {
    * or a daemon: one broken service never holds up a command about another.
    */
   scope?: string[];
+  /** Stop grace periods of the services the command deleted. */
+  graces?: Record<string, number>;
 }
 
 export async function convergeAfterChange(ctx: Context, opts: ConvergeOptions): Promise<void> {
@@ -42,7 +44,7 @@ export async function convergeAfterChange(ctx: Context, opts: ConvergeOptions): 
     const mark = (await store.read()).nextEventSeq;
     const driver = await linuxDriver(ctx);
     const scope = new Set(opts.scope ?? opts.services ?? []);
-    const reconciler = new Reconciler({ store, driver, log: ctx.log, scope });
+    const reconciler = new Reconciler({ store, driver, log: ctx.log, scope, graces: opts.graces });
     let addresses: Record<string, string> = {};
     reconciler.onMembership((m) => (addresses = m.addresses));
     // With --wait, keep converging (checks, rollouts) until the services are ready, not only until nothing is left to start.

@@ -75,7 +75,7 @@ export async function takeConvergeLock(home: string): Promise<HeldLock> {
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { home, log, driver } = opts;
   const lock = await takeConvergeLock(home);
-  const store = Store.open(home);
+  const store = Store.open(home, { onRecover: (i) => log.error({ generation: i.generation, reason: i.reason, damagedFile: i.damagedFile }, 'state file was damaged; recovered from a good generation') });
   const started = performance.now();
   const swept = await driver.gc();
   if (swept.removed.length) log.info({ removed: swept.removed }, 'swept leftovers at start');

@@ -34,6 +34,8 @@ export interface InstanceHealthRecord {
   ready: boolean;
   unhealthy: boolean;
   lastError: string | null;
+  /** The start of the instance's life these results are about (a restarted daemon takes them over only for the same life). */
+  startedAt?: string | null;
 }
 
 /** Who serves what, after every pass and readiness change: what the gateway routes by. */

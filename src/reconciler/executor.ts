@@ -70,13 +70,14 @@ export class Executor {
   /**
    * Starts an action in the background. `svc` is the service as desired when
    * the action was planned (absent when it was deleted); `observed` the
-   * instance as listed then (absent for a create).
+   * instance as listed then (absent for a create); `graceMs` its stop grace
+   * period (a deleted service's last one).
    */
-  submit(a: InstanceAction, observed: ObservedInstance | null, svc: DesiredService | undefined): void {
+  submit(a: InstanceAction, observed: ObservedInstance | null, svc: DesiredService | undefined, graceMs: number): void {
     if (this.abandoned) return;
     this.inflight.set(a.name, a);
     const started = performance.now();
-    void this.run(a, observed, svc)
+    void this.run(a, observed, svc, graceMs)
       .then(() => {
         if (a.kind !== 'remove') this.failures.delete(a.service);
       }, (e: Error) => {
@@ -113,9 +114,8 @@ export class Executor {
     for (const w of this.idleWaiters.splice(0)) w();
   }
 
-  private async run(a: InstanceAction, observed: ObservedInstance | null, svc: DesiredService | undefined): Promise<void> {
+  private async run(a: InstanceAction, observed: ObservedInstance | null, svc: DesiredService | undefined, grace: number): Promise<void> {
     const { driver } = this.opts;
-    const grace = svc?.spec.stopGracePeriodMs ?? 10_000;
     switch (a.kind) {
       case 'create': {
         if (!svc) return;

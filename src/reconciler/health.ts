@@ -77,6 +77,17 @@ export class HealthMonitor {
       : { ready: false, unhealthy: false, known: false };
   }
 
+  /**
+   * Takes over what an earlier daemon knew of an instance's life (its last
+   * readiness, from the store), so a restarted daemon neither routes away
+   * from a healthy instance nor counts it as not ready until its first check.
+   * The check is due at once; the usual thresholds apply from there.
+   */
+  seed(name: string, startedAt: string, ready: boolean): void {
+    if (this.states.has(name)) return;
+    this.states.set(name, { ...fresh(startedAt), ready, lastCheckAt: Number.NEGATIVE_INFINITY });
+  }
+
   /** Checks now running, by instance. */
   get running(): number {
     return this.inFlight.size;

@@ -14,6 +14,7 @@ import type { Driver, InstanceSpec, ObservedInstance } from '../drivers/driver.j
 import type { Logger } from '../log.js';
 import { isManaged, LABELS, type DesiredService, type InstanceHealthRecord, type Membership } from '../model/instances.js';
 import type { WaitCause } from '../model/wait.js';
+import { DEFAULTS } from '../schema/types.js';
 import type { StateData } from '../store/state.js';
 import type { Store } from '../store/store.js';
 import { recordEvent, scaledReplicas } from '../store/state.js';
@@ -55,6 +56,8 @@ export interface ReconcilerOptions {
    * for the health of their dependencies.
    */
   scope?: ReadonlySet<string>;
+  /** Stop grace periods of services already deleted from the store (the CLI's delete knows them; the store no longer does). */
+  graces?: Readonly<Record<string, number>>;
 }
 
 export interface PassResult {
@@ -96,6 +99,8 @@ export class Reconciler {
   private addresses: Record<string, string> = {};
   /** The /etc/hosts entries each instance was last given (JSON), so a changed service set is pushed to running instances. */
   private readonly appliedHosts = new Map<string, string>();
+  /** Each service's stop grace period as last seen: a deleted service's instances still get theirs. */
+  private readonly graces = new Map<string, number>();
   private hurried = new Map<string, number>();
   private hurryTimer: NodeJS.Timeout | null = null;
 
@@ -106,6 +111,7 @@ export class Reconciler {
     this.resyncMs = opts.resyncMs ?? DEFAULT_RESYNC_MS;
     this.clock = opts.clock ?? Date.now;
     this.scope = opts.scope ?? null;
+    for (const [service, ms] of Object.entries(opts.graces ?? {})) this.graces.set(service, ms);
     this.health = opts.health ?? new HealthMonitor(makeProber(opts.driver), this.clock);
     this.health.onChange(() => this.onHealthChange());
     this.executor = new Executor({
@@ -261,12 +267,14 @@ export class Reconciler {
     const data = await this.store.readShared();
     const desired = desiredServices(data);
     this.lastDesired = new Map(desired.map((d) => [d.name, d]));
+    for (const d of desired) this.graces.set(d.name, d.spec.stopGracePeriodMs);
     this.addresses = serviceAddresses(data, desired, (n) => this.driver.serviceAddress(n));
     // Actions in flight when the machine is listed: their instances' listed state may be
     // stale by the time this pass plans (an await later), so they count as in flight.
     const busyAtList = new Map(this.executor.inFlight);
     const observed = (await this.driver.list()).filter(isManaged);
     this.lastObserved = observed;
+    this.adoptHealth(data, observed);
     // Checks that are due start now and answer later (a trigger): this pass uses what is known.
     this.startDueChecks();
     this.recordHealth(observed);
@@ -295,7 +303,7 @@ export class Reconciler {
         case 'create':
         case 'remove':
         case 'restart':
-          this.executor.submit(a, observed.find((i) => i.name === a.name) ?? null, this.lastDesired.get(a.service));
+          this.executor.submit(a, observed.find((i) => i.name === a.name) ?? null, this.lastDesired.get(a.service), this.graceOf(a.service));
           break;
         case 'rollout':
           this.pendingRollouts.push(a);
@@ -323,6 +331,15 @@ export class Reconciler {
     return { actions, settled: !busy && actions.every((a) => a.kind === 'wait') };
   }
 
+  /** Instances this process has no health state for yet take over what the store says of the same life. */
+  private adoptHealth(data: Readonly<StateData>, observed: readonly ObservedInstance[]): void {
+    const records = data.instances as Readonly<Record<string, InstanceHealthRecord | undefined>>;
+    for (const i of observed) {
+      const r = records[i.name];
+      if (i.state === 'running' && i.startedAt && r?.startedAt === i.startedAt && this.specOf(i) && !this.health.get(i.name)) this.health.seed(i.name, i.startedAt, r.ready);
+    }
+  }
+
   private view(i: ObservedInstance): InstanceView {
     const { ready, unhealthy, known } = this.health.view(i, this.specOf(i));
     const ordinal = Number(/-(\d+)$/.exec(i.name)?.[1] ?? 0);
@@ -337,6 +354,10 @@ export class Reconciler {
       finishedAt: i.finishedAt ? Date.parse(i.finishedAt) : null,
       restarts: Number(i.labels[LABELS.restarts] ?? 0),
     };
+  }
+
+  private graceOf(service: string): number {
+    return this.lastDesired.get(service)?.spec.stopGracePeriodMs ?? this.graces.get(service) ?? DEFAULTS.stopGracePeriodMs;
   }
 
   private wakeAt(at: number): void {
@@ -399,7 +420,10 @@ export class Reconciler {
     try {
       for (;;) {
         const r = await this.pass();
-        await Promise.race([this.idle(), sleep(Math.max(0, deadline - this.clock()))]);
+        // Its timer is cancelled once idle: a pending timer would keep the CLI alive until the deadline.
+        const cancel = new AbortController();
+        await Promise.race([this.idle(), sleep(Math.max(0, deadline - this.clock()), cancel.signal)]);
+        cancel.abort();
         if ((r.settled && (!done || (await done()))) || this.clock() >= deadline) {
           await this.flush();
           return r;
@@ -420,7 +444,7 @@ export class Reconciler {
     const next: Record<string, InstanceHealthRecord> = {};
     for (const i of observed) {
       const { ready, unhealthy } = this.health.view(i, this.specOf(i));
-      next[i.name] = { service: i.service, restarts: Number(i.labels[LABELS.restarts] ?? 0), ready, unhealthy, lastError: this.health.get(i.name)?.lastError ?? null };
+      next[i.name] = { service: i.service, restarts: Number(i.labels[LABELS.restarts] ?? 0), ready, unhealthy, lastError: this.health.get(i.name)?.lastError ?? null, startedAt: i.startedAt };
     }
     if (JSON.stringify(next) !== JSON.stringify(this.healthRecords)) {
       this.healthRecords = next;

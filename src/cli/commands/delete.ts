@@ -26,9 +26,14 @@ export async function del(ctx: Context, words: string[], opts: DeleteOptions): P
     names = words[0] !== undefined && SERVICE_WORDS.includes(words[0]) ? words.slice(1) : words;
     if (!names.length) throw new UsageError('delete: name the services to delete, or give -f FILE');
   }
+  const before = opts.dryRun ? null : await ctx.store().read();
   const deleted = await deleteServices(ctx.store(), names, { source: 'cli', dryRun: opts.dryRun, force: opts.force === true, now: ctx.now });
   const suffix = opts.dryRun ? ' (dry run)' : '';
   write(deleted.map((n) => `service/${n} deleted${suffix}`).join('\n'));
   if (opts.dryRun || opts.start === false) return;
-  await convergeAfterChange(ctx, { wait: opts.wait === true, timeoutMs: timeoutOf(opts), services: [], scope: deleted });
+  const graces = Object.fromEntries(deleted.flatMap((n) => {
+    const spec = before?.services[n]?.revision.spec;
+    return spec ? [[n, spec.stopGracePeriodMs]] : [];
+  }));
+  await convergeAfterChange(ctx, { wait: opts.wait === true, timeoutMs: timeoutOf(opts), services: [], scope: deleted, graces });
 }

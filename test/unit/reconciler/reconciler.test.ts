@@ -72,6 +72,26 @@ describe('reconciler (in-memory driver)', () => {
     assert.deepEqual(driver.calls, []);
   });
 
+  it('a restarted daemon takes over the readiness the store holds for the same instance lives, before any check answers', async () => {
+    await apply(serviceDoc('web', { replicas: 2, health: { tcp: { port: 80 } } }));
+    const first = make();
+    await step(first);
+    await step(first);
+    await first.flush();
+    const second = make(() => new Promise(() => {})); // its checks never answer
+    let ready: string[] = [];
+    second.onMembership((m) => (ready = m.instances.filter((i) => i.ready).map((i) => i.name)));
+    await second.pass();
+    assert.deepEqual(ready, ['web-1', 'web-2'], 'routed to at once');
+    assert.deepEqual(serviceStatuses(await store.read(), now).map((st) => [st.name, st.ready, st.phase]), [['web', 2, 'Converged']]);
+    // A new life of web-1 (restarted behind the daemon's back) is not taken over.
+    driver.instances.get('web-1')!.startedAt = new Date(now + 5).toISOString();
+    const third = make(() => new Promise(() => {}));
+    third.onMembership((m) => (ready = m.instances.filter((i) => i.ready).map((i) => i.name)));
+    await third.pass();
+    assert.deepEqual(ready, ['web-2']);
+  });
+
   it('restarts a crashed instance after the backoff, counting restarts in its labels', async () => {
     await apply(serviceDoc('web'));
     const r = make();
