@@ -48,24 +48,25 @@ console.log(`Fault benchmark (node ${process.version})`);
   try {
     await build(e);
     fs.writeFileSync(path.join(dir, 'hang.yaml'), hanging);
-    fs.writeFileSync(path.join(dir, 'good.yaml'), webManifest({ name: 'good', replicas: 2 }));
+    fs.writeFileSync(path.join(dir, 'good.yaml'), webManifest({ name: 'good', replicas: 5 }));
     const start = () => spawn(CARTE, ['daemon', '--log-level', 'warn', '--watch', dir, '--resync', '3s'], { env: e.env, stdio: 'ignore' });
     let daemon = start();
-    await eventually(async () => readiness(e.state(), 'good').filter((i) => i.ready).length === 2, 30_000, 'good ready');
+    await eventually(async () => readiness(e.state(), 'good').filter((i) => i.ready).length === 5, 30_000, 'good ready');
     const heal: number[] = [];
     for (let round = 1; round <= 5; round++) {
       const items = (JSON.parse((await e.carte(['get', 'instances', '-o', 'json'])).stdout) as { items: Array<{ name: string; pid: number | null }> }).items;
-      const victim = items.find((i) => i.name === 'good-1')!;
+      // A different instance each round: killing the same one again would measure the crash-loop backoff.
+      const victim = items.find((i) => i.name === `good-${round}`)!;
       const t0 = performance.now();
       process.kill(victim.pid!, 'SIGKILL'); // the container's pid 1, started by this benchmark's daemon
-      await eventually(async () => readiness(e.state(), 'good').find((i) => i.name === 'good-1' && i.restarts === round && i.ready), 30_000, 'healed');
+      await eventually(async () => readiness(e.state(), 'good').find((i) => i.name === victim.name && i.restarts === 1 && i.ready), 30_000, 'healed');
       heal.push(performance.now() - t0);
     }
     console.log(`heal (kill -9 → replacement ready) while another service's probe hangs: median ${median(heal).toFixed(0)} ms of 5 (${list(heal)}) (goal ≤ 5000 ms)`);
 
     const exits: number[] = [];
     for (let round = 1; round <= 3; round++) {
-      fs.writeFileSync(path.join(dir, 'good.yaml'), webManifest({ name: 'good', replicas: 2, body: `v${round + 1}` }));
+      fs.writeFileSync(path.join(dir, 'good.yaml'), webManifest({ name: 'good', replicas: 5, body: `v${round + 1}` }));
       await eventually(async () => e.state().rollouts?.good, 20_000, 'a rollout');
       const t0 = performance.now();
       const exited = new Promise<void>((r) => daemon.once('exit', () => r()));
@@ -73,7 +74,7 @@ console.log(`Fault benchmark (node ${process.version})`);
       await exited;
       exits.push(performance.now() - t0);
       daemon = start();
-      await eventually(async () => !e.state().rollouts?.good && readiness(e.state(), 'good').filter((i) => i.ready).length === 2, 60_000, 'the rollout to finish');
+      await eventually(async () => !e.state().rollouts?.good && readiness(e.state(), 'good').filter((i) => i.ready).length === 5, 60_000, 'the rollout to finish');
     }
     console.log(`daemon SIGTERM → exit, mid-rollout with a hung probe: median ${median(exits).toFixed(0)} ms of 3 (${list(exits)}) (goal ≤ 5000 ms)`);
     daemon.kill('SIGTERM');
