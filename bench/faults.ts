@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BUSYBOX_CARTEFILE, makeE2eEnv, readiness, webManifest, type E2eEnv } from '../test/helpers/e2e.js';
+import { buildBusybox, hangingManifest, makeE2eEnv, readiness, webManifest } from '../test/helpers/e2e.js';
 import { eventually } from '../test/helpers/linux.js';
 import { CARTE, tempDir } from '../test/helpers/paths.js';
 
@@ -21,24 +21,6 @@ if (process.getuid?.() !== 0) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const list = (xs: number[]) => xs.map((t) => t.toFixed(0)).join(', ');
 
-async function build(e: E2eEnv) {
-  const ctx = tempDir('carte-ctx-');
-  fs.writeFileSync(path.join(ctx, 'Cartefile'), BUSYBOX_CARTEFILE);
-  await e.carte(['build', '-q', '-t', 'e2e/busybox:1', ctx]);
-  fs.rmSync(ctx, { recursive: true, force: true });
-}
-
-const hanging = `apiVersion: carte/v1
-kind: Service
-metadata: { name: hang }
-spec:
-  image: e2e/busybox:1
-  command: [sh, -c, "busybox mkdir -p /www/cgi-bin && printf '#!/bin/sh\\\\nexec sleep 100000\\\\n' > /www/cgi-bin/hang && busybox chmod +x /www/cgi-bin/hang && exec busybox httpd -f -p 8080 -h /www"]
-  ports: [{ port: 8080 }]
-  health: { http: { path: /cgi-bin/hang, port: 8080 }, interval: 10m, timeout: 10m }
-  stopGracePeriod: 0s
-`;
-
 console.log(`Fault benchmark (node ${process.version})`);
 
 // 1 and 3: heal while a probe hangs; SIGTERM → exit.
@@ -46,8 +28,8 @@ console.log(`Fault benchmark (node ${process.version})`);
   const e = makeE2eEnv();
   const dir = tempDir('carte-bench-f-');
   try {
-    await build(e);
-    fs.writeFileSync(path.join(dir, 'hang.yaml'), hanging);
+    await buildBusybox(e);
+    fs.writeFileSync(path.join(dir, 'hang.yaml'), hangingManifest('hang'));
     fs.writeFileSync(path.join(dir, 'good.yaml'), webManifest({ name: 'good', replicas: 5 }));
     const start = () => spawn(CARTE, ['daemon', '--log-level', 'warn', '--watch', dir, '--resync', '3s'], { env: e.env, stdio: 'ignore' });
     let daemon = start();
@@ -90,7 +72,7 @@ console.log(`Fault benchmark (node ${process.version})`);
   const e = makeE2eEnv();
   const dir = tempDir('carte-bench-d-');
   try {
-    await build(e);
+    await buildBusybox(e);
     const file = path.join(dir, 'many.yaml');
     fs.writeFileSync(file, `apiVersion: carte/v1\nkind: Service\nmetadata: { name: many }\nspec:\n  image: e2e/busybox:1\n  command: [busybox, sleep, "100000"]\n  replicas: 20\n  stopGracePeriod: 0s\n`);
     const times: number[] = [];

@@ -70,44 +70,43 @@ export function makeProber(driver: Pick<Driver, 'exec'>): Prober {
   };
 }
 
+/**
+ * The one answer of a check: the first of a result, an error or the abort
+ * wins; `close` (destroy the request or socket) runs exactly once with it.
+ */
+function settle(signal: AbortSignal, why: () => string, close: () => void, resolve: (r: string | null) => void): (r: string | null) => void {
+  let done = false;
+  const onAbort = () => finish(why());
+  function finish(result: string | null) {
+    if (done) return;
+    done = true;
+    signal.removeEventListener('abort', onAbort);
+    close();
+    resolve(result);
+  }
+  if (signal.aborted) queueMicrotask(onAbort);
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return finish;
+}
+
 function httpCheck(ip: string, port: number, path: string, signal: AbortSignal, why: () => string): Promise<string | null> {
   return new Promise((resolve) => {
-    let done = false;
-    const finish = (result: string | null) => {
-      if (done) return;
-      done = true;
-      signal.removeEventListener('abort', onAbort);
-      // Whatever the outcome, nothing stays open: no body is read, no socket kept.
-      req.destroy();
-      resolve(result);
-    };
-    const onAbort = () => finish(why());
     const req = http.get({ host: ip, port, path, agent: false, headers: { 'user-agent': 'carte-health', connection: 'close' } }, (res) => {
       const code = res.statusCode ?? 0;
       res.destroy();
       finish(code >= 200 && code < 400 ? null : `HTTP ${code}`);
     });
+    // Whatever the outcome, nothing stays open: no body is read, no socket kept.
+    const finish = settle(signal, why, () => req.destroy(), resolve);
     req.on('error', (e) => finish(signal.aborted ? why() : e.message));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
   });
 }
 
 function tcpCheck(ip: string, port: number, signal: AbortSignal, why: () => string): Promise<string | null> {
   return new Promise((resolve) => {
-    let done = false;
-    const finish = (result: string | null) => {
-      if (done) return;
-      done = true;
-      signal.removeEventListener('abort', onAbort);
-      socket.destroy();
-      resolve(result);
-    };
-    const onAbort = () => finish(why());
     const socket = net.connect({ host: ip, port });
+    const finish = settle(signal, why, () => socket.destroy(), resolve);
     socket.once('connect', () => finish(null));
     socket.once('error', (e) => finish(signal.aborted ? why() : e.message));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -14,7 +14,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { homeIdOf } from '../../src/drivers/linux/records.js';
-import { BUSYBOX_CARTEFILE, makeE2eEnv, readiness, webManifest, type E2eEnv } from '../helpers/e2e.js';
+import { buildBusybox, hangingManifest, makeE2eEnv, readiness, webManifest, type E2eEnv } from '../helpers/e2e.js';
 import { eventually, requireRoot } from '../helpers/linux.js';
 import { CARTE, tempDir } from '../helpers/paths.js';
 
@@ -37,18 +37,6 @@ function httpGet(port: number): Promise<number> {
     req.on('error', () => resolve(0));
   });
 }
-
-/** A service whose HTTP health endpoint accepts and never answers (a CGI that sleeps). */
-const hangingManifest = (name: string) => `apiVersion: carte/v1
-kind: Service
-metadata: { name: ${name} }
-spec:
-  image: e2e/busybox:1
-  command: [sh, -c, "busybox mkdir -p /www/cgi-bin && printf '#!/bin/sh\\\\nexec sleep 100000\\\\n' > /www/cgi-bin/hang && busybox chmod +x /www/cgi-bin/hang && exec busybox httpd -f -p 8080 -h /www"]
-  ports: [{ port: 8080 }]
-  health: { http: { path: /cgi-bin/hang, port: 8080 }, interval: 10m, timeout: 10m }
-  stopGracePeriod: 0s
-`;
 
 describe('e2e: faults never hold the rest hostage', function () {
   this.timeout(180_000);
@@ -86,11 +74,7 @@ describe('e2e: faults never hold the rest hostage', function () {
     requireRoot(this);
     e = makeE2eEnv();
     dir = tempDir('carte-faults-');
-    const ctx = tempDir('carte-ctx-');
-    fs.writeFileSync(path.join(ctx, 'Cartefile'), BUSYBOX_CARTEFILE);
-    const built = await e.carte(['build', '-q', '-t', 'e2e/busybox:1', ctx]);
-    fs.rmSync(ctx, { recursive: true, force: true });
-    assert.equal(built.code, 0, built.stderr);
+    await buildBusybox(e);
   });
   after(async () => {
     if (daemon && daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');

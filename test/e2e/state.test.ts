@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { StateData } from '../../src/store/state.js';
-import { BUSYBOX_CARTEFILE, makeE2eEnv, readiness, webManifest, type E2eEnv } from '../helpers/e2e.js';
+import { buildBusybox, makeE2eEnv, readiness, webManifest, type E2eEnv } from '../helpers/e2e.js';
 import { eventually, requireRoot } from '../helpers/linux.js';
 import { tempDir } from '../helpers/paths.js';
 
@@ -17,11 +17,7 @@ describe('e2e: a damaged or restored state under a running daemon', function () 
     requireRoot(this);
     e = makeE2eEnv();
     work = tempDir('carte-manifests-');
-    const ctx = tempDir('carte-ctx-');
-    fs.writeFileSync(path.join(ctx, 'Cartefile'), BUSYBOX_CARTEFILE);
-    const built = await e.carte(['build', '-q', '-t', 'e2e/busybox:1', ctx]);
-    fs.rmSync(ctx, { recursive: true, force: true });
-    assert.equal(built.code, 0, built.stderr);
+    await buildBusybox(e);
   });
   after(async () => {
     await e?.teardown();

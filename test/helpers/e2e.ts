@@ -79,3 +79,27 @@ spec:
   stopGracePeriod: 1s
 ${opts.extra ?? ''}`;
 }
+
+/** Builds e2e/busybox:1 (BUSYBOX_CARTEFILE) in `e`'s home, failing the test on error. */
+export async function buildBusybox(e: E2eEnv): Promise<void> {
+  const ctx = tempDir('carte-ctx-');
+  try {
+    fs.writeFileSync(path.join(ctx, 'Cartefile'), BUSYBOX_CARTEFILE);
+    const built = await e.carte(['build', '-q', '-t', 'e2e/busybox:1', ctx]);
+    if (built.code !== 0) throw new Error(`building e2e/busybox:1 failed: ${built.stderr}`);
+  } finally {
+    fs.rmSync(ctx, { recursive: true, force: true });
+  }
+}
+
+/** A service whose HTTP health endpoint accepts and never answers (a CGI that sleeps): a probe that hangs for its whole timeout. */
+export const hangingManifest = (name: string) => `apiVersion: carte/v1
+kind: Service
+metadata: { name: ${name} }
+spec:
+  image: e2e/busybox:1
+  command: [sh, -c, "busybox mkdir -p /www/cgi-bin && printf '#!/bin/sh\\\\nexec sleep 100000\\\\n' > /www/cgi-bin/hang && busybox chmod +x /www/cgi-bin/hang && exec busybox httpd -f -p 8080 -h /www"]
+  ports: [{ port: 8080 }]
+  health: { http: { path: /cgi-bin/hang, port: 8080 }, interval: 10m, timeout: 10m }
+  stopGracePeriod: 0s
+`;
