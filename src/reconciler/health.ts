@@ -126,9 +126,10 @@ export class HealthMonitor {
       if (this.abort.signal.aborted) return;
       const next = nextHealth(before, error, spec, this.clock(), Date.parse(i.startedAt ?? i.createdAt));
       changed = next.ready !== before.ready || next.unhealthy !== before.unhealthy || before.lastCheckAt === null;
-      // The instance may have been restarted meanwhile: a result for its old life is dropped.
+      // The instance may have been restarted meanwhile: a result for an older life than the one
+      // recorded is dropped (ISO times compare as strings); the state of an older life is replaced.
       const current = this.states.get(i.name);
-      if (current && current.startedAt !== i.startedAt) return;
+      if (current?.startedAt && i.startedAt && current.startedAt > i.startedAt) return;
       this.states.set(i.name, next);
     })().catch(() => undefined).finally(() => this.inFlight.delete(i.name));
     this.inFlight.set(i.name, run);
