@@ -88,8 +88,9 @@ kind: Service
 metadata: { name: hog }
 spec:
   image: test/busybox:1
-  # Holds 24 MiB in tmpfs: working set, not reclaimable cache.
-  command: [sh, -c, "busybox dd if=/dev/zero of=/dev/shm/fill bs=1M count=24 2>/dev/null; exec busybox sleep 100000"]
+  # Holds 24 MiB in tmpfs: working set, not reclaimable cache. Ready (and so sampled) once it holds all of it.
+  command: [sh, -c, "busybox dd if=/dev/zero of=/dev/shm/fill bs=1M count=24 2>/dev/null; busybox touch /dev/shm/full; exec busybox sleep 100000"]
+  health: { exec: { command: [busybox, test, -e, /dev/shm/full] }, interval: 500ms }
   resources: { cpu: 100m, memory: 64Mi }
   stopGracePeriod: 1s
   autoscale: { min: 1, max: 2, memory: 20%, scaleDownDelay: 1m }
