@@ -18,6 +18,24 @@ export interface InstanceSpec {
   spec: Pick<ServiceSpec, 'command' | 'args' | 'env' | 'workingDir' | 'user' | 'resources' | 'volumes' | 'ports'>;
   /** Extra /etc/hosts entries (name → address), e.g. service names served by the gateway. */
   hosts?: Record<string, string>;
+  /** Confinement beyond the defaults; absent fields mean the defaults (which are always applied). */
+  security?: SecuritySpec;
+}
+
+/**
+ * How an instance is confined. Whatever is set here, every instance gets the
+ * default seccomp profile, no new privileges, and the default capability set
+ * (Docker's, without NET_RAW) minus `capDrop` plus `capAdd`; admission (the
+ * server policy) decides what a manifest may ask for, the driver applies it.
+ */
+export interface SecuritySpec {
+  /** The root filesystem is mounted read-only (volumes stay as they are). */
+  readOnlyRootfs?: boolean;
+  /** Capability names without the CAP_ prefix, e.g. "NET_BIND_SERVICE". */
+  capAdd?: string[];
+  capDrop?: string[];
+  /** Run in a user namespace: the container's root is an unprivileged host uid. */
+  userns?: boolean;
 }
 
 /**
