@@ -119,6 +119,12 @@ function checkDurations(m: ServiceManifest, report: (segments: PathSegment[], me
     }
   };
 
+  const atLeast = (segments: PathSegment[], value: string | undefined, min: number, why: string) => {
+    if (value !== undefined && ms(value, min) < min) {
+      report(segments, `${value.trim()} is shorter than ${formatDuration(min)}: ${why} (use at least ${formatDuration(min)})`);
+    }
+  };
+
   const h = s.health;
   if (h) {
     const interval = ms(h.interval, DEFAULTS.healthIntervalMs);
@@ -139,12 +145,14 @@ function checkDurations(m: ServiceManifest, report: (segments: PathSegment[], me
     atMost(['spec', 'health', 'startPeriod'], h.startPeriod, LIMITS.healthStartPeriodMaxMs, 'failures would be ignored for that long after every start');
   }
   atMost(['spec', 'stopGracePeriod'], s.stopGracePeriod, LIMITS.stopGracePeriodMaxMs, 'a stopping instance could hold its resources and delay updates for that long');
+  atLeast(['spec', 'update', 'progressDeadline'], s.update?.progressDeadline, LIMITS.progressDeadlineMinMs, 'every rollout would fail before an instance could start');
   atMost(['spec', 'update', 'progressDeadline'], s.update?.progressDeadline, LIMITS.progressDeadlineMaxMs, 'a stuck rollout would go unreported for that long');
   const a = s.autoscale;
   if (a) {
     atMost(['spec', 'autoscale', 'scaleDownDelay'], a.scaleDownDelay, LIMITS.scaleDownDelayMaxMs, 'the service would stay scaled up that long after the load is gone');
     atMost(['spec', 'autoscale', 'idleToZero'], a.idleToZero, LIMITS.idleToZeroMaxMs, 'an idle service would hold its resources that long');
     (a.schedule ?? []).forEach((w, i) => {
+      atLeast(['spec', 'autoscale', 'schedule', i, 'duration'], w.duration, LIMITS.scheduleDurationMinMs, 'windows are matched minute by minute, a shorter one may never be open');
       atMost(['spec', 'autoscale', 'schedule', i, 'duration'], w.duration, LIMITS.scheduleDurationMaxMs,
         'the scaler looks back over every minute of a window on each decision', '; to cover several days, let the cron fire on each of them');
     });

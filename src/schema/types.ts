@@ -127,9 +127,13 @@ export const LIMITS = {
   /** health.timeout must also be above 0 and at most the interval. */
   healthStartPeriodMaxMs: 3_600_000,
   stopGracePeriodMaxMs: 3_600_000,
+  /** A rollout needs at least this long to make one instance ready; less fails every rollout at once. */
+  progressDeadlineMinMs: 1_000,
   progressDeadlineMaxMs: 86_400_000,
   scaleDownDelayMaxMs: 86_400_000,
   idleToZeroMaxMs: 86_400_000,
   /** The scaler looks back over every minute of a window on each decision. */
   scheduleDurationMaxMs: 86_400_000,
+  /** Windows are matched minute by minute: a shorter one may never be open. */
+  scheduleDurationMinMs: 60_000,
 } as const;

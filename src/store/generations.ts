@@ -115,9 +115,30 @@ export class Generations {
     await keepFile(current, this.pathOf(n));
   }
 
-  /** Removes all but the newest `keep` generations. */
-  async prune(keep: number): Promise<void> {
-    for (const g of (await this.list()).slice(keep)) await fs.rm(this.pathOf(g), { force: true });
+  /**
+   * Keeps the newest `keep` generations, and beyond them the newest of each
+   * minute of the last 10 minutes and of each hour of the last day. A busy
+   * daemon writes several times a second (readiness, events): the newest ten
+   * alone would reach back only seconds, too little to undo a mistake found
+   * a minute later. Links, not copies: an old generation costs its own bytes
+   * only once the state has moved on (at most 10 + 10 + 24 files).
+   */
+  async prune(keep: number, now = Date.now()): Promise<void> {
+    const all = await this.list();
+    const kept = new Set(all.slice(0, keep));
+    const buckets = new Set<string>();
+    for (const g of all.slice(keep)) {
+      const st = await fs.stat(this.pathOf(g)).catch(() => null);
+      if (!st) continue;
+      const age = now - st.mtimeMs;
+      const bucket = age < 10 * 60_000 ? `m${Math.floor(st.mtimeMs / 60_000)}` : age < 24 * 3_600_000 ? `h${Math.floor(st.mtimeMs / 3_600_000)}` : null;
+      // Newest first: the first of a bucket is its newest.
+      if (bucket !== null && !buckets.has(bucket)) {
+        buckets.add(bucket);
+        kept.add(g);
+      }
+    }
+    for (const g of all) if (!kept.has(g)) await fs.rm(this.pathOf(g), { force: true });
   }
 }
 
@@ -149,13 +170,17 @@ async function keepFile(from: string, to: string): Promise<void> {
  * over it: a reader never sees it missing) and drops the oldest beyond
  * DAMAGED_KEPT. Returns where it is kept.
  */
-export async function keepDamaged(file: string, at: Date): Promise<string> {
+export async function keepDamaged(file: string, at: Date): Promise<string | null> {
   const dir = path.dirname(file);
   const stamp = at.toISOString().replace(/[-:]/g, '');
   let target = path.join(dir, `state.damaged-${stamp}.json`);
   for (let i = 1; await exists(target); i++) target = path.join(dir, `state.damaged-${stamp}-${i}.json`);
+  const st = await fs.lstat(file).catch(() => null);
+  if (!st) return null; // missing: nothing to keep
   try {
-    await keepFile(file, target);
+    // Not a file (a folder, a socket put there by hand): moved aside whole, so the state can be written.
+    if (!st.isFile()) await fs.rename(file, target);
+    else await keepFile(file, target);
   } catch (e) {
     throw new CarteError('io', `failed to keep the damaged state file ${file} as ${target}: ${(e as Error).message}; nothing was changed`, { cause: e });
   }

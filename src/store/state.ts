@@ -105,7 +105,8 @@ export interface StateRecovery {
   /** What was wrong with state.json ("not valid JSON (…)"). */
   reason: string;
   /** Where the damaged file is kept. */
-  damagedFile: string;
+  /** Where the damaged file was set aside; null when it was missing. */
+  damagedFile: string | null;
 }
 
 export function emptyState(): StateData {

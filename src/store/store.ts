@@ -80,7 +80,12 @@ export class Store {
 
   private async current(): Promise<Current> {
     const check = await checkFile(this.file);
-    if (!check) return { kind: 'absent' };
+    if (!check) {
+      // A home that has written state before never starts over empty because the file went
+      // missing (moved away, deleted by hand): an empty state would remove every instance.
+      if ((await this.generations.list()).length === 0) return { kind: 'absent' };
+      return { kind: 'damaged', check: { path: this.file, generation: null, writtenAt: null, size: 0, problem: 'missing (removed or moved away after carte wrote it)', data: null } };
+    }
     return check.problem === null ? { kind: 'ok', check, data: check.data! } : { kind: 'damaged', check };
   }
 
@@ -95,7 +100,15 @@ export class Store {
       const again = await this.current();
       if (again.kind === 'ok') return again.data;
       if (again.kind === 'absent') return emptyState();
-      return await this.recoverLocked(again);
+      try {
+        return await this.recoverLocked(again);
+      } catch (e) {
+        // The recovery could not be written (a full disk): a reader still gets the newest good
+        // generation, read-only; the next read or write tries the recovery again.
+        const fallback = (e as CarteError).code === 'io' ? (await this.generations.newestGood()).good : null;
+        if (!fallback) throw e;
+        return fallback.data!;
+      }
     } finally {
       await lock.release();
     }
@@ -222,7 +235,8 @@ export class Store {
     const damagedFile = await keepDamaged(this.file, now);
     const data = good.data!;
     const recovery: StateRecovery = { at: now.toISOString(), generation: good.generation!, reason, damagedFile };
-    const message = `state.json was damaged (${reason}); restored generation ${recovery.generation} written at ${good.writtenAt ?? 'an unknown time'}; the damaged file is kept at ${damagedFile}`;
+    const message = `state.json was ${damagedFile ? `damaged (${reason})` : reason}; restored generation ${recovery.generation} written at ${good.writtenAt ?? 'an unknown time'}` +
+      (damagedFile ? `; the damaged file is kept at ${damagedFile}` : '');
     data.recovery = recovery;
     recordEvent(data, now, { type: 'Warning', object: EVENT_OBJECT, reason: 'StateRecovered', message });
     await this.writeLocked(data, cur, cur.check);

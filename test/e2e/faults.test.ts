@@ -14,7 +14,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { homeIdOf } from '../../src/drivers/linux/records.js';
-import { buildBusybox, hangingManifest, makeE2eEnv, readiness, webManifest, type E2eEnv } from '../helpers/e2e.js';
+import { buildBusybox, damageState, hangingManifest, makeE2eEnv, readiness, webManifest, type E2eEnv } from '../helpers/e2e.js';
 import { eventually, requireRoot } from '../helpers/linux.js';
 import { CARTE, tempDir } from '../helpers/paths.js';
 
@@ -181,7 +181,7 @@ spec:
       }
     })();
     try {
-      fs.writeFileSync(path.join(e.home, 'state.json'), '{"version": 1, "services": {"pub": ');
+      await damageState(e.home, '{"version": 1, "services": {"pub": ');
       await eventually(async () => {
         try {
           return e.state().recovery;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { StateData } from '../../src/store/state.js';
-import { buildBusybox, makeE2eEnv, readiness, webManifest, type E2eEnv } from '../helpers/e2e.js';
+import { buildBusybox, damageState, makeE2eEnv, readiness, webManifest, type E2eEnv } from '../helpers/e2e.js';
 import { eventually, requireRoot } from '../helpers/linux.js';
 import { tempDir } from '../helpers/paths.js';
 
@@ -56,10 +56,10 @@ describe('e2e: a damaged or restored state under a running daemon', function () 
     await eventually(async () => readyCount() === 3, 20_000, 'three ready instances');
 
     // Damage it under the daemon; no carte command runs until the daemon has recovered it.
-    fs.writeFileSync(path.join(e.home, 'state.json'), '{"version": 1, "services": {');
+    await damageState(e.home, '{"version": 1, "services": {');
     const recovered = await eventually(async () => stateOrNull()?.recovery, 20_000, 'the daemon to recover the state');
     assert.match(recovered.reason, /^not valid JSON \(/);
-    assert.equal(fs.readFileSync(recovered.damagedFile, 'utf8'), '{"version": 1, "services": {');
+    assert.equal(fs.readFileSync(recovered.damagedFile!, 'utf8'), '{"version": 1, "services": {');
     assert.equal(e.state().services.web?.revision.spec.replicas, 3);
     assert.deepEqual(await running(), ['web-1', 'web-2', 'web-3']);
     const events = await e.carte(['events']);

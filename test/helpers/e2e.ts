@@ -8,6 +8,7 @@ import path from 'node:path';
 import { LinuxDriver } from '../../src/drivers/linux/driver.js';
 import { cliLogger } from '../../src/log.js';
 import { emptyState, type StateData } from '../../src/store/state.js';
+import { acquireLock } from '../../src/util/lock.js';
 import { removeCgroupParent } from './linux.js';
 import { CARTE, tempDir } from './paths.js';
 import { kill9, run, type Run } from './process.js';
@@ -103,3 +104,17 @@ spec:
   health: { http: { path: /cgi-bin/hang, port: 8080 }, interval: 10m, timeout: 10m }
   stopGracePeriod: 0s
 `;
+
+/**
+ * Damages a home's state.json as a crash or a bad disk would, under the
+ * store's writer lock: a writer that read the good file just before cannot
+ * then write it back over the damage (which would hide it from the test).
+ */
+export async function damageState(home: string, text: string): Promise<void> {
+  const lock = await acquireLock(path.join(home, 'state.lock'));
+  try {
+    fs.writeFileSync(path.join(home, 'state.json'), text);
+  } finally {
+    await lock.release();
+  }
+}

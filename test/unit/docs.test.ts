@@ -38,10 +38,10 @@ describe('docs', () => {
       interval: `${d(LIMITS.healthIntervalMinMs)} to ${d(LIMITS.healthIntervalMaxMs)}`,
       startPeriod: `at most ${d(LIMITS.healthStartPeriodMaxMs)}`,
       stopGracePeriod: `at most ${d(LIMITS.stopGracePeriodMaxMs)}`,
-      progressDeadline: `at most ${d(LIMITS.progressDeadlineMaxMs)}`,
+      progressDeadline: `${d(LIMITS.progressDeadlineMinMs)} to ${d(LIMITS.progressDeadlineMaxMs)}`,
       scaleDownDelay: `at most ${d(LIMITS.scaleDownDelayMaxMs)}`,
       idleToZero: `at most ${d(LIMITS.idleToZeroMaxMs)}`,
-      scheduleDuration: `at most ${d(LIMITS.scheduleDurationMaxMs)}`,
+      scheduleDuration: `${d(LIMITS.scheduleDurationMinMs)} to ${d(LIMITS.scheduleDurationMaxMs)}`,
       replicas: `at most ${LIMITS.replicasMax}`,
       nesting: `at most ${LIMITS.nestingDepth} deep`,
     });

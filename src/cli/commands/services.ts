@@ -55,7 +55,7 @@ export async function status(ctx: Context): Promise<void> {
   const daemon = await connectDaemon(ctx.home);
   write(`daemon: ${daemon ? 'running' : 'not running'}`);
   const r = data.recovery;
-  if (r) write(`state: recovered at ${r.at} (${age(r.at, now)} ago) from generation ${r.generation}: state.json was ${r.reason}; the damaged file is kept at ${r.damagedFile}`);
+  if (r) write(`state: recovered at ${r.at} (${age(r.at, now)} ago) from generation ${r.generation}: state.json was ${r.reason}${r.damagedFile ? `; the damaged file is kept at ${r.damagedFile}` : ''}`);
   const sources = Object.values(data.sources).sort((a, b) => (a.id < b.id ? -1 : 1));
   write('\nSOURCES');
   write(sources.length ? table(['SOURCE', 'LAST SYNC', 'COMMIT', 'ERROR'], sources.map((s) => [

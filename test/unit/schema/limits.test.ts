@@ -32,6 +32,12 @@ describe('limits that keep the control plane bounded', () => {
     ['update.progressDeadline too long', web({ update: { progressDeadline: '2d' } }), [
       'x.yaml:10:23: spec.update.progressDeadline: 2d is longer than 24h: a stuck rollout would go unreported for that long (use at most 24h)',
     ]],
+    ['update.progressDeadline too short: every rollout would fail at once', web({ update: { progressDeadline: '0s' } }), [
+      'x.yaml:10:23: spec.update.progressDeadline: 0s is shorter than 1s: every rollout would fail before an instance could start (use at least 1s)',
+    ]],
+    ['a schedule window shorter than a minute', web({ autoscale: { max: 2, schedule: [{ cron: '0 0 * * 6', duration: '30s', min: 2 }] } }), [
+      'x.yaml:13:19: spec.autoscale.schedule[0].duration: 30s is shorter than 1m: windows are matched minute by minute, a shorter one may never be open (use at least 1m)',
+    ]],
     ['autoscale.scaleDownDelay and idleToZero too long', web({ autoscale: { min: 0, max: 2, scaleDownDelay: '25h', idleToZero: '7d' } }), [
       'x.yaml:12:21: spec.autoscale.scaleDownDelay: 25h is longer than 24h: the service would stay scaled up that long after the load is gone (use at most 24h)',
       'x.yaml:13:17: spec.autoscale.idleToZero: 7d is longer than 24h: an idle service would hold its resources that long (use at most 24h)',

@@ -34,18 +34,19 @@ describe('store generations and recovery', function () {
   });
   afterEach(() => fs.rmSync(home, { recursive: true, force: true }));
 
-  it('keeps the file each write replaces as a hard link, numbered by its generation, pruned to 10', async () => {
+  it('keeps the file each write replaces as a hard link, numbered by its generation, the newest 10 (and one a minute)', async () => {
     const store = open();
     await writes(store, 3);
     const inoOf3 = fs.statSync(store.file).ino;
     await writes(store, 9);
     assert.equal((await store.read()).generation, 12);
-    assert.deepEqual(gens(), [2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map((n) => `state.${n}.json`));
+    // 2..11 are the newest ten; 1 stays as the newest of its minute beyond them.
+    assert.deepEqual(gens(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map((n) => `state.${n}.json`));
     // No data written to keep it: generation 3 is the very inode state.json was.
     assert.equal(fs.statSync(genFile(3)).ino, inoOf3);
     assert.equal(JSON.parse(fs.readFileSync(genFile(11), 'utf8')).images.n, 11 - 3);
     const v = await store.verify();
-    assert.deepEqual([v.current, ...v.generations].map((c) => [c!.generation, c!.problem]), [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2].map((g) => [g, null]));
+    assert.deepEqual([v.current, ...v.generations].map((c) => [c!.generation, c!.problem]), [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1].map((g) => [g, null]));
     assert.equal(v.current!.writtenAt, '2026-11-01T10:00:12.000Z');
   });
 
@@ -162,16 +163,47 @@ describe('store generations and recovery', function () {
     assert.equal(fs.readFileSync(store.file, 'utf8'), '{"version": 1,');
   });
 
-  it('starts empty when state.json was moved away, numbering after the kept generations', async () => {
+  it('never takes a state.json moved away or deleted for an empty state: the newest generation comes back', async () => {
     const store = open();
     await writes(store, 3);
     fs.renameSync(store.file, path.join(home, 'moved.json'));
-    assert.deepEqual((await store.read()).images, {});
-    await store.update((d) => void (d.images.fresh = true));
-    assert.equal((await store.read()).generation, 3);
-    await store.update(() => undefined);
-    assert.deepEqual(gens(), ['state.1.json', 'state.2.json', 'state.3.json']);
-    assert.equal(JSON.parse(fs.readFileSync(genFile(3), 'utf8')).images.fresh, true);
+    const data = await store.read();
+    assert.equal(data.images.n, 2, 'generation 2, the newest kept');
+    assert.deepEqual(data.recovery, { at: data.recovery!.at, generation: 2, reason: 'missing (removed or moved away after carte wrote it)', damagedFile: null });
+    assert.equal(data.events.at(-1)!.message, 'state.json was missing (removed or moved away after carte wrote it); restored generation 2 written at 2026-11-01T10:00:02.000Z');
+  });
+
+  it('sets a folder put in place of state.json aside, and recovers', async () => {
+    const store = open();
+    await writes(store, 3);
+    fs.rmSync(store.file);
+    fs.mkdirSync(store.file);
+    fs.writeFileSync(path.join(store.file, 'inside'), 'x');
+    const data = await store.read();
+    assert.equal(data.images.n, 2);
+    assert.match(data.recovery!.reason, /^unreadable \(EISDIR/);
+    assert.equal(fs.readFileSync(path.join(data.recovery!.damagedFile!, 'inside'), 'utf8'), 'x', 'the folder is kept whole beside');
+    assert.equal(fs.statSync(store.file).isFile(), true);
+  });
+
+  it('thins old generations to one a minute for 10 minutes and one an hour for a day', async () => {
+    const store = open();
+    await writes(store, 40);
+    const now = Date.parse('2026-11-01T12:00:00Z');
+    // Pretend generation g was written (40 - g) * 150 s before `now`: 40 → now, 1 → 97.5 min ago.
+    for (const g of await store.generations.list()) {
+      const t = (now - (40 - g) * 150_000) / 1000;
+      fs.utimesSync(genFile(g), t, t);
+    }
+    await store.generations.prune(10, now);
+    const kept = (await store.generations.list()).sort((a, b) => a - b);
+    // The newest ten (30-39), then per minute while younger than 10 minutes (none beyond the ten:
+    // 150 s apart, 29 and 28 are 27.5 and 30 min old), then the newest of each hour.
+    assert.deepEqual(kept.slice(-10), [30, 31, 32, 33, 34, 35, 36, 37, 38, 39]);
+    const older = kept.slice(0, -10);
+    const hours = new Set(older.map((g) => Math.floor((now - (40 - g) * 150_000) / 3_600_000)));
+    assert.equal(hours.size, older.length, `one per hour: ${older.join(', ')}`);
+    assert.ok(older.length >= 1 && older.length <= 3, older.join(', '));
   });
 
   describe('restore', () => {
