@@ -38,7 +38,17 @@ export async function convergeAfterChange(ctx: Context, opts: ConvergeOptions): 
     ctx.log.warn('stored; no carte daemon is running and this is not root, so nothing was started (run "carte daemon" as root)');
     return;
   }
-  const lock = await takeConvergeLock(ctx.home);
+  let lock: Awaited<ReturnType<typeof takeConvergeLock>>;
+  try {
+    lock = await takeConvergeLock(ctx.home);
+  } catch (e) {
+    // Another command converges this home now (e.g. one waiting out a long stop grace): the change
+    // is stored, and is not this command's to force through beside it.
+    if ((e as CarteError).code !== 'conflict') throw e;
+    ctx.log.warn(`stored; not converged now: ${(e as CarteError).message}. Run the command again when it is done, or run "carte daemon"`);
+    if (opts.wait) await waitConverged(ctx, opts);
+    return;
+  }
   try {
     const store = ctx.store();
     const mark = (await store.read()).nextEventSeq;

@@ -109,6 +109,13 @@ export interface ExecOptions {
    * descendants) with SIGKILL; exec then resolves with 137 once they are gone.
    */
   signal?: AbortSignal;
+  /**
+   * When the command ends (or is aborted), everything it started ends with
+   * it, also processes that left its session or double-forked (a health
+   * probe must leave nothing behind). Without it, background processes an
+   * exec starts keep running, as with `docker exec`.
+   */
+  reapAll?: boolean;
 }
 
 /** What remove() or gc() could not clean, step by step; empty means clean. */

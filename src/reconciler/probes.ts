@@ -56,7 +56,7 @@ export function makeProber(driver: Pick<Driver, 'exec'>): Prober {
         case 'tcp':
           return await tcpCheck(target.ip!, check.port, d.signal, () => (d.timedOut() ? timedOut(timeoutMs) : 'aborted'));
         case 'exec': {
-          const code = await driver.exec(target.name, check.command, { signal: d.signal });
+          const code = await driver.exec(target.name, check.command, { signal: d.signal, reapAll: true });
           if (d.timedOut()) return timedOut(timeoutMs);
           if (d.signal.aborted) return 'aborted';
           return code === 0 ? null : `exited with code ${code}`;

@@ -443,7 +443,10 @@ export class Reconciler {
   private recordHealth(observed: readonly ObservedInstance[]): void {
     const next: Record<string, InstanceHealthRecord> = {};
     for (const i of observed) {
-      const { ready, unhealthy } = this.health.view(i, this.specOf(i));
+      const view = this.health.view(i, this.specOf(i));
+      // One being removed (draining, in its stop grace) takes no traffic: not ready, as the gateway sees it.
+      const ready = view.ready && this.executor.inFlight.get(i.name)?.kind !== 'remove';
+      const { unhealthy } = view;
       next[i.name] = { service: i.service, restarts: Number(i.labels[LABELS.restarts] ?? 0), ready, unhealthy, lastError: this.health.get(i.name)?.lastError ?? null, startedAt: i.startedAt };
     }
     if (JSON.stringify(next) !== JSON.stringify(this.healthRecords)) {

@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import { takeConvergeLock } from '../../src/daemon/daemon.js';
 import { homeIdOf } from '../../src/drivers/linux/records.js';
 import { buildBusybox, damageState, hangingManifest, makeE2eEnv, readiness, webManifest, type E2eEnv } from '../helpers/e2e.js';
 import { eventually, requireRoot } from '../helpers/linux.js';
@@ -110,16 +111,40 @@ spec:
   health: { exec: { command: [sh, -c, "echo PROBE-OUTPUT-MARKER; echo PROBE-ERROR-MARKER >&2; exec busybox sleep 1000"] }, interval: 1s, timeout: 1s, failureThreshold: 100 }
   stopGracePeriod: 0s
 `);
-    await eventually(async () => (await instances()).some((i) => i.name === 'probe-1' && i.state === 'running'), 20_000, 'probe-1 running');
-    const procs = `/sys/fs/cgroup/pids${e.env.CARTE_CGROUP_PARENT}/${homeIdOf(e.home)}/probe-1/cgroup.procs`;
+    // A probe that daemonizes a child (setsid, its stdio closed) and exits 0 at once.
+    write('forker.yaml', `apiVersion: carte/v1
+kind: Service
+metadata: { name: forker }
+spec:
+  image: e2e/busybox:1
+  command: [busybox, sleep, "100000"]
+  health: { exec: { command: [sh, -c, "busybox setsid busybox sleep 100005 </dev/null >/dev/null 2>&1 & busybox sleep 100006 & exit 0"] }, interval: 1s, timeout: 1s }
+  stopGracePeriod: 0s
+`);
+    await eventually(async () => (await instances()).filter((i) => ['probe-1', 'forker-1'].includes(i.name) && i.state === 'running').length === 2, 20_000, 'probe-1 and forker-1 running');
+    // Live processes of the instance, probe sub-cgroups included (cgroup.procs lists no zombies:
+    // a killed orphan whose parent, the image's pid 1, never reaps stays a zombie, as with Docker).
+    const count = (instance: string): number => {
+      const walk = (dir: string): number => fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).length +
+        fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).reduce((n, d) => n + walk(path.join(dir, d.name)), 0);
+      try {
+        return walk(`/sys/fs/cgroup/pids${e.env.CARTE_CGROUP_PARENT}/${homeIdOf(e.home)}/${instance}`);
+      } catch {
+        return 0; // a sub-cgroup removed while walked
+      }
+    };
     let most = 0;
+    let mostForker = 0;
     for (let i = 0; i < 60; i++) {
-      const pids = fs.readFileSync(procs, 'utf8').trim().split('\n').filter(Boolean);
-      most = Math.max(most, pids.length);
+      most = Math.max(most, count('probe-1'));
+      mostForker = Math.max(mostForker, count('forker-1'));
       await new Promise((r) => setTimeout(r, 100));
     }
     // pid 1 (sleep), and at most one probe: its sh exec'd into sleep, so one process.
     assert.ok(most <= 2, `at most 2 processes in probe-1's cgroup at any sample (saw ${most})`);
+    // pid 1, and the probe's sh with its two children while it runs: nothing piles up.
+    assert.ok(mostForker <= 4, `at most 4 processes in forker-1's cgroup at any sample (saw ${mostForker})`);
+    assert.equal(ready('forker'), 1, 'the daemonizing probe passes');
     assert.match(JSON.stringify(e.state().instances['probe-1']), /"lastError":"timed out after 1000 ms"/);
     assert.equal(daemonOutput.includes('PROBE-OUTPUT-MARKER'), false, 'probe stdout not in the daemon log');
     assert.equal(daemonOutput.includes('PROBE-ERROR-MARKER'), false, 'probe stderr not in the daemon log');
@@ -198,5 +223,39 @@ spec:
     const status = await e.carte(['status']);
     assert.match(status.stdout, /\nstate: recovered at \S+ \(.* ago\) from generation \d+: state\.json was not valid JSON/);
     assert.equal((await e.carte(['state', 'verify'])).code, 0);
+  });
+});
+
+describe('e2e: without a daemon, one converge at a time', function () {
+  this.timeout(60_000);
+  let e: E2eEnv;
+  let dir: string;
+  before(async function () {
+    requireRoot(this);
+    e = makeE2eEnv();
+    dir = tempDir('carte-lock-');
+    await buildBusybox(e);
+  });
+  after(async () => {
+    await e?.teardown();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a command that finds another converging stores its change, says so, and does not fail', async () => {
+    const lock = await takeConvergeLock(e.home); // as a long converge would hold it (this test's pid)
+    try {
+      const file = path.join(dir, 'web.yaml');
+      fs.writeFileSync(file, webManifest({ name: 'web', replicas: 1 }));
+      const r = await e.carte(['apply', '-f', file]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'service/web created\n');
+      assert.match(r.stderr, new RegExp(`stored; not converged now: another carte process \\(pid ${process.pid}: a daemon, or a carte apply converging\\) holds .*converge\\.lock; only one may converge CARTE_HOME at a time\\. Run the command again when it is done, or run "carte daemon"`));
+      assert.equal(e.state().services.web?.revision.spec.replicas, 1);
+    } finally {
+      await lock.release();
+    }
+    const again = await e.carte(['apply', '-f', path.join(dir, 'web.yaml'), '--wait', '--timeout', '30s']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(readiness(e.state(), 'web').map((i) => [i.name, i.ready]), [['web-1', true]]);
   });
 });

@@ -49,6 +49,29 @@ describe('linux driver: exec', function () {
     assert.deepEqual(pids.filter(processAlive), []);
   });
 
+  it('with reapAll (probes), nothing a command started survives it: not a setsid daemon, not after a normal exit, not after an abort', async () => {
+    const daemonize = ['sh', '-c', 'busybox setsid busybox sleep 4242021 </dev/null >/dev/null 2>&1 & busybox sleep 4242022 & exit 0'];
+    assert.equal(await host().driver.exec('ex-1', daemonize, { reapAll: true }), 0);
+    const left = [...pidsOf(host(), 'ex-1', ['busybox', 'sleep', '4242021']), ...pidsOf(host(), 'ex-1', ['busybox', 'sleep', '4242022'])];
+    assert.deepEqual(left.filter(processAlive), [], 'the detached sleeps were ended with the command');
+    // Without reapAll an exec's background processes live on (as with docker exec).
+    assert.equal(await host().driver.exec('ex-1', ['sh', '-c', 'busybox setsid busybox sleep 4242023 </dev/null >/dev/null 2>&1 & exit 0']), 0);
+    const kept = await eventually(async () => {
+      const p = pidsOf(host(), 'ex-1', ['busybox', 'sleep', '4242023']).filter(processAlive);
+      return p.length ? p : undefined;
+    }, 5000, 'the detached sleep');
+    for (const pid of kept) process.kill(pid, 'SIGKILL'); // started by this test
+    // Aborted: the detached one goes too, and no sub-cgroup is left under the instance's.
+    const abort = new AbortController();
+    const done = host().driver.exec('ex-1', ['sh', '-c', 'busybox setsid busybox sleep 4242024 </dev/null >/dev/null 2>&1 & exec busybox sleep 4242025'], { signal: abort.signal, reapAll: true });
+    await eventually(async () => pidsOf(host(), 'ex-1', ['busybox', 'sleep', '4242024']).length === 1, 10_000, 'the detached sleep');
+    abort.abort();
+    assert.equal(await done, 137);
+    assert.deepEqual(pidsOf(host(), 'ex-1', ['busybox', 'sleep', '4242024']).filter(processAlive), []);
+    const sub = fs.readdirSync(`/sys/fs/cgroup/pids${host().driver.cgroupPath('ex-1')}`, { withFileTypes: true }).filter((e) => e.isDirectory());
+    assert.deepEqual(sub.map((e) => e.name), []);
+  });
+
   it('ends a command that ignores SIGTERM', async () => {
     const abort = new AbortController();
     const done = host().driver.exec('ex-1', ['sh', '-c', 'trap "" TERM; busybox sleep 4242011; busybox sleep 4242012'], { signal: abort.signal });

@@ -101,16 +101,44 @@ export async function readStats(cgroupPath: string, layout: CgroupLayout, root =
   };
 }
 
-/** Removes a cgroup's folders (deepest first); missing ones are fine. Returns the ones that would not go. */
+/** Removes a cgroup's folders, sub-cgroups first (a probe's, left by a killed carte); missing ones are fine. Returns the ones that would not go. */
 export async function removeCgroup(cgroupPath: string, layout: CgroupLayout, root = '/sys/fs/cgroup'): Promise<string[]> {
   const left: string[] = [];
-  for (const dir of cgroupDirs(cgroupPath, layout, root)) {
+  const rmTree = async (dir: string): Promise<void> => {
+    const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) if (e.isDirectory()) await rmTree(path.join(dir, e.name));
     try {
       await fs.rmdir(dir);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT') left.push(`${dir} (${code})`);
     }
-  }
+  };
+  for (const dir of cgroupDirs(cgroupPath, layout, root)) await rmTree(dir);
   return left;
+}
+
+/**
+ * A sub-cgroup of an instance's, for one exec and everything it starts: the
+ * kernel keeps every descendant in it, whatever it does (setsid, double
+ * fork, reparenting to the container's init), so ending the exec can end
+ * them all. On v1 it lives in the pids and freezer hierarchies (memory and
+ * CPU stay accounted to the instance); on v2 in the one tree.
+ */
+export interface ExecCgroup {
+  /** `--cgroup` values for runc exec. */
+  runcArgs: string[];
+  dirs: string[];
+  /** cgroup.procs of the sub-cgroup: the processes to end. */
+  procs: string;
+}
+
+export function execCgroup(cgroupPath: string, layout: CgroupLayout, name: string, root = '/sys/fs/cgroup'): ExecCgroup {
+  const rel = cgroupPath.replace(/^\/+/, '');
+  if (layout === 'v2') {
+    const dir = path.join(root, rel, name);
+    return { runcArgs: [`/${name}`], dirs: [dir], procs: path.join(dir, 'cgroup.procs') };
+  }
+  const dirs = ['pids', 'freezer'].map((c) => path.join(root, c, rel, name));
+  return { runcArgs: [`pids:/${name}`, `freezer:/${name}`], dirs, procs: path.join(dirs[0]!, 'cgroup.procs') };
 }

@@ -14,15 +14,25 @@
 // kills nothing inside. So: SIGKILL every process of P's session or below P,
 // children first, then P, then wait for runc exec to go (bounded: an abort
 // must never hang the caller).
+//
+// With `reapAll` (health probes) the command runs in a sub-cgroup of its own
+// (cgroups.ts execCgroup): a process that left the session (`setsid`) or
+// double-forked is still in it, so when the command ends, or is aborted,
+// whatever is left there is killed and the sub-cgroup removed. Found by an
+// outside test: a probe `setsid sleep &` left one process per interval until
+// the instance's pids limit was full.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import type { ChildProcess, StdioOptions } from 'node:child_process';
+import fsp from 'node:fs/promises';
 import { DriverError } from '../../errors.js';
 import { processAlive } from '../../util/process.js';
 import { sessionMembers } from '../../util/process-tree.js';
 import type { ExecOptions } from '../driver.js';
-import type { DriverContext } from './context.js';
+import { execCgroup, type ExecCgroup } from './cgroups.js';
+import { namingRules, type DriverContext } from './context.js';
+import { placementOf } from './records.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -89,10 +99,42 @@ async function killExec(child: ChildProcess, pidFile: string): Promise<void> {
   }
 }
 
-export function execIn(ctx: DriverContext, name: string, command: string[], opts: ExecOptions = {}): Promise<number> {
-  if (opts.signal?.aborted) return Promise.resolve(KILLED);
-  const pidFile = ctx.paths.runDir(name, `exec-${randomBytes(4).toString('hex')}.pid`);
-  const args = ctx.runtime.execArgs(name, command, { tty: opts.tty ?? false, env: opts.env ?? {}, pidFile });
+/** Kills whatever is left in an exec's sub-cgroup, then removes it (unless told to keep it); bounded, never throws. */
+async function endCgroup(cg: ExecCgroup, opts: { keepDirs?: boolean } = {}): Promise<void> {
+  for (let round = 0; round < 100; round++) {
+    const pids = (await fsp.readFile(cg.procs, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+    if (!pids.length) break;
+    pids.forEach(killQuietly);
+    await sleep(10);
+  }
+  if (opts.keepDirs) return;
+  // Killed orphans of a non-reaping init are zombies: they leave cgroup.procs, so rmdir works.
+  for (const dir of cg.dirs) await fsp.rmdir(dir).catch(() => undefined);
+}
+
+export async function execIn(ctx: DriverContext, name: string, command: string[], opts: ExecOptions = {}): Promise<number> {
+  if (opts.signal?.aborted) return KILLED;
+  const id = randomBytes(4).toString('hex');
+  const pidFile = ctx.paths.runDir(name, `exec-${id}.pid`);
+  let cg: ExecCgroup | null = null;
+  if (opts.reapAll) {
+    cg = execCgroup(placementOf(namingRules(ctx), name).cgroupPath, ctx.layout, `carte-exec-${id}`, ctx.cgroupRoot);
+    try {
+      for (const dir of cg.dirs) await fsp.mkdir(dir);
+    } catch (e) {
+      await endCgroup(cg);
+      throw new DriverError('exec in', `instance ${name}`, `cannot make its sub-cgroup: ${(e as Error).message}`, { hint: 'is the instance running?' });
+    }
+  }
+  try {
+    return await runExec(ctx, name, command, opts, pidFile, cg);
+  } finally {
+    if (cg) await endCgroup(cg);
+  }
+}
+
+function runExec(ctx: DriverContext, name: string, command: string[], opts: ExecOptions, pidFile: string, cg: ExecCgroup | null): Promise<number> {
+  const args = ctx.runtime.execArgs(name, command, { tty: opts.tty ?? false, env: opts.env ?? {}, pidFile, cgroups: cg?.runcArgs });
   const stdio: StdioOptions = [
     !opts.stdin ? 'ignore' : opts.stdin === process.stdin ? 'inherit' : 'pipe',
     outMode(opts.stdout, process.stdout),
@@ -108,6 +150,14 @@ export function execIn(ctx: DriverContext, name: string, command: string[], opts
       aborting ??= killExec(child, pidFile);
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    // runc exec waits until every copy of the command's stdio is closed: a background child
+    // that kept them (`sleep 999 &`) would hold it, and the probe, for the whole timeout. So
+    // once the command itself has exited, what it left in its sub-cgroup is ended at once.
+    const watch = cg ? setInterval(() => {
+      const leader = readPid(pidFile);
+      if (leader && !processAlive(leader) && running(child) && !aborting) void endCgroup(cg, { keepDirs: true });
+    }, 20) : null;
+    child.once('exit', () => watch && clearInterval(watch));
     const finish = (result: { code: number } | { error: Error }) => {
       opts.signal?.removeEventListener('abort', onAbort);
       fs.rm(pidFile, { force: true }, () => {});

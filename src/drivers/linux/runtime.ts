@@ -46,11 +46,13 @@ export class Runtime {
   }
 
   /** Arguments for `runc exec` (run by the driver with its own stdio wiring). */
-  execArgs(id: string, command: string[], opts: { tty: boolean; env: Record<string, string>; cwd?: string; pidFile?: string }): string[] {
+  execArgs(id: string, command: string[], opts: { tty: boolean; env: Record<string, string>; cwd?: string; pidFile?: string; cgroups?: string[] }): string[] {
     return [
       '--root', this.root, 'exec', ...(opts.tty ? ['-t'] : []),
       // runc writes the host pid of the exec'd process here once it runs.
       ...(opts.pidFile ? ['--pid-file', opts.pidFile] : []),
+      // An existing sub-cgroup of the container's, `[controller:]path` (runc ≥ 1.1).
+      ...(opts.cgroups ?? []).flatMap((c) => ['--cgroup', c]),
       ...Object.entries(opts.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
       ...(opts.cwd ? ['--cwd', opts.cwd] : []),
       id, ...command,
