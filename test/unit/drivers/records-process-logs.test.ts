@@ -10,8 +10,15 @@ import { HomePaths, homeIdOf, newPlacement, placementOf, readRecordSync } from '
 import { sessionMembers, type ProcEntry } from '../../../src/util/process-tree.js';
 import { tempDir } from '../../helpers/paths.js';
 
+const homes: string[] = [];
+after(() => {
+  for (const h of homes.splice(0)) fs.rmSync(h, { recursive: true, force: true });
+});
+
 function homeWith(files: Record<string, string>): HomePaths {
-  const paths = new HomePaths(tempDir('carte-records-'), '/nonexistent/run');
+  const home = tempDir('carte-records-');
+  homes.push(home);
+  const paths = new HomePaths(home, '/nonexistent/run');
   for (const [rel, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(paths.home, rel)), { recursive: true });
     fs.writeFileSync(path.join(paths.home, rel), text);
