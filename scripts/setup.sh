@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 #   reference plugins (bridge, host-local, loopback in /usr/lib/cni), iproute2
 #   (ip netns), busybox-static (small images for tests and examples), git,
 #   wrk (the gateway benchmark), redis-server (the metaverse demo's database
-#   image is built from its binary; the host service itself is not started).
-packages=(runc conmon containernetworking-plugins iproute2 busybox-static git wrk redis-server)
+#   image is built from its binary; the host service itself is not started),
+#   gcc and libc6-dev (the root tests compile a small static program that
+#   makes syscalls the seccomp profile must refuse).
+packages=(runc conmon containernetworking-plugins iproute2 busybox-static git wrk redis-server gcc libc6-dev)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then

@@ -6,10 +6,10 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Context as MochaContext } from 'mocha';
-import type { InstanceSpec } from '../../src/drivers/driver.js';
+import type { InstanceSpec, SecuritySpec } from '../../src/drivers/driver.js';
 import { LinuxDriver, type LinuxDriverOptions } from '../../src/drivers/linux/driver.js';
 import { cliLogger } from '../../src/log.js';
-import { tempDir } from './paths.js';
+import { ROOT, tempDir } from './paths.js';
 
 /** Skips outside root with a clear message; under CI=true, refusing to run is a failure. */
 export function requireRoot(ctx: MochaContext): void {
@@ -123,11 +123,43 @@ export async function buildImage(host: TestHost, tag: string, cartefile: string,
   }
 }
 
+/**
+ * Builds `tag`: test/busybox:1 plus /bin/probe, test/linux/fixtures/syscall-probe.c
+ * compiled statically (it makes the syscalls it is told and prints each errno).
+ */
+export async function buildProbeImage(host: TestHost, tag: string): Promise<void> {
+  const dir = tempDir('carte-probe-');
+  try {
+    execFileSync('gcc', ['-static', '-O1', '-o', path.join(dir, 'probe'), path.join(ROOT, 'test', 'linux', 'fixtures', 'syscall-probe.c')]);
+    await buildImage(host, tag, BUSYBOX_CARTEFILE.replace('CMD', `COPY --from=host ${dir}/probe /bin/probe\nCMD`));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Tags `tag`: test/busybox:1 with one more layer, whose files `make` creates
+ * in a folder. As root, so it can hold what no Cartefile makes (FIFOs,
+ * device nodes, links anywhere), as a hostile image could.
+ */
+export async function imageFromTree(host: TestHost, tag: string, make: (dir: string) => void): Promise<void> {
+  const images = host.driver.images;
+  const base = await images.get('test/busybox:1');
+  const staged = await images.stagingDir();
+  // The layer digest ignores FIFOs and devices: a marker keeps each test's layer its own.
+  fs.writeFileSync(path.join(staged, '.test-image'), tag);
+  make(staged);
+  const layer = await images.addLayer(staged);
+  await images.save(base.config, [...base.layers, layer.digest], tag);
+}
+
 /** An InstanceSpec with plain defaults; a test states only what differs. */
-export function instance(name: string, over: Partial<InstanceSpec['spec']> & { image?: string; hosts?: Record<string, string> } = {}): InstanceSpec {
-  const { image, hosts, ...spec } = over;
+export function instance(
+  name: string, over: Partial<InstanceSpec['spec']> & { image?: string; hosts?: Record<string, string>; security?: SecuritySpec } = {},
+): InstanceSpec {
+  const { image, hosts, security, ...spec } = over;
   return {
-    name, service: name.replace(/-\d+$/, ''), labels: { test: 'yes' }, image: image ?? 'test/busybox:1', hosts,
+    name, service: name.replace(/-\d+$/, ''), labels: { test: 'yes' }, image: image ?? 'test/busybox:1', hosts, ...(security ? { security } : {}),
     spec: {
       command: null, args: null, env: {}, workingDir: null, user: null,
       resources: { cpuMillis: null, memoryBytes: null, pids: null }, volumes: [], ports: [], ...spec,

@@ -19,6 +19,8 @@ import type { ImageStore } from './images/store.js';
 import { startMonitor } from './monitor.js';
 import { observe } from './observe.js';
 import { newPlacement, writeRecord, type InstanceRecord, type Placement } from './records.js';
+import { resolveCapabilities } from './capabilities.js';
+import { readImageFile } from './image-file.js';
 import { mountOverlay } from './rootfs.js';
 import { buildSpec, resolveArgs, resolveEnv, resolveUser } from './spec.js';
 
@@ -29,6 +31,17 @@ export const CREATE_FAULT_POINTS = ['create:record-written', 'create:bundle-and-
 export const INSTANCE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 const ANNOTATION = 'carte.instance';
+
+/**
+ * Why `security.userns` is refused (measured on Debian 12: runc 1.1.5,
+ * util-linux 2.38.1, kernel 6.18): `runc exec` into a user-namespaced
+ * container fails to join carte's network namespace, which the host's user
+ * namespace owns ("nsexec-1: failed to setns into net namespace: Operation
+ * not permitted", runc#4390), so probes and `carte exec` would break; and
+ * mount 2.38 ignores X-mount.idmap (2.39 has it), so layers cannot be
+ * idmapped. docs/security.md has the details and the way forward.
+ */
+export const USERNS_UNSUPPORTED = 'security.userns is not supported yet: runc 1.1.5 cannot exec into a user namespace that joins carte\'s network namespace';
 
 /** An instance's /etc/hosts: localhost, its own name, then service names (which the gateway serves). */
 export function hostsFileText(name: string, ip: string | null, hosts: Record<string, string>): string {
@@ -47,6 +60,8 @@ export async function create(ctx: DriverContext, spec: InstanceSpec): Promise<Ob
   const { paths } = ctx;
   if (!INSTANCE_NAME.test(name)) throw new DriverError('create', `instance "${name}"`, 'not a valid instance name (lowercase letters, digits, "-")');
   if (await exists(paths.dir(name))) throw new DriverError('create', `instance ${name}`, 'an instance with this name already exists');
+  // Refused rather than ignored: running as real root while the manifest asked for a user namespace would be a lie.
+  if (spec.security?.userns) throw new DriverError('create', `instance ${name}`, USERNS_UNSUPPORTED, { hint: 'see docs/security.md, "User namespaces"' });
   // Before anything is made: a bridge that is another home's must change nothing.
   await ctx.network.claimBridge();
   const started = performance.now();
@@ -129,9 +144,16 @@ async function prepareBundle(
     upper: paths.dir(name, 'upper'), work: paths.dir(name, 'work'), empty: paths.dir(name, 'empty'), target: rootfs, resource: name,
   });
 
-  const readImageFile = (p: string) => fsp.readFile(path.join(rootfs, p), 'utf8').catch(() => null);
-  const user = resolveUser(spec.spec.user ?? image.config.user, await readImageFile('etc/passwd'), await readImageFile('etc/group'));
+  // Image files are read only when the user needs them, and only through
+  // readImageFile: their content and links are the image author's (see image-file.ts).
+  const userName = spec.spec.user ?? image.config.user;
+  const imageFile = (file: string) => readImageFile(rootfs, file, { image: spec.image });
+  const passwd = userName ? await imageFile('/etc/passwd') : null;
+  const group = /:.*\D/.test(userName ?? '') ? await imageFile('/etc/group') : null;
+  const user = resolveUser(userName, passwd, group);
   if ('error' in user) throw new DriverError('resolve the user of', name, user.error);
+  const security = spec.security ?? {};
+  const capabilities = resolveCapabilities(name, security.capAdd, security.capDrop);
 
   const binds: Array<{ source: string; destination: string; readOnly: boolean }> = [
     { source: path.join(etc, 'hosts'), destination: '/etc/hosts', readOnly: true },
@@ -173,6 +195,8 @@ async function prepareBundle(
     pids: spec.spec.resources.pids,
     binds,
     rlimits: ctx.rlimits,
+    capabilities,
+    readOnlyRootfs: security.readOnlyRootfs ?? false,
     annotations: { [ANNOTATION]: name, 'carte.service': spec.service, 'carte.labels': JSON.stringify(spec.labels) },
   });
 }

@@ -1,16 +1,12 @@
 // The OCI runtime spec (config.json) of one instance, as a pure function of
 // what the driver resolved: image config, manifest overrides, paths, limits.
 // Defaults follow runc's `runc spec` and Docker's: namespaces pid, mount, uts,
-// ipc, net, cgroup; Docker's default capability set; no new privileges;
-// masked and read-only /proc paths. (Docker also applies a seccomp profile;
-// carte does not ship one yet.)
+// ipc, net, cgroup; the capability set capabilities.ts computes; no new
+// privileges; masked and read-only /proc paths; the seccomp profile of
+// seccomp.ts, always.
 // Spec reference: https://github.com/opencontainers/runtime-spec/blob/main/config.md
-
-/** Docker's default capabilities (moby/oci/caps/defaults.go). */
-export const DEFAULT_CAPABILITIES = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID',
-  'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
-];
+import { DEFAULT_CAPABILITIES } from './capabilities.js';
+import { defaultSeccompProfile } from './seccomp.js';
 
 const MASKED_PATHS = [
   '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
@@ -50,13 +46,32 @@ export interface SpecInput {
   binds: Array<{ source: string; destination: string; readOnly: boolean }>;
   rlimits: Rlimit[];
   annotations: Record<string, string>;
+  /** Capability names (CAP_...) for the bounding, effective and permitted sets; default DEFAULT_CAPABILITIES. */
+  capabilities?: readonly string[];
+  /** The rootfs is mounted read-only; /tmp, /var/tmp and /run become tmpfs. */
+  readOnlyRootfs?: boolean;
 }
+
+/**
+ * Writable scratch space of a read-only rootfs: podman's choice (its
+ * --read-only-tmpfs, on by default) rather than Docker's (nothing writable
+ * unless asked): programs expect to write /tmp and /run (pid files, sockets),
+ * and these hold nothing that must survive the instance. `tmpcopyup` keeps
+ * what the image has there. Size-capped; tmpfs pages count against the
+ * instance's memory limit too.
+ */
+export const READ_ONLY_ROOTFS_TMPFS: readonly Mount[] = [
+  { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=65536k', 'tmpcopyup'] },
+  { destination: '/var/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=65536k', 'tmpcopyup'] },
+  { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=755', 'size=65536k', 'tmpcopyup'] },
+];
 
 /** CFS period used for CPU quotas: 100 ms, the kernel's and Docker's default. */
 export const CPU_PERIOD_US = 100_000;
 
 export function buildSpec(input: SpecInput): Record<string, unknown> {
-  const caps = DEFAULT_CAPABILITIES;
+  const caps = [...(input.capabilities ?? DEFAULT_CAPABILITIES)];
+  const readOnlyRootfs = input.readOnlyRootfs ?? false;
   const mounts: Mount[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -65,6 +80,8 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+    // Before the binds, so a volume at /run/x or /tmp/x lands on top of the tmpfs, not under it.
+    ...(readOnlyRootfs ? READ_ONLY_ROOTFS_TMPFS : []),
     ...input.binds.map((b) => ({
       destination: b.destination,
       type: 'bind',
@@ -91,7 +108,7 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
       rlimits: input.rlimits,
       noNewPrivileges: true,
     },
-    root: { path: input.rootfs, readonly: false },
+    root: { path: input.rootfs, readonly: readOnlyRootfs },
     hostname: input.hostname,
     mounts,
     annotations: input.annotations,
@@ -104,6 +121,11 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
       ],
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,
+      // Ping without CAP_NET_RAW: every group may open ICMP datagram sockets
+      // (which can only send echo requests). Per network namespace, so this
+      // changes only the instance's own namespace.
+      sysctl: { 'net.ipv4.ping_group_range': '0 2147483647' },
+      seccomp: defaultSeccompProfile(),
     },
   };
 }

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { buildSpec, DEFAULT_CAPABILITIES, parseHostRlimits, resolveArgs, resolveEnv, resolveUser, type SpecInput } from '../../../src/drivers/linux/spec.js';
+import { DEFAULT_CAPABILITIES } from '../../../src/drivers/linux/capabilities.js';
+import { buildSpec, parseHostRlimits, resolveArgs, resolveEnv, resolveUser, type SpecInput } from '../../../src/drivers/linux/spec.js';
 
 const input = (over: Partial<SpecInput> = {}): SpecInput => ({
   hostname: 'web-1', args: ['/bin/sh'], env: ['PATH=/bin'], cwd: '/', uid: 0, gid: 0, additionalGids: [],
   rootfs: 'rootfs', netnsPath: '/run/netns/carte0-web-1', cgroupsPath: '/carte/web-1',
-  cpuMillis: null, memoryBytes: null, pids: null, binds: [], rlimits: [], annotations: {}, ...over,
+  cpuMillis: null, memoryBytes: null, pids: null, binds: [], rlimits: [], annotations: {},
+  capabilities: DEFAULT_CAPABILITIES, readOnlyRootfs: false, ...over,
 });
 
 describe('OCI spec', () => {
