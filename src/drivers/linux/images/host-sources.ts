@@ -54,10 +54,11 @@ class Refused extends Error {
 export async function checkHostPath(p: string, name: string, rules: HostCopyRules): Promise<HostCheck> {
   const named = path.resolve(p);
   try {
-    const real = await resolveChecked(named, name, named, rules);
+    const reachable = new Set<string>();
+    const real = await resolveChecked(named, name, named, rules, reachable);
     if (real === null) return { kind: 'missing' };
     const leftOut: LeftOut[] = [];
-    await checkEntry(real, { noun: name, path: named }, rules, new Set(), (sub, e) => leftOut.push({ sub: path.relative(named, sub), reason: explainHostRefusal(e.subject, e.refusal, rules) }));
+    await checkEntry(real, { noun: name, path: named }, rules, { seen: new Set(), reachable }, (sub, e) => leftOut.push({ sub: path.relative(named, sub), reason: explainHostRefusal(e.subject, e.refusal, rules) }));
     return { kind: 'ok', real, leftOut };
   } catch (e) {
     if (e instanceof Refused) return { kind: 'refused', reason: explainHostRefusal(e.subject, e.refusal, rules) };
@@ -66,12 +67,13 @@ export async function checkHostPath(p: string, name: string, rules: HostCopyRule
 }
 
 /** Where `named` really is, every link on the way judged; null when `named` itself is missing. */
-async function resolveChecked(named: string, name: string, physical: string, rules: HostCopyRules): Promise<string | null> {
+async function resolveChecked(named: string, name: string, physical: string, rules: HostCopyRules, reachable: Set<string>, inRealFolder = false): Promise<string | null> {
   const first = judgeHostPath(named, rules);
   if (first) throw new Refused({ noun: name, path: named }, first);
   const linkName = (link: string) => (link === physical ? name : link);
   let last = null as string | null;
-  const res = await resolvePath('/', physical, (hop) => {
+  // A folder's entries start from the folder, whose path is real: no need to walk it again from /.
+  const res = await resolvePath(inRealFolder ? path.dirname(physical) : '/', inRealFolder ? path.basename(physical) : physical, (hop) => {
     const r = judgeHostPath(hop.target, rules);
     if (!r) last = hop.target;
     return r;
@@ -89,22 +91,30 @@ async function resolveChecked(named: string, name: string, physical: string, rul
       // Every link was judged on the way; this catches what no link explains.
       const final = res.real === named ? null : judgeHostPath(res.real, rules);
       if (final) throw new Refused({ link: name, target: res.real }, final);
-      await checkReachable(res.real);
+      await checkReachable(res.real, reachable);
       return res.real;
     }
   }
 }
 
 /** Every folder above `real` lets everyone in (o+x): otherwise its author could not reach the file. */
-async function checkReachable(real: string): Promise<void> {
-  for (let dir = path.dirname(real); dir !== '/'; dir = path.dirname(dir)) {
+async function checkReachable(real: string, reachable: Set<string>): Promise<void> {
+  for (let dir = path.dirname(real); dir !== '/' && !reachable.has(dir); dir = path.dirname(dir)) {
     const st = await fsp.stat(dir);
     if (!(st.mode & 0o001)) throw new Refused({ noun: dir, path: dir }, { kind: 'unreadable', mode: st.mode });
+    reachable.add(dir);
   }
 }
 
 /** Judges a real file or folder (and, for a folder, all it holds, as the dereferencing copy will read it). */
-async function checkEntry(real: string, subject: { noun: string; path: string }, rules: HostCopyRules, seen: Set<string>, leaveOut: (named: string, e: Refused) => void): Promise<void> {
+interface Walk {
+  /** Real folders being walked: a link back to one is a loop the dereferencing copy would never finish. */
+  seen: Set<string>;
+  /** Folders already found open to everyone. */
+  reachable: Set<string>;
+}
+
+async function checkEntry(real: string, subject: { noun: string; path: string }, rules: HostCopyRules, walk: Walk, leaveOut: (named: string, e: Refused) => void): Promise<void> {
   const st = await fsp.stat(real);
   if (st.isFile()) {
     if (!(st.mode & 0o004)) throw new Refused(subject, { kind: 'unreadable', mode: st.mode });
@@ -115,21 +125,21 @@ async function checkEntry(real: string, subject: { noun: string; path: string },
   }
   if (!st.isDirectory()) throw new Refused(subject, { kind: 'special', what: kindOf(st) });
   if ((st.mode & 0o005) !== 0o005) throw new Refused(subject, { kind: 'unreadable', mode: st.mode });
-  if (seen.has(real)) throw new Refused(subject, { kind: 'loop' });
-  seen.add(real);
+  if (walk.seen.has(real)) throw new Refused(subject, { kind: 'loop' });
+  walk.seen.add(real);
   for (const entry of (await fsp.readdir(real)).sort()) {
     const physical = path.join(real, entry);
     const named = path.join(subject.path, entry);
     try {
-      const inner = await resolveChecked(named, named, physical, rules);
+      const inner = await resolveChecked(named, named, physical, rules, walk.reachable, true);
       if (inner === null) throw new Refused({ noun: named, path: named }, { kind: 'missing' });
-      await checkEntry(inner, { noun: named, path: named }, rules, seen, leaveOut);
+      await checkEntry(inner, { noun: named, path: named }, rules, walk, leaveOut);
     } catch (e) {
       if (!(e instanceof Refused)) throw e;
       leaveOut(named, e);
     }
   }
-  seen.delete(real);
+  walk.seen.delete(real);
 }
 
 function kindOf(st: { isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
