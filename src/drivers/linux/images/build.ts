@@ -106,11 +106,11 @@ export class ImageBuilder {
     const context = fs.realpathSync(path.resolve(req.context));
     const cartefile = path.resolve(path.resolve(req.context), req.cartefile ?? 'Cartefile');
     const display = path.relative(process.cwd(), cartefile) || cartefile;
-    const read = await readContextFile(context, path.relative(path.resolve(req.context), cartefile), 'the Cartefile');
+    const read = await readContextFile(context, path.resolve(req.context), cartefile, 'the Cartefile');
     if (read.kind === 'refused') throw new CartefileError(display, 0, read.reason);
     if (read.kind === 'absent') throw new CartefileError(display, 0, 'cannot read the Cartefile (give its path with -f)');
     const steps = parseCartefile(read.text, display, req.args);
-    const ignoreFile = await readContextFile(context, '.carteignore', 'the .carteignore');
+    const ignoreFile = await readContextFile(context, context, path.join(context, '.carteignore'), 'the .carteignore');
     if (ignoreFile.kind === 'refused') throw new CartefileError(path.relative(process.cwd(), path.join(req.context, '.carteignore')), 0, ignoreFile.reason);
     const ignoreText = ignoreFile.kind === 'text' ? ignoreFile.text : '';
     const ignored = parseIgnore(ignoreText);

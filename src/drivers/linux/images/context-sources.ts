@@ -91,27 +91,43 @@ export async function folderLinksRefusal(root: string, real: string, named: stri
 export type ContextFile = { kind: 'text'; text: string } | { kind: 'absent' } | { kind: 'refused'; reason: string };
 
 /**
- * Reads a file of the context that steers the build (`what`: "the
- * Cartefile", "the .carteignore"): it must be a regular file inside the
- * context, never a link (a Cartefile linked to /etc/shadow would print its
- * first word in the parse error). O_NOFOLLOW closes the gap between the
- * check and the open; O_NONBLOCK keeps a FIFO from hanging the build.
+ * Reads a file that steers the build (`what`: "the Cartefile", "the
+ * .carteignore"); `file` is absolute. It is never a link (a Cartefile linked
+ * to /etc/shadow would print its first word in the parse error). Inside the
+ * context every link on the way must stay inside it; a Cartefile outside the
+ * context (`-f`, as the metaverse demo keeps its Cartefiles apart from the
+ * compiled sources) must be readable by every user, as host files must.
+ * O_NOFOLLOW closes the gap between the check and the open; O_NONBLOCK keeps
+ * a FIFO from hanging the build.
  */
-export async function readContextFile(root: string, rel: string, what: string): Promise<ContextFile> {
-  const normal = path.normalize(rel);
-  if (path.isAbsolute(normal) || normal === '..' || normal.startsWith('../')) return { kind: 'refused', reason: `${what} must be inside the build context` };
-  const dir = await resolveContextSource(root, path.dirname(normal));
-  if (dir.kind === 'refused') return dir;
-  if (dir.kind === 'missing' || !dir.isDir) return { kind: 'absent' };
-  const file = path.join(dir.real, path.basename(normal));
-  const st = await fsp.lstat(file).catch(() => null);
+export async function readContextFile(root: string, contextPath: string, file: string, what: string): Promise<ContextFile> {
+  const rel = path.relative(contextPath, file);
+  let real: string;
+  if (rel === '..' || rel.startsWith('../') || path.isAbsolute(rel)) {
+    const dir = await fsp.realpath(path.dirname(file)).catch(() => null);
+    if (!dir) return { kind: 'absent' };
+    real = path.join(dir, path.basename(file));
+  } else {
+    const dir = await resolveContextSource(root, path.dirname(rel));
+    if (dir.kind === 'refused') return dir;
+    if (dir.kind === 'missing' || !dir.isDir) return { kind: 'absent' };
+    real = path.join(dir.real, path.basename(rel));
+  }
+  const st = await fsp.lstat(real).catch(() => null);
   if (!st) return { kind: 'absent' };
-  const link = { kind: 'refused', reason: `${what} is a symbolic link; it must be a regular file in the build context` } as const;
+  const link = { kind: 'refused', reason: `${what} is a symbolic link; it must be a regular file` } as const;
   if (st.isSymbolicLink()) return link;
   if (!st.isFile()) return { kind: 'refused', reason: `${what} is not a regular file` };
+  if (!isWithin(real, root)) {
+    const closed = await firstClosed(real);
+    if (closed) {
+      const mode = ((await fsp.stat(closed)).mode & 0o7777).toString(8).padStart(4, '0');
+      return { kind: 'refused', reason: `${what} is outside the build context and ${closed} is not readable by every user (mode ${mode}), so a build may not read it` };
+    }
+  }
   let handle: fsp.FileHandle;
   try {
-    handle = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    handle = await fsp.open(real, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ELOOP') return link;
     return { kind: 'absent' };
@@ -122,4 +138,13 @@ export async function readContextFile(root: string, rel: string, what: string): 
   } finally {
     await handle.close();
   }
+}
+
+/** The file itself when others may not read it, or the first folder above it others may not enter; null when all are open. */
+async function firstClosed(real: string): Promise<string | null> {
+  if (!((await fsp.stat(real)).mode & 0o004)) return real;
+  for (let dir = path.dirname(real); dir !== '/'; dir = path.dirname(dir)) {
+    if (!((await fsp.stat(dir)).mode & 0o001)) return dir;
+  }
+  return null;
 }
