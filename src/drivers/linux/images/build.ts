@@ -3,17 +3,26 @@
 // layers and inputs (path, size, mtime, mode of every file it reads) are
 // unchanged reuses its cached layer without reading file contents, so a
 // rebuild of an unchanged context is quick.
+//
+// What a build may read (issue "trust boundary"): host files only from the
+// allowed prefixes and never from the deny list (host-policy.ts), context
+// files only inside the context (context-sources.ts), archive entries only
+// inside DEST (archive.ts). Every source is judged before its step's cache
+// lookup, so a refused source is never answered from the cache either.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { minimatch } from 'minimatch';
-import * as tar from 'tar';
-import { CartefileError } from '../../../errors.js';
+import { CarteError, CartefileError } from '../../../errors.js';
 import { DurableJsonFile } from '../../../util/durable-json-file.js';
 import type { Runner } from '../exec.js';
+import { scanArchive, unpackArchive } from './archive.js';
 import { parseCartefile, type Step } from './cartefile.js';
+import { folderLinksRefusal, readContextFile, resolveContextSource } from './context-sources.js';
 import { sharedLibraries } from './host-binary.js';
+import { DEFAULT_HOST_COPY_PREFIXES, type HostCopyRules } from './host-policy.js';
+import { checkHostPath, hostCopyRules } from './host-sources.js';
 import { parseIgnore, type IgnoreMatcher } from './ignore.js';
 import { EMPTY_CONFIG, normalizeRef, type ImageConfig, type ImageRecord, type ImageStore } from './store.js';
 
@@ -33,9 +42,22 @@ export interface BuildResult {
   steps: number;
 }
 
-/** One file (or folder, or symlink) a COPY puts into the image. */
+/** The server policy's say over builds (it comes from the policy file; absent settings take the defaults). */
+export interface ImageBuilderOptions {
+  /** Host folders `COPY --from=host` may read; default DEFAULT_HOST_COPY_PREFIXES. Absolute paths. */
+  hostCopyPrefixes?: readonly string[];
+  /** CARTE_HOME, never readable by a build; default the image store's home (which is CARTE_HOME). */
+  home?: string;
+}
+
+/** One file (or folder) a COPY puts into the image. */
 interface CopyItem {
+  /** Its real path, checked: what is copied is what was judged. */
   source: string;
+  /** For context items: its name relative to the context, which .carteignore patterns match. */
+  rel: string;
+  /** For host folders: what the policy leaves out, relative to `source`. */
+  skip?: ReadonlySet<string>;
   /** Absolute path inside the image. */
   dest: string;
   /** Dereference symlinks (host programs and their libraries). */
@@ -61,7 +83,15 @@ function describe(step: Step): string {
 }
 
 export class ImageBuilder {
-  constructor(private readonly images: ImageStore, private readonly runner: Runner) {}
+  private readonly hostCopyPrefixes: readonly string[];
+  private readonly home: string;
+
+  constructor(private readonly images: ImageStore, private readonly runner: Runner, options: ImageBuilderOptions = {}) {
+    this.hostCopyPrefixes = options.hostCopyPrefixes ?? DEFAULT_HOST_COPY_PREFIXES;
+    const bad = this.hostCopyPrefixes.find((p) => !path.isAbsolute(p));
+    if (bad !== undefined) throw new CarteError('image', `host copy prefix "${bad}" is not an absolute path`, { exitCode: 2 });
+    this.home = options.home ?? images.home;
+  }
 
   private cacheFile() {
     return new DurableJsonFile<Record<string, string>>(path.join(this.images.imagesDir, 'build-cache.json'));
@@ -69,21 +99,22 @@ export class ImageBuilder {
 
   async build(req: BuildRequest): Promise<BuildResult> {
     const ref = normalizeRef(req.tag);
-    const context = path.resolve(req.context);
-    if (!fs.statSync(context, { throwIfNoEntry: false })?.isDirectory()) {
+    if (!fs.statSync(path.resolve(req.context), { throwIfNoEntry: false })?.isDirectory()) {
       throw new CartefileError(req.context, 0, 'the build context is not a folder');
     }
-    const cartefile = path.resolve(context, req.cartefile ?? 'Cartefile');
+    // Links in the context's own path are the server's choice; links inside it are judged.
+    const context = fs.realpathSync(path.resolve(req.context));
+    const cartefile = path.resolve(path.resolve(req.context), req.cartefile ?? 'Cartefile');
     const display = path.relative(process.cwd(), cartefile) || cartefile;
-    let text: string;
-    try {
-      text = await fsp.readFile(cartefile, 'utf8');
-    } catch {
-      throw new CartefileError(display, 0, 'cannot read the Cartefile (give its path with -f)');
-    }
-    const steps = parseCartefile(text, display, req.args);
-    const ignoreText = await fsp.readFile(path.join(context, '.carteignore'), 'utf8').catch(() => '');
+    const read = await readContextFile(context, path.resolve(req.context), cartefile, 'the Cartefile');
+    if (read.kind === 'refused') throw new CartefileError(display, 0, read.reason);
+    if (read.kind === 'absent') throw new CartefileError(display, 0, 'cannot read the Cartefile (give its path with -f)');
+    const steps = parseCartefile(read.text, display, req.args);
+    const ignoreFile = await readContextFile(context, context, path.join(context, '.carteignore'), 'the .carteignore');
+    if (ignoreFile.kind === 'refused') throw new CartefileError(path.relative(process.cwd(), path.join(req.context, '.carteignore')), 0, ignoreFile.reason);
+    const ignoreText = ignoreFile.kind === 'text' ? ignoreFile.text : '';
     const ignored = parseIgnore(ignoreText);
+    const rules = hostCopyRules(this.hostCopyPrefixes, this.home);
     const progress = req.onProgress ?? (() => {});
     const cache = (await this.cacheFile().read()) ?? {};
 
@@ -133,8 +164,9 @@ export class ImageBuilder {
           progress(prefix);
           break;
         case 'COPY': {
+          // The checks live in gathering the items, before the cache lookup below.
           const items = step.source === 'host'
-            ? await this.hostItems(step, config.workingDir, fail)
+            ? await this.hostItems(step, config.workingDir, rules, fail, (note) => progress(`${prefix}: ${note}`))
             : await contextItems(step, context, config.workingDir, ignored, fail);
           const key = await cacheKey(step, layers, config.workingDir, ignoreText, items);
           const hit = cache[key];
@@ -146,7 +178,7 @@ export class ImageBuilder {
           }
           const staged = await this.images.stagingDir();
           try {
-            await stage(items, staged, ignored, context);
+            await stage(items, staged, ignored, (reason) => fail(`${step.text}: ${reason}`));
             const layer = await this.images.addLayer(staged);
             layers.push(layer.digest);
             cache[key] = layer.digest;
@@ -167,15 +199,27 @@ export class ImageBuilder {
   }
 
   /** A host program (or file or folder) and, for programs, the shared libraries it needs. */
-  private async hostItems(step: Extract<Step, { op: 'COPY' }>, workdir: string, fail: (m: string) => never): Promise<CopyItem[]> {
+  private async hostItems(step: Extract<Step, { op: 'COPY' }>, workdir: string, rules: HostCopyRules, fail: (m: string) => never, note: (line: string) => void): Promise<CopyItem[]> {
     const dest = path.posix.resolve(workdir, step.dest);
     const intoDir = step.sources.length > 1 || step.dest.endsWith('/');
     const items: CopyItem[] = [];
     for (const source of step.sources) {
-      const st = await fsp.stat(source).catch(() => fail(`host file "${source}" does not exist on this machine`));
-      items.push({ source, dest: intoDir ? path.posix.join(dest, path.basename(source)) : dest, follow: true, unpack: false });
+      const checked = await checkHostPath(source, 'it', rules);
+      if (checked.kind === 'missing') fail(`host file "${source}" does not exist on this machine`);
+      if (checked.kind === 'refused') fail(`COPY --from=host ${source}: ${checked.reason}`);
+      const { real, leftOut } = checked as Extract<typeof checked, { kind: 'ok' }>;
+      for (const l of leftOut) note(`left out: ${l.reason}`);
+      const skip = new Set(leftOut.map((l) => l.sub));
+      items.push({ source: real, rel: '', skip, dest: intoDir ? path.posix.join(dest, path.basename(source)) : dest, follow: true, unpack: false });
+      const st = await fsp.stat(real);
       if (st.isFile() && st.mode & 0o111) {
-        for (const lib of await sharedLibraries(this.runner, source)) items.push({ source: lib, dest: lib, follow: true, unpack: false });
+        // ldd's answer is judged like a source: a library path is only a path the loader would open.
+        for (const lib of await sharedLibraries(this.runner, real)) {
+          const libCheck = await checkHostPath(lib, `its library ${lib}`, rules);
+          if (libCheck.kind === 'missing') fail(`COPY --from=host ${source}: its library ${lib} is missing on this machine`);
+          if (libCheck.kind === 'refused') fail(`COPY --from=host ${source}: ${libCheck.reason}`);
+          items.push({ source: (libCheck as { real: string }).real, rel: '', dest: lib, follow: true, unpack: false });
+        }
       }
     }
     return items;
@@ -185,29 +229,40 @@ export class ImageBuilder {
 /** Context files a COPY/ADD names, after globs and .carteignore. */
 async function contextItems(step: Extract<Step, { op: 'COPY' }>, context: string, workdir: string, ignored: IgnoreMatcher, fail: (m: string) => never): Promise<CopyItem[]> {
   const dest = path.posix.resolve(workdir, step.dest);
-  const matches: string[] = [];
+  const matches: Array<{ rel: string; pattern: string }> = [];
   for (const pattern of step.sources) {
+    // Normalized on the name first (the parser refused what climbs out), so `..` never reaches the disk.
     const rel = path.posix.normalize(pattern).replace(/^\.\/?/, '').replace(/\/+$/, '');
     if (isGlob(rel)) {
       const found = (await listContext(context, ignored)).filter((f) => minimatch(f, rel, { dot: true }));
       if (!found.length) fail(`COPY source "${pattern}" matches nothing in the build context`);
-      matches.push(...found);
+      matches.push(...found.map((f) => ({ rel: f, pattern: f })));
     } else {
-      if (rel !== '' && (ignored(rel) || !fs.existsSync(path.join(context, rel)))) {
-        fail(`COPY source "${pattern}" is not in the build context${ignored(rel) ? ' (excluded by .carteignore)' : ''}`);
-      }
-      matches.push(rel);
+      if (rel !== '' && ignored(rel)) fail(`COPY source "${pattern}" is not in the build context (excluded by .carteignore)`);
+      matches.push({ rel, pattern });
     }
   }
   const intoDir = matches.length > 1 || step.dest.endsWith('/');
-  return matches.map((rel) => {
-    const source = path.join(context, rel);
-    const isDir = fs.statSync(source).isDirectory();
+  const items: CopyItem[] = [];
+  for (const { rel, pattern } of matches) {
+    const found = await resolveContextSource(context, rel);
+    if (found.kind === 'missing') fail(`COPY source "${pattern}" is not in the build context`);
+    if (found.kind === 'refused') fail(`${step.text}: ${found.reason}`);
+    const { real, isDir } = found as { real: string; isDir: boolean };
     const unpack = step.extract && !isDir && ARCHIVE.test(rel);
     // A folder's contents go into the destination; a file goes to it (or into it, for several sources).
     const target = isDir || unpack ? dest : intoDir ? path.posix.join(dest, path.basename(rel)) : dest;
-    return { source, dest: target, follow: false, unpack };
-  });
+    if (isDir) {
+      const links = await folderLinksRefusal(context, real, rel, target, ignored);
+      if (links) fail(`${step.text}: ${links}`);
+    }
+    if (unpack) {
+      const entries = await scanArchive(real).catch((e: Error) => fail(`${step.text}: ${rel} is not a readable tar archive (${e.message})`));
+      if (entries) fail(`${step.text}: ${rel} holds ${entries}`);
+    }
+    items.push({ source: real, rel, dest: target, follow: false, unpack });
+  }
+  return items;
 }
 
 async function listContext(context: string, ignored: IgnoreMatcher): Promise<string[]> {
@@ -227,12 +282,13 @@ async function listContext(context: string, ignored: IgnoreMatcher): Promise<str
 /** Every file a step reads, as (path, size, mtime, mode): the step's inputs, cheaply. */
 async function inputSignature(items: CopyItem[]): Promise<string[]> {
   const sig: string[] = [];
-  const visit = async (p: string, follow: boolean) => {
-    const st = follow ? await fsp.stat(p) : await fsp.lstat(p);
+  const visit = async (p: string, item: CopyItem) => {
+    if (item.skip?.has(path.relative(item.source, p))) return;
+    const st = item.follow ? await fsp.stat(p) : await fsp.lstat(p);
     sig.push(`${p} ${st.size} ${st.mtimeMs} ${st.mode}`);
-    if (st.isDirectory()) for (const e of (await fsp.readdir(p)).sort()) await visit(path.join(p, e), follow);
+    if (st.isDirectory()) for (const e of (await fsp.readdir(p)).sort()) await visit(path.join(p, e), item);
   };
-  for (const item of items) await visit(item.source, item.follow);
+  for (const item of items) await visit(item.source, item);
   return sig;
 }
 
@@ -244,21 +300,22 @@ async function cacheKey(step: Extract<Step, { op: 'COPY' }>, layers: string[], w
 }
 
 /** Copies the items into a staging folder laid out as the image's root. */
-async function stage(items: CopyItem[], staged: string, ignored: IgnoreMatcher, context: string): Promise<void> {
+async function stage(items: CopyItem[], staged: string, ignored: IgnoreMatcher, refuse: (reason: string) => never): Promise<void> {
   for (const item of items) {
     const target = path.join(staged, item.dest);
     if (item.unpack) {
       await fsp.mkdir(target, { recursive: true, mode: 0o755 });
-      await tar.x({ file: item.source, cwd: target, preserveOwner: false });
+      const refusal = await unpackArchive(item.source, target);
+      if (refusal) refuse(`${item.rel} holds ${refusal}`);
       continue;
     }
     await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
     await fsp.cp(item.source, target, {
       recursive: true,
-      // Host programs and libraries are copied as files; context symlinks stay symlinks.
+      // Host programs and libraries are copied as files; links inside a context folder stay links.
       ...(item.follow ? { dereference: true } : { verbatimSymlinks: true }),
       force: true,
-      filter: item.follow ? undefined : (src) => src === item.source || !ignored(path.relative(context, src).split(path.sep).join('/')),
+      filter: item.follow ? (src) => !item.skip?.has(path.relative(item.source, src)) : (src) => src === item.source || !ignored(path.posix.join(item.rel, path.relative(item.source, src).split(path.sep).join('/'))),
     });
   }
 }
