@@ -75,6 +75,7 @@ describe('diff', () => {
     assert.deepEqual(lines(null, {}), [
       '+ metadata.name: "a"', '+ spec.image: "test/a:1"', '+ spec.replicas: 1', '+ spec.restart: "always"',
       '+ spec.update: { maxSurge: 1, maxUnavailable: 0, progressDeadline: "2m" }', '+ spec.stopGracePeriod: "10s"',
+      '+ spec.readOnlyRootfs: false',
     ]);
     assert.deepEqual(lines({ replicas: 1 }, {}), []);
   });
