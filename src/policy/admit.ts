@@ -54,7 +54,7 @@ export function admit(services: readonly LoadedService[], input: AdmitInput): Ad
   const problems: ManifestProblem[] = [];
   const locations = refusedLocations(input.home);
   const realHome = resolveReal(input.home, input.realpath);
-  if (realHome !== path.posix.resolve(input.home)) locations.push({ path: realHome, what: "carte's own state (CARTE_HOME)" });
+  if (realHome !== path.posix.resolve(input.home)) locations.push({ path: realHome, what: "CARTE_HOME, carte's own state" });
 
   const admitted = services.map((svc) => {
     const report = (segments: PathSegment[], message: string) =>

@@ -10,7 +10,7 @@ export type RealPath = (p: string) => string | null;
 
 export interface RefusedLocation {
   path: string;
-  /** Why it is refused, for the message: `a system folder`, `carte's own state (CARTE_HOME)`. */
+  /** Why it is refused, for the message: `a system folder`, `CARTE_HOME, carte's own state`. */
   what: string;
 }
 
@@ -34,7 +34,7 @@ export function refusedLocations(home: string): RefusedLocation[] {
     { path: '/', what: 'the whole host' },
     ...SYSTEM_FOLDERS.map((p) => ({ path: p, what: 'a system folder' })),
     ...RUNTIME_LOCATIONS.map((p) => ({ path: p, what: p === '/var/lib/carte' ? "carte's default state folder" : "a container runtime's socket or state" })),
-    { path: path.posix.resolve(home), what: "carte's own state (CARTE_HOME)" },
+    { path: path.posix.resolve(home), what: "CARTE_HOME, carte's own state" },
   ];
 }
 

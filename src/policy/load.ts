@@ -43,11 +43,17 @@ export function parsePolicy(text: string, display: string): { policy: ServerPoli
     return { policy: null, problems: [{ position: locator.locate([]), path: '', message: `the server policy must be a mapping of rules (volumes, resources, replicas, ...), not ${Array.isArray(data) ? 'a list' : JSON.stringify(data)}` }] };
   }
   const schemaProblems = validatePolicy(data, locator);
-  if (schemaProblems.length) return { policy: null, problems: schemaProblems };
+  if (schemaProblems.length) return { policy: null, problems: byPosition(schemaProblems) };
   const input = data as PolicyInput;
   const problems = checkPolicy(input, locator);
-  if (problems.length) return { policy: null, problems };
+  if (problems.length) return { policy: null, problems: byPosition(problems) };
   return { policy: resolvePolicy(input, display), problems: [] };
+}
+
+/** As a reader meets them: by line, then column. */
+function byPosition(problems: ManifestProblem[]): ManifestProblem[] {
+  const key = (p: ManifestProblem) => (p.position ? p.position.line * 1e6 + p.position.column : 0);
+  return problems.map((p, i) => ({ p, i })).sort((a, b) => key(a.p) - key(b.p) || a.i - b.i).map((x) => x.p);
 }
 
 /** Rules JSON Schema cannot say: capability names, and defaults within the maximum (in every section as it applies). */
@@ -67,6 +73,7 @@ function checkPolicy(input: PolicyInput, locator: Locator): ManifestProblem[] {
   if (problems.length) return problems;
 
   const policy = resolvePolicy(input, null);
+  // A section is checked for the fields it writes itself; what it inherits is reported at the top level.
   const checkLimits = (rules: PolicyRules, written: PolicyRulesInput, at: PathSegment[]) => {
     const { default: d, max } = rules.resources;
     const fields = [
@@ -76,9 +83,10 @@ function checkPolicy(input: PolicyInput, locator: Locator): ManifestProblem[] {
     ] as const;
     for (const [field, dv, mv, fmt] of fields) {
       if (dv <= mv) continue;
-      // Shown where it is written in this scope: the default, else the maximum, else the section.
+      // Shown where it is written in this scope: the default, else the maximum.
       const where = written.resources?.default?.[field] !== undefined ? [...at, 'resources', 'default', field]
-        : written.resources?.max?.[field] !== undefined ? [...at, 'resources', 'max', field] : at;
+        : written.resources?.max?.[field] !== undefined ? [...at, 'resources', 'max', field] : null;
+      if (where === null) continue;
       report(where, `the default ${field} (${fmt(dv as number)}) is above the maximum (${fmt(mv as number)}): a manifest that sets none would be refused`);
     }
   };
