@@ -57,15 +57,20 @@ export function admit(services: readonly LoadedService[], input: AdmitInput): Ad
   if (realHome !== path.posix.resolve(input.home)) locations.push({ path: realHome, what: "CARTE_HOME, carte's own state" });
 
   const admitted = services.map((svc) => {
+    const mine: ManifestProblem[] = [];
     const report = (segments: PathSegment[], message: string) =>
-      problems.push({ position: svc.locate(segments), path: formatPath(segments), message });
+      mine.push({ position: svc.locate(segments), path: formatPath(segments), message });
     const spec = admitSpec(svc, rules, { ...input, locations }, report);
+    // As a reader meets them in the file.
+    problems.push(...mine.map((p, i) => ({ p, i })).sort((a, b) => place(a.p) - place(b.p) || a.i - b.i).map((x) => x.p));
     return { ...svc, object: { ...svc.object, spec } };
   });
 
   checkTotal(admitted, rules, input, problems);
   return { services: admitted, problems };
 }
+
+const place = (p: ManifestProblem) => (p.position ? p.position.line * 1e6 + p.position.column : 0);
 
 type Report = (segments: PathSegment[], message: string) => void;
 
