@@ -12,6 +12,9 @@ import {
 } from '../store/state.js';
 import type { Store } from '../store/store.js';
 import { diffServices } from './diff.js';
+import { admit, type AdmissionContext } from '../policy/admit.js';
+import { DEFAULT_POLICY } from '../policy/policy.js';
+import { DEFAULT_HOME } from '../store/store.js';
 
 export interface ApplyRequest {
   services: readonly LoadedService[];
@@ -19,7 +22,15 @@ export interface ApplyRequest {
   /** Delete services this source owns that are not in `services`. */
   prune: boolean;
   commit?: string | null;
+  /**
+   * The server policy and the machine facts admission needs. Every source
+   * passes the server's; absent (tests), the built-in policy with
+   * CARTE_HOME at its default place and no symlinks anywhere.
+   */
+  admission?: AdmissionContext;
 }
+
+const BUILT_IN_ADMISSION: AdmissionContext = { policy: DEFAULT_POLICY, home: DEFAULT_HOME, realpath: () => null };
 
 export type ApplyAction = 'created' | 'configured' | 'unchanged' | 'pruned';
 
@@ -39,11 +50,21 @@ export interface ApplyPlan {
 
 /** What applying `req` to `data` would do, and why it cannot, if it cannot. Pure. */
 export function planApply(data: StateData, req: ApplyRequest): ApplyPlan {
-  const problems: ManifestProblem[] = [];
   const changes: ApplyChange[] = [];
   const incoming = new Set(req.services.map((s) => s.object.name));
+  const pruned = new Set<string>();
+  if (req.prune) {
+    for (const stored of Object.values(data.services)) {
+      if (stored.source === req.source && !incoming.has(stored.name)) pruned.add(stored.name);
+    }
+  }
 
-  for (const loaded of req.services) {
+  // Admission first: the policy's defaults are part of what is compared and stored.
+  const admitted = admit(req.services, { ...(req.admission ?? BUILT_IN_ADMISSION), source: req.source, stored: Object.values(data.services), pruned });
+  const problems: ManifestProblem[] = [...admitted.problems];
+  const services = admitted.services;
+
+  for (const loaded of services) {
     const stored = data.services[loaded.object.name];
     if (stored && stored.source !== req.source) {
       problems.push({
@@ -58,20 +79,15 @@ export function planApply(data: StateData, req: ApplyRequest): ApplyPlan {
     changes.push({ name: loaded.object.name, action, before, after: loaded.object, loaded });
   }
 
-  const pruned = new Set<string>();
-  if (req.prune) {
-    for (const stored of Object.values(data.services)) {
-      if (stored.source === req.source && !incoming.has(stored.name)) {
-        pruned.add(stored.name);
-        changes.push({ name: stored.name, action: 'pruned', before: serviceObject(stored), after: null, loaded: null });
-      }
-    }
+  for (const name of pruned) {
+    const stored = data.services[name]!;
+    changes.push({ name, action: 'pruned', before: serviceObject(stored), after: null, loaded: null });
   }
 
   // Check the set as it would stand afterwards: these manifests plus what stays stored.
   const remaining = Object.values(data.services).filter((s) => !incoming.has(s.name) && !pruned.has(s.name));
   const members: SetMember[] = [
-    ...req.services.map(toSetMember),
+    ...services.map(toSetMember),
     ...remaining.map((s) => ({ name: s.name, spec: s.revision.spec, locate: null, describe: `stored, from source ${s.source}` })),
   ];
   problems.push(...checkSet(members, { dependenciesKnown: true }));

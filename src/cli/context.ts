@@ -1,11 +1,17 @@
-// What every command gets: where state lives, the store, a logger, a clock.
+// What every command gets: where state lives, the store, a logger, a clock,
+// and the server policy (read only by the commands that admit manifests).
 import path from 'node:path';
 import { cliLogger, type Logger } from '../log.js';
+import type { AdmissionContext } from '../policy/admit.js';
+import type { PolicyLocation } from '../policy/load.js';
+import type { ServerPolicy } from '../policy/policy.js';
 import { DEFAULT_HOME, Store } from '../store/store.js';
 
 export interface GlobalOptions {
   home?: string;
   debug?: boolean;
+  /** --policy FILE (else $CARTE_POLICY, else /etc/carte/policy.yaml). */
+  policy?: string;
 }
 
 export interface Context {
@@ -14,12 +20,21 @@ export interface Context {
   log: Logger;
   now: () => Date;
   store: () => Store;
+  /** Where the policy is read from, and the policy itself (read and checked on first use; throws its located problems). */
+  policyLocation: () => Promise<PolicyLocation>;
+  policy: () => Promise<ServerPolicy>;
+  /** The policy with this machine's facts: what apply and diff admit manifests under. */
+  admission: () => Promise<AdmissionContext>;
 }
 
 export function makeContext(opts: GlobalOptions): Context {
   const home = path.resolve(opts.home ?? process.env.CARTE_HOME ?? DEFAULT_HOME);
   let store: Store | undefined;
   let log: Logger | undefined;
+  let policy: Promise<ServerPolicy> | undefined;
+  // Imported on use: compiling the policy schema is a cost `carte get` must not pay.
+  const policyLocation = async () => (await import('../policy/load.js')).policyLocation(opts.policy);
+  const loadPolicy = async () => (await import('../policy/load.js')).loadPolicy(await policyLocation());
   return {
     home,
     debug: opts.debug === true,
@@ -30,5 +45,8 @@ export function makeContext(opts: GlobalOptions): Context {
     now: () => new Date(),
     // A recovered state is worth a line on stderr: the user learns why their last change may be gone.
     store: () => (store ??= Store.open(home, { onRecover: (info) => process.stderr.write(`warning: ${info.message}\n`) })),
+    policyLocation,
+    policy: () => (policy ??= loadPolicy()),
+    admission: async () => ({ policy: await (policy ??= loadPolicy()), home, realpath: (await import('../policy/facts.js')).hostRealPath }),
   };
 }

@@ -18,17 +18,24 @@ export function driverSettings() {
   };
 }
 
-export async function linuxDriver(ctx: Context): Promise<LinuxDriver> {
+/**
+ * The Linux driver. Commands that may build images (a converge, the daemon)
+ * ask for `builds: true`: their builds read host files only where the server
+ * policy's builds.hostCopyPrefixes allow (the policy is not read otherwise).
+ */
+export async function linuxDriver(ctx: Context, opts: { builds?: boolean } = {}): Promise<LinuxDriver> {
   if (process.getuid?.() !== 0) {
     throw new CarteError('driver', 'running containers needs root (namespaces, mounts, cgroups): run carte as root');
   }
   const settings = driverSettings();
   await checkHostTools(settings);
-  return new LinuxDriver({ home: ctx.home, log: ctx.log, ...settings });
+  const hostCopyPrefixes = opts.builds ? (await ctx.policy()).builds.hostCopyPrefixes : undefined;
+  return new LinuxDriver({ home: ctx.home, log: ctx.log, ...settings, hostCopyPrefixes });
 }
 
-/** Images need no root and no runtime: building is file work. */
-export function imageTools(ctx: Context): { images: ImageStore; builder: ImageBuilder } {
+/** Images need no root and no runtime: building is file work, under the server policy's build rules. */
+export async function imageTools(ctx: Context, opts: { builds?: boolean } = {}): Promise<{ images: ImageStore; builder: ImageBuilder }> {
   const images = new ImageStore(ctx.home);
-  return { images, builder: new ImageBuilder(images, new Runner(ctx.log)) };
+  const hostCopyPrefixes = opts.builds ? (await ctx.policy()).builds.hostCopyPrefixes : undefined;
+  return { images, builder: new ImageBuilder(images, new Runner(ctx.log), { hostCopyPrefixes }) };
 }

@@ -13,6 +13,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
   const program = new Command('carte')
     .description('A declarative container orchestrator for one small Linux server.\nDesired state lives in CARTE_HOME; manifests are apiVersion carte/v1.')
     .addOption(new Option('--home <dir>', 'folder holding carte\'s state (default: $CARTE_HOME or /var/lib/carte)'))
+    .addOption(new Option('--policy <file>', 'the server policy manifests are admitted under (default: $CARTE_POLICY or /etc/carte/policy.yaml; a missing default file means the built-in policy)'))
     .option('--debug', 'show debug logs and stack traces of internal errors')
     .version(VERSION, '-V, --version', 'print carte\'s version')
     .helpOption('-h, --help', 'show help for carte or for a command')
@@ -134,6 +135,13 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--memory-reserve <size>', 'memory autoscaling leaves to the host and carte (scale-ups are capped)', '512Mi')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action((opts) => run(async (ctx) => (await import('./commands/daemon.js')).daemon(ctx, opts)));
+
+  const policy = program.command('policy')
+    .description('the server policy: what manifests may ask of this machine (docs/policy.md)');
+  policy.command('show')
+    .description('print the policy in effect as YAML, every default written out')
+    .option('--source <id>', 'only the rules that apply to this source (cli, folder:/abs/path, git:URL#branch:path)')
+    .action((opts) => run(async (ctx) => (await import('./commands/policy.js')).show(ctx, opts)));
 
   program.command('build')
     .description('build an image from a Cartefile (each COPY/ADD is a cached layer)')

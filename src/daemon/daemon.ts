@@ -11,6 +11,8 @@ import { Reconciler } from '../reconciler/reconciler.js';
 import { FolderSource } from '../reconciler/sources/folder.js';
 import { GitSource, type GitSourceOptions } from '../reconciler/sources/git.js';
 import { Store } from '../store/store.js';
+import { hostRealPath } from '../policy/facts.js';
+import { DEFAULT_POLICY, type ServerPolicy } from '../policy/policy.js';
 import { acquireLock, type HeldLock } from '../util/lock.js';
 import { withDeadline } from '../util/timers.js';
 import { processAlive } from '../util/process.js';
@@ -37,6 +39,8 @@ export interface DaemonOptions {
   publishAddress?: string;
   /** Scaler settings: sampling interval, memory kept for the host and carte. */
   scaler?: { intervalMs?: number; memoryReserveBytes?: number };
+  /** The server policy every source's manifests are admitted under (default: the built-in one). */
+  policy?: ServerPolicy;
   /** Gateway timings (tests shorten them). */
   gateway?: { holdMs?: number; retryBindMs?: number; udpIdleMs?: number };
 }
@@ -103,9 +107,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     scaler.observe(m);
   });
   const trigger = () => reconciler.trigger();
+  const admission = { policy: opts.policy ?? DEFAULT_POLICY, home, realpath: hostRealPath };
   const sources: Array<FolderSource | GitSource> = [
-    ...opts.watch.map((dir) => new FolderSource(dir, store, log, trigger)),
-    ...opts.git.map((g) => new GitSource(g, home, store, log, trigger)),
+    ...opts.watch.map((dir) => new FolderSource(dir, store, log, trigger, admission)),
+    ...opts.git.map((g) => new GitSource(g, home, store, log, trigger, admission)),
   ];
   const api = new ApiServer(daemonPaths(home).socket, log);
   api.route('POST', '/v1/reconcile', async () => {
@@ -129,7 +134,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   reconciler.start();
   await reconciler.pass();
   scaler.start(); // the first pass: adopt what runs, act on the difference
-  log.info({ ms: Math.round(performance.now() - started), sources: sources.map((s) => s.id) }, 'daemon ready');
+  log.info({ ms: Math.round(performance.now() - started), sources: sources.map((s) => s.id), policy: admission.policy.file ?? 'built-in' }, 'daemon ready');
   for (const s of sources) await s.start();
 
   return {

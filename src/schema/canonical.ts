@@ -4,6 +4,7 @@
 // unit parsers cannot fail here; `must` turns a broken promise into a bug report.
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { normalizeCapability } from './capabilities.js';
 import { API_VERSION, type ServiceManifest, type PortInput } from './service-schema.js';
 import {
   DEFAULTS, type HealthCheck, type PortSpec, type ServiceObject, type ServiceSpec, type VolumeSpec,
@@ -115,8 +116,20 @@ export function canonicalize(m: ServiceManifest, baseDir: string): ServiceObject
     autoscale,
     dependsOn: s.dependsOn ?? [],
     stopGracePeriodMs: duration(s.stopGracePeriod, DEFAULTS.stopGracePeriodMs),
+    readOnlyRootfs: s.readOnlyRootfs ?? DEFAULTS.readOnlyRootfs,
+    capabilities: {
+      add: (s.capabilities?.add ?? []).map(capabilityName),
+      drop: (s.capabilities?.drop ?? []).map(capabilityName),
+    },
+    userns: s.userns ?? null,
   };
   return { name: m.metadata.name, labels: m.metadata.labels ?? {}, spec };
+}
+
+/** checks.ts accepted the name: `cap_kill` → `KILL`, `all` → `ALL`. */
+function capabilityName(name: string): string {
+  const upper = name.trim().toUpperCase().replace(/^CAP_/, '');
+  return upper === 'ALL' ? upper : (normalizeCapability(upper) ?? upper);
 }
 
 /** JSON with object keys sorted at every depth, so equal values always serialize alike. */
@@ -143,7 +156,15 @@ export function specHash(obj: ServiceObject): string {
  */
 export function templateHash(spec: ServiceSpec): string {
   const { image, build, command, args, env, workingDir, user, resources, volumes } = spec;
-  return sha({ image, build, command, args, env, workingDir, user, resources, volumes });
+  // Confinement at its defaults leaves the hash as a carte from before these fields made it,
+  // so upgrading does not replace every running instance.
+  const security = {
+    ...(spec.readOnlyRootfs ? { readOnlyRootfs: true } : {}),
+    ...(spec.capabilities?.add.length ? { capAdd: spec.capabilities.add } : {}),
+    ...(spec.capabilities?.drop.length ? { capDrop: spec.capabilities.drop } : {}),
+    ...(spec.userns ? { userns: true } : {}),
+  };
+  return sha({ image, build, command, args, env, workingDir, user, resources, volumes, ...(Object.keys(security).length ? { security } : {}) });
 }
 
 /** Canonical → manifest with human units and defaults shown, for `get -o yaml`, `describe` and `diff`. */
@@ -212,6 +233,12 @@ export function toManifest(obj: ServiceObject): ServiceManifest {
   }
   if (s.dependsOn.length) spec.dependsOn = s.dependsOn;
   spec.stopGracePeriod = formatDuration(s.stopGracePeriodMs);
+  // Absent in specs stored by an older carte: shown only when known.
+  if (s.readOnlyRootfs !== undefined) spec.readOnlyRootfs = s.readOnlyRootfs;
+  if (s.capabilities && (s.capabilities.add.length || s.capabilities.drop.length)) {
+    spec.capabilities = { ...(s.capabilities.add.length ? { add: s.capabilities.add } : {}), ...(s.capabilities.drop.length ? { drop: s.capabilities.drop } : {}) };
+  }
+  if (typeof s.userns === 'boolean') spec.userns = s.userns;
   return {
     apiVersion: API_VERSION,
     kind: 'Service',

@@ -7,6 +7,8 @@ import { formatPath, type Locator, type PathSegment } from './locate.js';
 import type { ServiceManifest } from './service-schema.js';
 import { DEFAULTS, LIMITS } from './types.js';
 import { formatDuration, parseDuration } from './units.js';
+import { LINUX_CAPABILITIES, normalizeCapability } from './capabilities.js';
+import { closest } from './validate.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
@@ -94,11 +96,43 @@ export function checkService(m: ServiceManifest, locator: Locator): ManifestProb
     });
   }
 
+  checkCapabilities(m, report);
+
   (s.dependsOn ?? []).forEach((d, i) => {
     if (d === m.metadata.name) report(['spec', 'dependsOn', i], 'a service cannot depend on itself');
   });
   checkDurations(m, report);
   return problems;
+}
+
+/** Capability names must be Linux's (with or without CAP_, any case); ALL only in drop; none both added and dropped. */
+function checkCapabilities(m: ServiceManifest, report: (segments: PathSegment[], message: string) => void): void {
+  const c = m.spec.capabilities;
+  if (!c) return;
+  const seen = { add: new Map<string, number>(), drop: new Map<string, number>() };
+  for (const list of ['add', 'drop'] as const) {
+    (c[list] ?? []).forEach((name, i) => {
+      const at = ['spec', 'capabilities', list, i];
+      if (name.trim().toUpperCase().replace(/^CAP_/, '') === 'ALL') {
+        if (list === 'add') report(at, 'ALL cannot be added: name each capability to add (ALL is only for drop)');
+        else seen.drop.set('ALL', i);
+        return;
+      }
+      const cap = normalizeCapability(name);
+      if (cap === null) {
+        const guess = closest(name.trim().toUpperCase().replace(/^CAP_/, ''), [...LINUX_CAPABILITIES, ...(list === 'drop' ? ['ALL'] : [])]);
+        report(at, `${JSON.stringify(name)} is not a Linux capability${guess ? ` (did you mean "${guess}"?)` : ' (see capabilities(7), e.g. NET_BIND_SERVICE)'}`);
+        return;
+      }
+      const first = seen[list].get(cap);
+      if (first !== undefined) report(at, `${cap} is already listed as capabilities.${list}[${first}]`);
+      else seen[list].set(cap, i);
+    });
+  }
+  for (const [cap, i] of seen.add) {
+    const j = seen.drop.get(cap);
+    if (j !== undefined) report(['spec', 'capabilities', 'add', i], `${cap} is both added and dropped (capabilities.drop[${j}]): keep one`);
+  }
 }
 
 /**

@@ -20,6 +20,13 @@ export interface ManifestText {
   display: string;
   /** Folder that relative paths in the manifest resolve against. */
   baseDir: string;
+  /**
+   * The source tree the manifest came from, which a build context must stay
+   * inside under the server policy (docs/policy.md): the folder given to
+   * `apply -f` (a file's own folder, the working directory for stdin), the
+   * watched folder, the Git checkout. Default: baseDir.
+   */
+  root?: string;
   text: string;
 }
 
@@ -29,6 +36,8 @@ export interface LoadedService {
   /** `file:line:column` of the document's metadata.name. */
   origin: string;
   file: string;
+  /** The source tree (ManifestText.root), absolute. */
+  root: string;
   locate: (segments: PathSegment[]) => ReturnType<Locator['locate']>;
 }
 
@@ -59,7 +68,7 @@ export function readManifestInputs(inputs: readonly string[], opts: { cwd?: stri
   const texts: ManifestText[] = [];
   for (const input of inputs) {
     if (input === '-') {
-      texts.push({ display: '<stdin>', baseDir: cwd, text: (opts.stdin ?? (() => fs.readFileSync(0, 'utf8')))() });
+      texts.push({ display: '<stdin>', baseDir: cwd, root: cwd, text: (opts.stdin ?? (() => fs.readFileSync(0, 'utf8')))() });
       continue;
     }
     const abs = path.resolve(cwd, input);
@@ -72,10 +81,65 @@ export function readManifestInputs(inputs: readonly string[], opts: { cwd?: stri
     const files = stat.isDirectory() ? listManifestFiles(abs) : [abs];
     if (files.length === 0 && !opts.allowEmpty) throw new UsageError(`no *.yaml or *.yml files in folder "${input}"`);
     for (const file of files) {
-      texts.push({ display: displayPath(file, cwd), baseDir: path.dirname(file), text: fs.readFileSync(file, 'utf8') });
+      texts.push({ display: displayPath(file, cwd), baseDir: path.dirname(file), root: stat.isDirectory() ? abs : path.dirname(abs), text: fs.readFileSync(file, 'utf8') });
     }
   }
   return texts;
+}
+
+/** One YAML document of a text, as plain data, with the locator of its fields. */
+export interface YamlDocument {
+  data: unknown;
+  locator: Locator;
+}
+
+/**
+ * Parses every document of a text into plain data with positions: syntax
+ * errors, too-deep nesting and alias bombs become located problems. Empty
+ * documents (a trailing ---, only comments) are skipped. Shared by manifests
+ * and the server policy file.
+ */
+export function readYamlDocuments(t: { display: string; text: string }): { docs: YamlDocument[]; problems: ManifestProblem[] } {
+  const docs: YamlDocument[] = [];
+  const problems: ManifestProblem[] = [];
+  const lines = countLines(t.text);
+  const at = (offset: number) => {
+    const { line, col } = lines.linePos(offset);
+    return { file: t.display, line, column: col };
+  };
+  const shape = shapeOf(t.text, LIMITS.nestingDepth);
+  if (shape.tooDeepAt !== null) {
+    // Composing such a text would exhaust the stack (see syntax.ts); nothing else in the file is read.
+    problems.push({
+      position: at(shape.tooDeepAt), path: '',
+      message: `lists and mappings nested more than ${LIMITS.nestingDepth} deep: a Service needs at most 5 levels (remove the extra nesting)`,
+    });
+    return { docs, problems };
+  }
+  // What parseAllDocuments does, on the CST already read. logLevel 'error': a mapping used as
+  // a key would otherwise print a process warning from inside the daemon; it becomes a
+  // stringified key, which the schema reports as unknown.
+  const list = Array.from(new Composer({ prettyErrors: false, uniqueKeys: true, logLevel: 'error' }).compose(shape.tokens));
+  const syntaxErrors = list.flatMap((d) => d.errors);
+  const offsets = placeSyntaxErrors(t.text, syntaxErrors, shape.unclosed);
+  for (const doc of list) {
+    const locator = new Locator(doc, lines, t.display);
+    if (doc.errors.length) {
+      for (const e of doc.errors) {
+        problems.push({ position: at(offsets[syntaxErrors.indexOf(e)]!), path: '', message: `YAML syntax: ${firstLine(e.message)}` });
+      }
+      continue;
+    }
+    // An empty document (a trailing ---, or only comments) holds nothing to apply.
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
+    const data = toData(doc);
+    if (data instanceof AliasProblem) {
+      problems.push({ position: at(data.offset), path: '', message: data.message });
+      continue;
+    }
+    docs.push({ data, locator });
+  }
+  return { docs, problems };
 }
 
 /** Parses and validates manifest texts; returns services and every problem found (per document and across the set). */
@@ -83,41 +147,9 @@ export function parseManifests(texts: readonly ManifestText[]): { services: Load
   const services: LoadedService[] = [];
   const problems: ManifestProblem[] = [];
   for (const t of texts) {
-    const lines = countLines(t.text);
-    const at = (offset: number) => {
-      const { line, col } = lines.linePos(offset);
-      return { file: t.display, line, column: col };
-    };
-    const shape = shapeOf(t.text, LIMITS.nestingDepth);
-    if (shape.tooDeepAt !== null) {
-      // Composing such a text would exhaust the stack (see syntax.ts); nothing else in the file is read.
-      problems.push({
-        position: at(shape.tooDeepAt), path: '',
-        message: `lists and mappings nested more than ${LIMITS.nestingDepth} deep: a Service needs at most 5 levels (remove the extra nesting)`,
-      });
-      continue;
-    }
-    // What parseAllDocuments does, on the CST already read. logLevel 'error': a mapping used as
-    // a key would otherwise print a process warning from inside the daemon; it becomes a
-    // stringified key, which the schema reports as unknown.
-    const list = Array.from(new Composer({ prettyErrors: false, uniqueKeys: true, logLevel: 'error' }).compose(shape.tokens));
-    const syntaxErrors = list.flatMap((d) => d.errors);
-    const offsets = placeSyntaxErrors(t.text, syntaxErrors, shape.unclosed);
-    for (const doc of list) {
-      const locator = new Locator(doc, lines, t.display);
-      if (doc.errors.length) {
-        for (const e of doc.errors) {
-          problems.push({ position: at(offsets[syntaxErrors.indexOf(e)]!), path: '', message: `YAML syntax: ${firstLine(e.message)}` });
-        }
-        continue;
-      }
-      // An empty document (a trailing ---, or only comments) holds nothing to apply.
-      if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
-      const data = toData(doc);
-      if (data instanceof AliasProblem) {
-        problems.push({ position: at(data.offset), path: '', message: data.message });
-        continue;
-      }
+    const read = readYamlDocuments(t);
+    problems.push(...read.problems);
+    for (const { data, locator } of read.docs) {
       const kindProblem = checkKind(data, locator);
       if (kindProblem) {
         problems.push(kindProblem);
@@ -140,6 +172,7 @@ export function parseManifests(texts: readonly ManifestText[]): { services: Load
         manifest,
         origin: `${origin.file}:${origin.line}:${origin.column}`,
         file: t.display,
+        root: t.root ?? t.baseDir,
         locate: (segments) => locator.locate(segments),
       });
     }

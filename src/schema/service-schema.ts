@@ -123,6 +123,13 @@ export const ServiceSpecSchema = Obj({
   autoscale: Opt(Autoscale),
   dependsOn: Opt(Type.Array(Name, { uniqueItems: true })),
   stopGracePeriod: Opt(Unit<string>('duration', 'string')),
+  // Confinement (docs/security.md). What a manifest may ask for here is the server policy's say (src/policy/).
+  readOnlyRootfs: Opt(Type.Boolean()),
+  capabilities: Opt(Obj({
+    add: Opt(Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true })),
+    drop: Opt(Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true })),
+  })),
+  userns: Opt(Type.Boolean()),
 });
 
 export const ServiceManifestSchema = Obj({

@@ -82,6 +82,14 @@ export interface ServiceSpec {
   autoscale: AutoscaleSpec | null;
   dependsOn: string[];
   stopGracePeriodMs: number;
+  // The confinement fields are absent in specs stored by a carte from before
+  // them (read: false, none, false); canonicalize always writes them.
+  /** The root filesystem is mounted read-only. */
+  readOnlyRootfs?: boolean;
+  /** Capability names, upper case without CAP_; `drop` may hold ALL. */
+  capabilities?: { add: string[]; drop: string[] };
+  /** Run in a user namespace; null means not said, and admission writes the server policy's default. */
+  userns?: boolean | null;
 }
 
 export interface ServiceObject {
@@ -106,6 +114,7 @@ export const DEFAULTS = {
   scheduleDurationMs: 3_600_000,
   stopGracePeriodMs: 10_000,
   cartefile: 'Cartefile',
+  readOnlyRootfs: false,
   balance: 'round-robin' as Balance,
   protocol: 'tcp' as Protocol,
 };

@@ -1,13 +1,13 @@
 // Schema validation with ajv (compiled once per process), and the translation
 // of ajv's errors into sentences a person can act on, each located at the
 // line and column of the offending value through a Locator.
-import { Ajv, type ErrorObject, type SchemaObject } from 'ajv';
+import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
 import * as ajvFormats from 'ajv-formats';
 import cron from 'node-cron';
 import { isIP } from 'node:net';
 import type { ManifestProblem } from '../errors.js';
 import { formatPath, type Locator, type PathSegment } from './locate.js';
-import { ServiceManifestSchema, type ServiceManifest } from './service-schema.js';
+import { ServiceManifestSchema } from './service-schema.js';
 import { parseCpu, parseDuration, parseIntOrPercent, parseMemory, parsePercent, type Parsed } from './units.js';
 
 // ajv-formats is CommonJS with `exports.default`; under NodeNext that arrives one level down.
@@ -26,7 +26,7 @@ const UNIT_PARSERS: Record<string, (v: unknown) => Parsed | { ok: boolean; messa
   ip: (v) => (isIP(String(v)) ? { ok: true } : { ok: false, message: `${JSON.stringify(v)} is not an IP address (use e.g. 127.0.0.1 or 0.0.0.0)` }),
 };
 
-function makeValidator() {
+function makeAjv(): Ajv {
   const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, allowUnionTypes: true, verbose: true });
   addFormats(ajv, ['hostname']);
   ajv.addKeyword({ keyword: 'x-hint', schemaType: 'string' });
@@ -41,18 +41,34 @@ function makeValidator() {
       return false;
     },
   });
-  return ajv.compile<ServiceManifest>(ServiceManifestSchema);
+  return ajv;
 }
 
-let compiled: ReturnType<typeof makeValidator> | undefined;
+let shared: Ajv | undefined;
+
+/**
+ * A validator for any carte schema (the manifest's, the server policy's):
+ * compiled on first use, with the x-unit and x-hint keywords, every error
+ * translated into a located sentence.
+ */
+export function schemaValidator(schema: SchemaObject): (data: unknown, locator: Locator) => ManifestProblem[] {
+  let compiled: ValidateFunction | undefined;
+  return (data, locator) => {
+    compiled ??= (shared ??= makeAjv()).compile(schema);
+    return compiled(data) ? [] : translateAll(compiled.errors ?? [], locator);
+  };
+}
+
+const serviceValidator = schemaValidator(ServiceManifestSchema);
 
 /** Validates one Service document against the schema; returns every problem, located. */
 export function validateService(data: unknown, locator: Locator): ManifestProblem[] {
-  compiled ??= makeValidator();
-  if (compiled(data)) return [];
+  return serviceValidator(data, locator);
+}
+
+function translateAll(errors: ErrorObject[], locator: Locator): ManifestProblem[] {
   const seen = new Set<string>();
   const problems: ManifestProblem[] = [];
-  const errors = compiled.errors ?? [];
   // A unit parser's sentence ("5 has no unit (write e.g. 5s)") says more than
   // the type error ajv also raises for the same value; keep only the sentence.
   const unitPaths = new Set(errors.filter((e) => e.keyword === 'x-unit').map((e) => e.instancePath));

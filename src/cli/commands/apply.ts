@@ -17,7 +17,8 @@ export interface ApplyOptions {
 
 export async function apply(ctx: Context, opts: ApplyOptions): Promise<void> {
   const services = loadManifests(opts.filename);
-  const changes = await applyServices(ctx.store(), { services, source: 'cli', prune: opts.prune === true }, { dryRun: opts.dryRun, now: ctx.now });
+  const admission = await ctx.admission();
+  const changes = await applyServices(ctx.store(), { services, source: 'cli', prune: opts.prune === true, admission }, { dryRun: opts.dryRun, now: ctx.now });
   const suffix = opts.dryRun ? ' (dry run)' : '';
   write(changes.map((c) => `service/${c.name} ${c.action}${suffix}`).join('\n') || `nothing to apply${suffix}`);
   if (opts.dryRun || opts.start === false) return;

@@ -12,7 +12,8 @@ export interface DiffOptions {
 
 export async function diff(ctx: Context, opts: DiffOptions): Promise<void> {
   const services = loadManifests(opts.filename);
-  const plan = planApply(await ctx.store().read(), { services, source: 'cli', prune: opts.prune === true });
+  const admission = await ctx.admission();
+  const plan = planApply(await ctx.store().read(), { services, source: 'cli', prune: opts.prune === true, admission });
   if (plan.problems.length) throw new ManifestError(plan.problems, 'nothing would be applied');
   const lines: string[] = [];
   for (const c of plan.changes) {

@@ -21,14 +21,14 @@ export async function build(ctx: Context, context: string, opts: BuildOptions): 
     args[a.slice(0, i)] = a.slice(i + 1);
   }
   const started = performance.now();
-  const { builder } = imageTools(ctx);
+  const { builder } = await imageTools(ctx, { builds: true });
   const r = await builder.build({ context, cartefile: opts.file, tag: opts.tag, args, onProgress: opts.quiet ? undefined : (l) => write(l) });
   if (opts.quiet) write(r.image.id);
   else write(`done in ${((performance.now() - started) / 1000).toFixed(2)}s (${r.cachedSteps}/${r.steps} layer steps cached)`);
 }
 
 export async function images(ctx: Context): Promise<void> {
-  const list = await imageTools(ctx).images.list();
+  const list = await (await imageTools(ctx)).images.list();
   if (!list.length) {
     process.stderr.write('no images\n');
     return;
@@ -38,7 +38,7 @@ export async function images(ctx: Context): Promise<void> {
 }
 
 export async function rmi(ctx: Context, refs: string[]): Promise<void> {
-  const { images } = imageTools(ctx);
+  const { images } = await imageTools(ctx);
   const services = Object.values((await ctx.store().read()).services);
   for (const ref of refs) {
     const normal = normalizeRef(ref);
@@ -52,6 +52,6 @@ export async function rmi(ctx: Context, refs: string[]): Promise<void> {
 }
 
 export async function imageImport(ctx: Context, file: string, ref: string): Promise<void> {
-  const image = await importRootfs(imageTools(ctx).images, file, ref);
+  const image = await importRootfs((await imageTools(ctx)).images, file, ref);
   write(`imported ${normalizeRef(ref)} (id ${image.id.slice(0, 12)}, ${formatSize(image.size)})`);
 }

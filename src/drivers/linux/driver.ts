@@ -37,6 +37,8 @@ import { Runtime } from './runtime.js';
 import { parseHostRlimits } from './spec.js';
 
 export interface LinuxDriverOptions {
+  /** Host folders a Cartefile's COPY --from=host may read (the server policy's builds.hostCopyPrefixes); default the system's program and library folders. */
+  hostCopyPrefixes?: readonly string[];
   home: string;
   log: Logger;
   runtime?: string;
@@ -76,7 +78,7 @@ export class LinuxDriver implements Driver {
     const runner = new Runner(opts.log);
     this.paths = new HomePaths(opts.home, opts.runRoot);
     this.images = new ImageStore(this.paths.home);
-    this.builder = new ImageBuilder(this.images, runner);
+    this.builder = new ImageBuilder(this.images, runner, { hostCopyPrefixes: opts.hostCopyPrefixes });
     this.runtime = new Runtime(runner, findExecutable(opts.runtime ?? 'runc') ?? opts.runtime ?? 'runc', path.join(this.paths.runRoot, 'runc'));
     this.network = new CniNetwork(runner, {
       bridge: opts.bridge ?? DEFAULT_BRIDGE,

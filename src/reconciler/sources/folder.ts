@@ -5,6 +5,7 @@ import chokidar, { type FSWatcher } from 'chokidar';
 import path from 'node:path';
 import { CarteError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import type { AdmissionContext } from '../../policy/admit.js';
 import { readManifestInputs } from '../../schema/load.js';
 import type { Store } from '../../store/store.js';
 import { recordSourceError, syncTexts, type SyncOutcome } from './record.js';
@@ -18,7 +19,7 @@ export class FolderSource {
   private syncing: Promise<SyncOutcome> | null = null;
   private again = false;
 
-  constructor(private readonly dir: string, private readonly store: Store, private readonly log: Logger, private readonly onApplied: () => void) {
+  constructor(private readonly dir: string, private readonly store: Store, private readonly log: Logger, private readonly onApplied: () => void, private readonly admission: AdmissionContext) {
     this.dir = path.resolve(dir);
     this.id = `folder:${this.dir}`;
   }
@@ -62,7 +63,8 @@ export class FolderSource {
       await recordSourceError(this.store, this.id, message, null);
       return { ok: false, lines: [message] };
     }
-    const outcome = await syncTexts(this.store, this.id, texts, null);
+    // Build contexts must stay inside the watched folder (readManifestInputs makes it every manifest's root).
+    const outcome = await syncTexts(this.store, this.id, texts, null, this.admission);
     this.log.info({ source: this.id, ok: outcome.ok, changes: outcome.lines }, outcome.ok ? 'folder synced' : 'folder refused');
     if (outcome.ok) this.onApplied();
     return outcome;

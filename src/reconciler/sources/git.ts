@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import type { Logger } from '../../log.js';
+import type { AdmissionContext } from '../../policy/admit.js';
 import { readManifestInputs } from '../../schema/load.js';
 import type { Store } from '../../store/store.js';
 import { recordSourceError, syncTexts, type SyncOutcome } from './record.js';
@@ -29,7 +30,7 @@ export class GitSource {
   private syncing: Promise<SyncOutcome> | null = null;
   private lastTried: string | null = null;
 
-  constructor(private readonly opts: GitSourceOptions, home: string, private readonly store: Store, private readonly log: Logger, private readonly onApplied: () => void) {
+  constructor(private readonly opts: GitSourceOptions, home: string, private readonly store: Store, private readonly log: Logger, private readonly onApplied: () => void, private readonly admission: AdmissionContext) {
     this.id = `git:${opts.url}#${opts.branch}:${opts.path.replace(/^\/+|\/+$/g, '') || '.'}`;
     this.checkout = path.join(home, 'sources', `git-${createHash('sha256').update(this.id).digest('hex').slice(0, 12)}`);
   }
@@ -77,12 +78,13 @@ export class GitSource {
     const dir = path.join(this.checkout, this.opts.path);
     let texts;
     try {
-      texts = readManifestInputs([dir], { allowEmpty: true, cwd: this.checkout });
+      // The source tree a build context must stay in is the whole repository, not only its manifests folder.
+      texts = readManifestInputs([dir], { allowEmpty: true, cwd: this.checkout }).map((t) => ({ ...t, root: this.checkout }));
     } catch (e) {
       await recordSourceError(this.store, this.id, (e as Error).message, commit);
       return { ok: false, lines: [(e as Error).message] };
     }
-    const outcome = await syncTexts(this.store, this.id, texts, commit);
+    const outcome = await syncTexts(this.store, this.id, texts, commit, this.admission);
     this.log.info({ source: this.id, commit, ok: outcome.ok, changes: outcome.lines }, outcome.ok ? 'git synced' : 'git commit refused');
     if (outcome.ok) this.onApplied();
     return outcome;

@@ -4,6 +4,7 @@
 // status and, once per distinct error, into an event.
 import { applyServices } from '../../api/apply.js';
 import { CarteError, formatProblem, ManifestError } from '../../errors.js';
+import type { AdmissionContext } from '../../policy/admit.js';
 import { parseManifests, type ManifestText } from '../../schema/load.js';
 import { recordEvent, type SourceId } from '../../store/state.js';
 import type { Store } from '../../store/store.js';
@@ -24,11 +25,15 @@ export async function recordSourceError(store: Store, id: SourceId, message: str
   });
 }
 
-export async function syncTexts(store: Store, id: SourceId, texts: ManifestText[], commit: string | null): Promise<SyncOutcome> {
+/**
+ * Validates, admits under the server policy and applies a source's whole set.
+ * A refusal (invalid or not admitted) changes nothing: the last good set keeps running.
+ */
+export async function syncTexts(store: Store, id: SourceId, texts: ManifestText[], commit: string | null, admission: AdmissionContext): Promise<SyncOutcome> {
   try {
     const { services, problems } = parseManifests(texts);
     if (problems.length) throw new ManifestError(problems);
-    const changes = await applyServices(store, { services, source: id, prune: true, commit });
+    const changes = await applyServices(store, { services, source: id, prune: true, commit, admission });
     return { ok: true, lines: changes.filter((c) => c.action !== 'unchanged').map((c) => `service/${c.name} ${c.action}`) };
   } catch (e) {
     if (!(e instanceof CarteError)) throw e;

@@ -73,8 +73,11 @@ describe('diff', () => {
 
   it('lists the fields of a created service one per line, and nothing for equal ones', () => {
     assert.deepEqual(lines(null, {}), [
-      '+ metadata.name: "a"', '+ spec.image: "test/a:1"', '+ spec.replicas: 1', '+ spec.restart: "always"',
+      '+ metadata.name: "a"', '+ spec.image: "test/a:1"', '+ spec.replicas: 1',
+      // The server policy's default limits, written into the stored spec.
+      '+ spec.resources: { cpu: "1", memory: "256Mi", pids: 512 }', '+ spec.restart: "always"',
       '+ spec.update: { maxSurge: 1, maxUnavailable: 0, progressDeadline: "2m" }', '+ spec.stopGracePeriod: "10s"',
+      '+ spec.readOnlyRootfs: false', '+ spec.userns: false',
     ]);
     assert.deepEqual(lines({ replicas: 1 }, {}), []);
   });

@@ -14,6 +14,7 @@ describe('canonical form', () => {
       replicas: 1, resources: { cpuMillis: null, memoryBytes: null, pids: null }, ports: [], volumes: [], health: null,
       restart: 'always', update: { maxSurge: { count: 1 }, maxUnavailable: { count: 0 }, progressDeadlineMs: 120_000 },
       autoscale: null, dependsOn: [], stopGracePeriodMs: 10_000,
+      readOnlyRootfs: false, capabilities: { add: [], drop: [] }, userns: null,
     });
   });
 

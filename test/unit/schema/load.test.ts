@@ -58,7 +58,7 @@ ${yaml(serviceDoc('redis'))}`;
 
     it('reads standard input as <stdin>', () => {
       const texts = readManifestInputs(['-'], { stdin: () => 'x: 1', cwd: '/tmp' });
-      assert.deepEqual(texts, [{ display: '<stdin>', baseDir: '/tmp', text: 'x: 1' }]);
+      assert.deepEqual(texts, [{ display: '<stdin>', baseDir: '/tmp', root: '/tmp', text: 'x: 1' }]);
     });
 
     it('refuses a missing path and an empty folder with a usage error', () => {
@@ -191,7 +191,7 @@ spec:
           assert.equal(e.message, '2 problems in manifests; nothing was applied');
           assert.deepEqual(e.details, [
             'a.yaml:7:13: spec.replicas: -1 is below the minimum of 0',
-            'b.yaml:4:19: spec.cpu: unknown field "cpu" (known fields: image, build, command, args, env, workingDir, user, replicas, resources, ports, volumes, health, restart, update, autoscale, dependsOn, stopGracePeriod)',
+            'b.yaml:4:19: spec.cpu: unknown field "cpu" (known fields: image, build, command, args, env, workingDir, user, replicas, resources, ports, volumes, health, restart, update, autoscale, dependsOn, stopGracePeriod, readOnlyRootfs, capabilities, userns)',
           ]);
           assert.equal(e.exitCode, 2);
           return true;
