@@ -52,7 +52,7 @@ export async function convergeAfterChange(ctx: Context, opts: ConvergeOptions): 
   try {
     const store = ctx.store();
     const mark = (await store.read()).nextEventSeq;
-    const driver = await linuxDriver(ctx, { builds: true });
+    const driver = await linuxDriver(ctx, { underPolicy: true });
     const scope = new Set(opts.scope ?? opts.services ?? []);
     const reconciler = new Reconciler({ store, driver, log: ctx.log, scope, graces: opts.graces });
     let addresses: Record<string, string> = {};

@@ -19,18 +19,20 @@ export function driverSettings() {
 }
 
 /**
- * The Linux driver. Commands that may build images (a converge, the daemon)
- * ask for `builds: true`: their builds read host files only where the server
- * policy's builds.hostCopyPrefixes allow (the policy is not read otherwise).
+ * The Linux driver. Commands that converge (the daemon, an in-process
+ * converge) ask for `underPolicy: true`: their builds read host files only
+ * where the server policy's builds.hostCopyPrefixes allow, and no instance is
+ * created while CARTE_HOME's filesystem has less free space than its
+ * disk.reserve. Other commands do not read the policy.
  */
-export async function linuxDriver(ctx: Context, opts: { builds?: boolean } = {}): Promise<LinuxDriver> {
+export async function linuxDriver(ctx: Context, opts: { underPolicy?: boolean } = {}): Promise<LinuxDriver> {
   if (process.getuid?.() !== 0) {
     throw new CarteError('driver', 'running containers needs root (namespaces, mounts, cgroups): run carte as root');
   }
   const settings = driverSettings();
   await checkHostTools(settings);
-  const hostCopyPrefixes = opts.builds ? (await ctx.policy()).builds.hostCopyPrefixes : undefined;
-  return new LinuxDriver({ home: ctx.home, log: ctx.log, ...settings, hostCopyPrefixes });
+  const policy = opts.underPolicy ? await ctx.policy() : null;
+  return new LinuxDriver({ home: ctx.home, log: ctx.log, ...settings, hostCopyPrefixes: policy?.builds.hostCopyPrefixes, diskReserveBytes: policy?.rules.disk.reserveBytes });
 }
 
 /** Images need no root and no runtime: building is file work, under the server policy's build rules. */

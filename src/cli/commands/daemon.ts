@@ -63,7 +63,7 @@ export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
   // A broken policy file stops the daemon here, with its located problems: never run with no policy or half of one.
   const policy = await ctx.policy();
   const log = daemonLogger(opts.logLevel as 'info');
-  const driver = await linuxDriver({ ...ctx, log }, { builds: true });
+  const driver = await linuxDriver({ ...ctx, log }, { underPolicy: true });
   const running = await startDaemon({ home: ctx.home, log, driver, ...sources, policy, resyncMs: duration('--resync', opts.resync), publishAddress: opts.publishAddress,
     scaler: { intervalMs: duration('--metrics-interval', opts.metricsInterval), memoryReserveBytes: memory('--memory-reserve', opts.memoryReserve) },
   });

@@ -28,6 +28,12 @@ export interface DriverContext {
   /** How many previous logs are kept (the oldest go first). */
   previousLogLimit: number;
   rlimits: ReturnType<typeof parseHostRlimits>;
+  /**
+   * Free bytes the filesystem holding CARTE_HOME must keep (the server
+   * policy's disk.reserve): below it no instance is created, so the state
+   * file can always be written. 0: no reserve.
+   */
+  diskReserveBytes: number;
 }
 
 /** The naming rules placementOf() needs, from the context. */

@@ -11,6 +11,8 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { DriverError } from '../../errors.js';
+import { formatMemory } from '../../schema/units.js';
+import { spaceOf } from '../../util/disk.js';
 import { faultPoint } from '../../util/fault.js';
 import type { InstanceSpec, ObservedInstance } from '../driver.js';
 import { remove } from './cleanup.js';
@@ -55,6 +57,16 @@ async function exists(p: string): Promise<boolean> {
   return fsp.access(p).then(() => true, () => false);
 }
 
+/** New instances (their writable layers, logs, volumes) never eat the room the state file needs. */
+function checkDiskReserve(ctx: DriverContext, name: string): void {
+  if (ctx.diskReserveBytes <= 0) return;
+  const space = spaceOf(ctx.paths.home);
+  if (!space || space.freeBytes >= ctx.diskReserveBytes) return;
+  throw new DriverError('create', `instance ${name}`,
+    `only ${formatMemory(space.freeBytes)} free on ${space.mount} (holding CARTE_HOME), below the server policy's disk reserve of ${formatMemory(ctx.diskReserveBytes)}`,
+    { hint: 'free some space: "carte gc" removes unused images and layers' });
+}
+
 export async function create(ctx: DriverContext, spec: InstanceSpec): Promise<ObservedInstance> {
   const name = spec.name;
   const { paths } = ctx;
@@ -62,6 +74,7 @@ export async function create(ctx: DriverContext, spec: InstanceSpec): Promise<Ob
   if (await exists(paths.dir(name))) throw new DriverError('create', `instance ${name}`, 'an instance with this name already exists');
   // Refused rather than ignored: running as real root while the manifest asked for a user namespace would be a lie.
   if (spec.security?.userns) throw new DriverError('create', `instance ${name}`, USERNS_UNSUPPORTED, { hint: 'see docs/security.md, "User namespaces"' });
+  checkDiskReserve(ctx, name);
   // Before anything is made: a bridge that is another home's must change nothing.
   await ctx.network.claimBridge();
   const started = performance.now();

@@ -39,6 +39,8 @@ import { parseHostRlimits } from './spec.js';
 export interface LinuxDriverOptions {
   /** Host folders a Cartefile's COPY --from=host may read (the server policy's builds.hostCopyPrefixes); default the system's program and library folders. */
   hostCopyPrefixes?: readonly string[];
+  /** Free bytes CARTE_HOME's filesystem keeps: no instance is created below it (the server policy's disk.reserve; default 0, none). */
+  diskReserveBytes?: number;
   home: string;
   log: Logger;
   runtime?: string;
@@ -98,6 +100,7 @@ export class LinuxDriver implements Driver {
       previousLogLimit: opts.previousLogLimit ?? 200,
       // The host's open-files limits, read once (they do not change while carte runs).
       rlimits: parseHostRlimits(fs.readFileSync('/proc/self/limits', 'utf8')),
+      diskReserveBytes: opts.diskReserveBytes ?? 0,
     };
     for (const d of [this.paths.instancesDir, this.paths.volumesDir, this.paths.runRoot]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   }
