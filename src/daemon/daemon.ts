@@ -12,7 +12,8 @@ import { FolderSource } from '../reconciler/sources/folder.js';
 import { GitSource, type GitSourceOptions } from '../reconciler/sources/git.js';
 import { Store } from '../store/store.js';
 import { hostRealPath } from '../policy/facts.js';
-import { DEFAULT_POLICY, type ServerPolicy } from '../policy/policy.js';
+import { DEFAULT_POLICY, rulesFor, type ServerPolicy } from '../policy/policy.js';
+import { DiskQuota } from '../reconciler/disk-quota.js';
 import { acquireLock, type HeldLock } from '../util/lock.js';
 import { withDeadline } from '../util/timers.js';
 import { processAlive } from '../util/process.js';
@@ -43,6 +44,8 @@ export interface DaemonOptions {
   policy?: ServerPolicy;
   /** Gateway timings (tests shorten them). */
   gateway?: { holdMs?: number; retryBindMs?: number; udpIdleMs?: number };
+  /** How often services' disk use is measured against their quota (default 30 s). */
+  diskIntervalMs?: number;
 }
 
 export interface RunningDaemon {
@@ -102,9 +105,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     store, driver, log: log.child({ component: 'scaler' }), activity: (s) => gateway.activity(s), trigger: () => reconciler.trigger(),
     intervalMs: opts.scaler?.intervalMs, windowFile: daemonPaths(home).scalerWindow, totalMemoryBytes: os.totalmem(), memoryReserveBytes: opts.scaler?.memoryReserveBytes ?? DEFAULT_MEMORY_RESERVE,
   });
+  // Per-service disk quotas from each service's source section of the policy.
+  const policy = opts.policy ?? DEFAULT_POLICY;
+  const diskQuota = new DiskQuota({
+    driver, store, log: log.child({ component: 'disk' }), intervalMs: opts.diskIntervalMs,
+    evict: (instance, reason) => reconciler.evict(instance, reason),
+    quotaOf: async (service) => {
+      const source = (await store.readShared()).services[service]?.source;
+      return source === undefined ? null : rulesFor(policy, source).rules.disk.perServiceBytes;
+    },
+  });
   reconciler.onMembership((m) => {
     void gateway.update(m);
     scaler.observe(m);
+    diskQuota.observe(m);
   });
   const trigger = () => reconciler.trigger();
   const admission = { policy: opts.policy ?? DEFAULT_POLICY, home, realpath: hostRealPath };
@@ -134,6 +148,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   reconciler.start();
   await reconciler.pass();
   scaler.start(); // the first pass: adopt what runs, act on the difference
+  diskQuota.start();
   log.info({ ms: Math.round(performance.now() - started), sources: sources.map((s) => s.id), policy: admission.policy.file ?? 'built-in' }, 'daemon ready');
   for (const s of sources) await s.start();
 
@@ -150,6 +165,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       storeWatch.close();
       await step('stop sources', Promise.all(sources.map((s) => s.stop())), 1000);
       await step('stop scaler', scaler.stop(), 1000);
+      await step('stop disk quota', diskQuota.stop(), 500);
       await step('stop reconciler', reconciler.stop({ abandon: true, flushTimeoutMs: 1500 }), 2000);
       await step('close gateway', gateway.close(), 1000);
       await step('close api', api.close(), 500);

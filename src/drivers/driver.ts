@@ -153,4 +153,10 @@ export interface Driver {
   setHosts(name: string, hosts: Record<string, string>): Promise<void>;
   /** Removes whatever this driver made that no live instance owns. */
   gc(opts?: { keep?: ReadonlySet<string> }): Promise<CleanupReport>;
+  /**
+   * Bytes on disk of an instance's writable layer (what it wrote over its
+   * image) and of named volumes, for disk quotas; null when the instance or
+   * volume does not exist.
+   */
+  diskUsage(what: { instance: string } | { volume: string }): Promise<number | null>;
 }

@@ -107,8 +107,10 @@ function planService(
       actions.push({ kind: 'remove', service, name: i.name, reason: 'an old revision that is not running' });
       continue;
     }
-    if (i.broken || i.unhealthy) {
-      gate({ kind: 'restart', service, name: i.name, templateHash: svc.templateHash, revision: svc.revision, reason: i.broken ? (i.state === 'created' ? 'it was made but never started (its creator stopped half-way)' : 'the machine shows a problem with it') : 'its health check keeps failing' });
+    if (i.broken || i.unhealthy || (i.evictReason && i.state === 'running')) {
+      const why = i.broken ? (i.state === 'created' ? 'it was made but never started (its creator stopped half-way)' : 'the machine shows a problem with it')
+        : i.unhealthy ? 'its health check keeps failing' : i.evictReason!;
+      gate({ kind: 'restart', service, name: i.name, templateHash: svc.templateHash, revision: svc.revision, reason: why });
       holders.push(i);
       continue;
     }

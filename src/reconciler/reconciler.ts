@@ -99,6 +99,8 @@ export class Reconciler {
   private addresses: Record<string, string> = {};
   /** The /etc/hosts entries each instance was last given (JSON), so a changed service set is pushed to running instances. */
   private readonly appliedHosts = new Map<string, string>();
+  /** Instances to replace (disk quota), for the life they were judged in. */
+  private readonly evictions = new Map<string, { reason: string; startedAt: string | null }>();
   /** Each service's stop grace period as last seen: a deleted service's instances still get theirs. */
   private readonly graces = new Map<string, number>();
   private hurried = new Map<string, number>();
@@ -177,6 +179,18 @@ export class Reconciler {
       const spec = this.specOf(i);
       return spec && { ...spec, intervalMs: Math.min(spec.intervalMs, HURRY_MS), startPeriodMs: Number.POSITIVE_INFINITY };
     });
+  }
+
+  /**
+   * Asks for a running instance to be replaced (a new life under its name),
+   * with the reason for its event: the disk quota's way to act, since only
+   * the reconciler starts and stops instances. Forgotten once it is replaced.
+   */
+  evict(instance: string, reason: string): void {
+    const i = this.lastObserved.find((o) => o.name === instance);
+    if (!i || i.state !== 'running') return;
+    this.evictions.set(instance, { reason, startedAt: i.startedAt });
+    this.trigger();
   }
 
   /** Calls `fn` with the membership after every pass and every readiness change. */
@@ -274,6 +288,7 @@ export class Reconciler {
     const busyAtList = new Map(this.executor.inFlight);
     const observed = (await this.driver.list()).filter(isManaged);
     this.lastObserved = observed;
+    for (const name of this.evictions.keys()) if (!observed.some((i) => i.name === name)) this.evictions.delete(name);
     this.adoptHealth(data, observed);
     // Checks that are due start now and answer later (a trigger): this pass uses what is known.
     this.startDueChecks();
@@ -342,6 +357,8 @@ export class Reconciler {
 
   private view(i: ObservedInstance): InstanceView {
     const { ready, unhealthy, known } = this.health.view(i, this.specOf(i));
+    const eviction = this.evictions.get(i.name);
+    if (eviction && eviction.startedAt !== i.startedAt) this.evictions.delete(i.name);
     const ordinal = Number(/-(\d+)$/.exec(i.name)?.[1] ?? 0);
     return {
       name: i.name, service: i.service, ordinal, templateHash: i.labels[LABELS.template] ?? '', state: i.state,
@@ -353,6 +370,7 @@ export class Reconciler {
       createdAt: Date.parse(i.createdAt), startedAt: i.startedAt ? Date.parse(i.startedAt) : null,
       finishedAt: i.finishedAt ? Date.parse(i.finishedAt) : null,
       restarts: Number(i.labels[LABELS.restarts] ?? 0),
+      evictReason: eviction && eviction.startedAt === i.startedAt ? eviction.reason : null,
     };
   }
 

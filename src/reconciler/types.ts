@@ -34,6 +34,8 @@ export interface InstanceView {
   finishedAt: number | null;
   /** Restarts so far in the current crash loop (reset after a stable run). */
   restarts: number;
+  /** To be replaced for this reason (e.g. its service is over its disk quota); absent: no. */
+  evictReason?: string | null;
 }
 
 /** A rollout in progress: when the current template started replacing the old one. */

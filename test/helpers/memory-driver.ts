@@ -123,6 +123,14 @@ export class MemoryDriver implements Driver {
     for (const w of this.watchers) w();
   }
 
+  /** Bytes each instance's writable layer and each volume holds, as tests set them. */
+  readonly usage = new Map<string, number>();
+
+  async diskUsage(what: { instance: string } | { volume: string }): Promise<number | null> {
+    if ('instance' in what) return this.instances.has(what.instance) ? this.usage.get(what.instance) ?? 0 : null;
+    return this.usage.get(`volume:${what.volume}`) ?? null;
+  }
+
   async gc(opts: { keep?: ReadonlySet<string> } = {}): Promise<CleanupReport> {
     const removed: string[] = [];
     for (const name of [...this.instances.keys()]) {

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { applyServices } from '../../src/api/apply.js';
+import { hostRealPath } from '../../src/policy/facts.js';
+import { parsePolicy } from '../../src/policy/load.js';
 import { serviceStatuses } from '../../src/api/status.js';
 import { startDaemon, type RunningDaemon } from '../../src/daemon/daemon.js';
 import { cliLogger } from '../../src/log.js';
@@ -44,7 +46,10 @@ describe('scaler (root, real containers)', function () {
 
   async function apply(name: string, text: string): Promise<void> {
     manifests[name] = text;
-    await applyServices(store, { services: services({ 'm.yaml': Object.values(manifests).join('---\n') }), source: 'cli', prune: true });
+    // The control folder is a host path: this test's policy allows it (read-only), as an admin's would.
+    const { policy } = parsePolicy(`volumes:\n  hostPaths: [{ path: ${ctl} }]\n`, 'test-policy.yaml');
+    const admission = { policy: policy!, home: host().home, realpath: hostRealPath };
+    await applyServices(store, { services: services({ 'm.yaml': Object.values(manifests).join('---\n') }), source: 'cli', prune: true, admission });
     daemon!.reconciler.trigger();
   }
   const instancesOf = async (service: string) => (await host().driver.list()).filter((i) => i.service === service && i.state === 'running').length;

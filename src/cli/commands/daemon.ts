@@ -20,6 +20,7 @@ export interface DaemonOptions {
   logLevel: string;
   publishAddress: string;
   metricsInterval: string;
+  diskInterval: string;
   memoryReserve: string;
 }
 
@@ -66,6 +67,7 @@ export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
   const driver = await linuxDriver({ ...ctx, log }, { underPolicy: true });
   const running = await startDaemon({ home: ctx.home, log, driver, ...sources, policy, resyncMs: duration('--resync', opts.resync), publishAddress: opts.publishAddress,
     scaler: { intervalMs: duration('--metrics-interval', opts.metricsInterval), memoryReserveBytes: memory('--memory-reserve', opts.memoryReserve) },
+    diskIntervalMs: duration('--disk-interval', opts.diskInterval),
   });
   await new Promise<void>((resolve) => {
     const stop = () => {

@@ -181,6 +181,18 @@ export class LinuxDriver implements Driver {
     });
   }
 
+  /**
+   * `du` of the instance's upper dir or the volume's folder, one filesystem
+   * (-x: never into a mount), in KiB allocated, as bytes.
+   */
+  async diskUsage(what: { instance: string } | { volume: string }): Promise<number | null> {
+    const dir = 'instance' in what ? this.paths.dir(what.instance, 'upper') : path.join(this.paths.volumesDir, what.volume);
+    if (!fs.existsSync(dir)) return null;
+    const r = await this.ctx.runner.run('du', ['-sxk', dir], { step: 'measure the disk use of', resource: dir, timeoutMs: 30_000, okCodes: [1] });
+    const kib = Number(r.stdout.split(/\s/)[0]);
+    return Number.isFinite(kib) ? kib * 1024 : null;
+  }
+
   gc(opts: { keep?: ReadonlySet<string> } = {}): Promise<CleanupReport> {
     return gc(this.ctx, opts);
   }

@@ -407,4 +407,19 @@ describe('reconciler (in-memory driver)', () => {
       assert.ok(Date.now() - t < 1000, 'stop did not wait for the create');
     });
   });
+
+  it('replaces an instance it is asked to evict (the disk quota), with the reason on the restart, once', async () => {
+    await apply(serviceDoc('web', { replicas: 2 }));
+    const r = make();
+    await step(r);
+    await step(r); // the pass that lists web-2 running
+    r.evict('web-2', 'web uses 9.0Mi of its 8Mi disk quota (writable layers 9.0Mi, volumes 0Ki): web-2 wrote 9.0Mi and is replaced');
+    now += 10;
+    await step(r);
+    await step(r);
+    await r.flush();
+    const restarted = (await store.read()).events.filter((e) => e.reason === 'InstanceRestarted').map((e) => e.message);
+    assert.deepEqual(restarted, ['web-2 restarted (1): web uses 9.0Mi of its 8Mi disk quota (writable layers 9.0Mi, volumes 0Ki): web-2 wrote 9.0Mi and is replaced']);
+    assert.equal(driver.instances.get('web-1')!.labels[LABELS.restarts], '0');
+  });
 });
