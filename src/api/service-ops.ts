@@ -6,6 +6,7 @@ import { CarteError, NotFoundError } from '../errors.js';
 import { recordEvent, type StateData, type StoredService } from '../store/state.js';
 import type { Store } from '../store/store.js';
 import { specHash } from '../schema/canonical.js';
+import { peakReplicas } from '../policy/admit.js';
 import { pushRevision } from './apply.js';
 
 function find(data: StateData, name: string): StoredService {
@@ -40,7 +41,13 @@ export async function restartService(store: Store, name: string, now = new Date(
   });
 }
 
-export async function scaleService(store: Store, name: string, replicas: number, now = new Date()): Promise<{ from: number; source: string } | null> {
+/** The server policy's replica limits for whoever scales (`carte scale` is the CLI source). */
+export interface ReplicaLimits {
+  perService: number;
+  total: number;
+}
+
+export async function scaleService(store: Store, name: string, replicas: number, now = new Date(), limits?: ReplicaLimits): Promise<{ from: number; source: string } | null> {
   return store.update((data) => {
     const s = find(data, name);
     const r = s.revision;
@@ -49,9 +56,23 @@ export async function scaleService(store: Store, name: string, replicas: number,
       throw new CarteError('conflict', `service "${name}" is autoscaled (${a.min}–${a.max} replicas): change autoscale.min/max in its manifest instead`);
     }
     if (r.spec.replicas === replicas) return null;
+    if (limits) checkScale(data, name, replicas, limits);
     const spec = { ...r.spec, replicas };
     pushRevision(s, { ...r, revision: r.revision + 1, spec, hash: specHash({ name, labels: r.labels, spec }), cause: { kind: 'scale', from: r.spec.replicas }, at: now.toISOString() });
     recordEvent(data, now, { type: 'Normal', object: `service/${name}`, reason: 'Scaled', message: `${r.spec.replicas} → ${replicas} replicas (revision ${r.revision + 1})` });
     return { from: r.spec.replicas, source: s.source };
   });
+}
+
+/** Scaling is admitted like an apply: within the policy's replicas per service and in total (a scale-down always is). */
+function checkScale(data: StateData, name: string, replicas: number, limits: ReplicaLimits): void {
+  const current = data.services[name]!.revision.spec.replicas;
+  if (replicas <= current) return;
+  if (replicas > limits.perService) {
+    throw new CarteError('conflict', `cannot scale service "${name}" to ${replicas}: above the server policy's maximum of ${limits.perService} replicas per service`);
+  }
+  const others = Object.values(data.services).filter((s) => s.name !== name).reduce((n, s) => n + peakReplicas(s.revision.spec), 0);
+  if (others + replicas > limits.total) {
+    throw new CarteError('conflict', `cannot scale service "${name}" to ${replicas}: the services would have ${others + replicas} replicas in all, above the server policy's total of ${limits.total}`);
+  }
 }
