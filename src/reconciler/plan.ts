@@ -107,9 +107,17 @@ function planService(
       actions.push({ kind: 'remove', service, name: i.name, reason: 'an old revision that is not running' });
       continue;
     }
-    if (i.broken || i.unhealthy || (i.evictReason && i.state === 'running')) {
-      const why = i.broken ? (i.state === 'created' ? 'it was made but never started (its creator stopped half-way)' : 'the machine shows a problem with it')
-        : i.unhealthy ? 'its health check keeps failing' : i.evictReason!;
+    if (i.evictReason && i.state === 'running' && !i.broken && !i.unhealthy) {
+      // Replaced on request (its disk quota), paced like a crash loop: an instance that passes its
+      // quota again right after each start is replaced after 1 s, 2 s, 4 s … not every second.
+      const due = (i.startedAt ?? input.now) + restartDelay(effectiveRestarts(i));
+      if (due <= input.now) gate({ kind: 'restart', service, name: i.name, templateHash: svc.templateHash, revision: svc.revision, reason: i.evictReason });
+      else actions.push(wait(service, { kind: 'crash-loop', instance: i.name, exit: 'was replaced for its disk use', restarts: i.restarts, until: due }, due));
+      holders.push(i);
+      continue;
+    }
+    if (i.broken || i.unhealthy) {
+      const why = i.broken ? (i.state === 'created' ? 'it was made but never started (its creator stopped half-way)' : 'the machine shows a problem with it') : 'its health check keeps failing';
       gate({ kind: 'restart', service, name: i.name, templateHash: svc.templateHash, revision: svc.revision, reason: why });
       holders.push(i);
       continue;

@@ -210,4 +210,15 @@ describe('plan', () => {
       ]);
     });
   });
+
+  describe('replacement on request (disk quota)', () => {
+    it('replaces at once the first time, then paced like a crash loop', () => {
+      const web = svc('web');
+      const reason = 'web uses 9.0Mi of its 8Mi disk quota (writable layers 9.0Mi, volumes 0Ki): web-1 wrote 9.0Mi and is replaced';
+      assert.deepEqual(brief(run([web], [inst(web, 1, { evictReason: reason, startedAt: NOW - 5000 })])), ['restart web-1']);
+      assert.deepEqual(run([web], [inst(web, 1, { evictReason: reason, startedAt: NOW - 5000 })])[0], { kind: 'restart', service: 'web', name: 'web-1', templateHash: web.templateHash, revision: 1, reason });
+      // Third life, started 1 s ago: waits until 4 s after its start.
+      assert.deepEqual(brief(run([web], [inst(web, 1, { evictReason: reason, restarts: 2, startedAt: NOW - 1000 })])), ['wait web: web-1 was replaced for its disk use; restart 3 in 3s (CrashLoopBackOff)']);
+    });
+  });
 });

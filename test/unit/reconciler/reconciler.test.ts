@@ -414,7 +414,7 @@ describe('reconciler (in-memory driver)', () => {
     await step(r);
     await step(r); // the pass that lists web-2 running
     r.evict('web-2', 'web uses 9.0Mi of its 8Mi disk quota (writable layers 9.0Mi, volumes 0Ki): web-2 wrote 9.0Mi and is replaced');
-    now += 10;
+    now += 1000; // a first replacement waits until 1 s after the start, like a first crash
     await step(r);
     await step(r);
     await r.flush();
