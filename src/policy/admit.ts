@@ -152,6 +152,7 @@ function admitSpec(svc: LoadedService, rules: PolicyRules, env: AdmitInput & { l
   }
 
   // Build contexts stay inside the tree the manifest came from (as written and as really resolved).
+  let build = s.build;
   if (s.build && rules.builds.contextInsideSource) {
     const root = path.posix.resolve(svc.root);
     const real = resolveReal(s.build.context, env.realpath);
@@ -159,9 +160,12 @@ function admitSpec(svc: LoadedService, rules: PolicyRules, env: AdmitInput & { l
       const raw = written.build?.context ?? s.build.context;
       report(['spec', 'build', 'context'], `${JSON.stringify(raw)} (${real}) is outside the source tree ${root}: the server policy keeps build contexts inside it`);
     }
+    // Stored by its real path: the builder builds a context only by its real path, so a folder
+    // swapped for a link after this check (before a rebuild) is refused there.
+    build = { ...s.build, context: real };
   }
 
-  return { ...s, volumes, resources, userns };
+  return { ...s, volumes, resources, userns, build };
 }
 
 /**

@@ -1,6 +1,7 @@
 // Rules that JSON Schema cannot say well: fields that exclude or require each
 // other inside one Service. They run only on documents that passed the schema,
 // so every field has the right type here.
+import path from 'node:path';
 import type { ManifestProblem } from '../errors.js';
 import { defaultPortName } from './canonical.js';
 import { formatPath, type Locator, type PathSegment } from './locate.js';
@@ -12,6 +13,9 @@ import { closest } from './validate.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+/** Where the runtime mounts the kernel's file systems; a volume there would replace or shadow them. */
+const KERNEL_MOUNTS = ['/proc', '/sys', '/dev'];
 
 export function checkService(m: ServiceManifest, locator: Locator): ManifestProblem[] {
   const problems: ManifestProblem[] = [];
@@ -51,8 +55,11 @@ export function checkService(m: ServiceManifest, locator: Locator): ManifestProb
     if ((v.name === undefined) === (v.hostPath === undefined)) {
       report(['spec', 'volumes', i], 'set exactly one of "name" (a named volume) or "hostPath" (a host folder)');
     }
-    const mount = v.mountPath.replace(/\/+$/, '') || '/';
+    // Normalized: "/proc/sys/../.." is "/" (an outside test had it admitted).
+    const mount = path.posix.normalize(v.mountPath).replace(/\/+$/, '') || '/';
+    const kernel = KERNEL_MOUNTS.find((k) => mount === k || mount.startsWith(`${k}/`));
     if (mount === '/') report(['spec', 'volumes', i, 'mountPath'], 'cannot mount a volume over the container\'s root "/"');
+    else if (kernel) report(['spec', 'volumes', i, 'mountPath'], `cannot mount a volume over or inside ${kernel}: the kernel's view there is carte's to set up (mount it elsewhere, e.g. /data)`);
     if (mounts.has(mount)) report(['spec', 'volumes', i, 'mountPath'], `"${mount}" is already mounted by volumes[${mounts.get(mount)}]`);
     else mounts.set(mount, i);
   });

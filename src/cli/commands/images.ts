@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { ConflictError, UsageError } from '../../errors.js';
 import { formatSize } from '../../drivers/linux/images/build.js';
 import { importRootfs } from '../../drivers/linux/images/import.js';
@@ -22,7 +23,9 @@ export async function build(ctx: Context, context: string, opts: BuildOptions): 
   }
   const started = performance.now();
   const { builder } = await imageTools(ctx, { builds: true });
-  const r = await builder.build({ context, cartefile: opts.file, tag: opts.tag, args, onProgress: opts.quiet ? undefined : (l) => write(l) });
+  // The folder named on the command line is the caller's choice: built by its real path.
+  const real = fs.existsSync(context) ? fs.realpathSync(context) : context;
+  const r = await builder.build({ context: real, cartefile: opts.file, tag: opts.tag, args, onProgress: opts.quiet ? undefined : (l) => write(l) });
   if (opts.quiet) write(r.image.id);
   else write(`done in ${((performance.now() - started) / 1000).toFixed(2)}s (${r.cachedSteps}/${r.steps} layer steps cached)`);
 }

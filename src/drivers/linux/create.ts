@@ -22,6 +22,7 @@ import { startMonitor } from './monitor.js';
 import { observe } from './observe.js';
 import { newPlacement, writeRecord, type InstanceRecord, type Placement } from './records.js';
 import { resolveCapabilities } from './capabilities.js';
+import { hostVolumeSource } from './host-volumes.js';
 import { readImageFile } from './image-file.js';
 import { mountOverlay } from './rootfs.js';
 import { buildSpec, resolveArgs, resolveEnv, resolveUser } from './spec.js';
@@ -179,8 +180,7 @@ async function prepareBundle(
       await fsp.mkdir(source, { recursive: true, mode: 0o755 });
       binds.push({ source, destination: v.mountPath, readOnly: v.readOnly });
     } else {
-      if (!(await exists(v.hostPath))) throw new DriverError('mount a volume into', name, `host path ${v.hostPath} does not exist`, { hint: 'create it, or fix spec.volumes[].hostPath' });
-      binds.push({ source: v.hostPath, destination: v.mountPath, readOnly: v.readOnly });
+      binds.push({ source: hostVolumeSource(name, v, paths.home), destination: v.mountPath, readOnly: v.readOnly });
     }
   }
 

@@ -144,6 +144,11 @@ spec:
         'x.yaml:8:7: spec.volumes[0]: set exactly one of "name" (a named volume) or "hostPath" (a host folder)',
         'x.yaml:12:18: spec.volumes[1].mountPath: "/data" is already mounted by volumes[0]',
       ]],
+      ['volumes over the root (also written with ..) or the kernel\'s mounts', yaml(serviceDoc('a', { volumes: [{ name: 'd', mountPath: '/proc/sys/../..' }, { name: 'e', mountPath: '/dev/shm' }, { name: 'f', mountPath: '/sys' }] })), [
+        'x.yaml:9:18: spec.volumes[0].mountPath: cannot mount a volume over the container\'s root "/"',
+        'x.yaml:11:18: spec.volumes[1].mountPath: cannot mount a volume over or inside /dev: the kernel\'s view there is carte\'s to set up (mount it elsewhere, e.g. /data)',
+        'x.yaml:13:18: spec.volumes[2].mountPath: cannot mount a volume over or inside /sys: the kernel\'s view there is carte\'s to set up (mount it elsewhere, e.g. /data)',
+      ]],
       ['env names', yaml(serviceDoc('a', { env: { '1BAD': 'x', PORT: 8080, DEBUG: true } })), [
         'x.yaml:8:5: spec.env.1BAD: "1BAD" is not a valid environment variable name (letters, digits and "_", not starting with a digit)',
       ]],

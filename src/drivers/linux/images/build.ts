@@ -102,8 +102,13 @@ export class ImageBuilder {
     if (!fs.statSync(path.resolve(req.context), { throwIfNoEntry: false })?.isDirectory()) {
       throw new CartefileError(req.context, 0, 'the build context is not a folder');
     }
-    // Links in the context's own path are the server's choice; links inside it are judged.
+    // A context is built only by its real path: admission stores a manifest's context that way,
+    // so a folder swapped for a link out of the tree before a rebuild (a restart, a retry) is
+    // refused here (an outside test had the daemon copy /root like that). Links inside it are judged below.
     const context = fs.realpathSync(path.resolve(req.context));
+    if (context !== path.resolve(req.context)) {
+      throw new CartefileError(req.context, 0, `the build context leads to ${context} through a symbolic link; carte builds a context only by its real path`);
+    }
     const cartefile = path.resolve(path.resolve(req.context), req.cartefile ?? 'Cartefile');
     const display = path.relative(process.cwd(), cartefile) || cartefile;
     const read = await readContextFile(context, path.resolve(req.context), cartefile, 'the Cartefile');
