@@ -156,9 +156,16 @@ function admitSpec(svc: LoadedService, rules: PolicyRules, env: AdmitInput & { l
   if (s.build && rules.builds.contextInsideSource) {
     const root = path.posix.resolve(svc.root);
     const real = resolveReal(s.build.context, env.realpath);
-    if (!isWithin(s.build.context, root) || !isWithin(real, resolveReal(root, env.realpath))) {
+    const contextOutside = !isWithin(s.build.context, root) || !isWithin(real, resolveReal(root, env.realpath));
+    if (contextOutside) {
       const raw = written.build?.context ?? s.build.context;
       report(['spec', 'build', 'context'], `${JSON.stringify(raw)} (${real}) is outside the source tree ${root}: the server policy keeps build contexts inside it`);
+    }
+    // The Cartefile too (an absolute `cartefile` could name any world-readable file of the host).
+    const cartefile = path.posix.resolve(s.build.context, s.build.cartefile);
+    const realCartefile = resolveReal(cartefile, env.realpath);
+    if (!contextOutside && (!isWithin(cartefile, root) || !isWithin(realCartefile, resolveReal(root, env.realpath)))) {
+      report(['spec', 'build', 'cartefile'], `${JSON.stringify(written.build?.cartefile ?? s.build.cartefile)} (${realCartefile}) is outside the source tree ${root}: the server policy keeps Cartefiles inside it`);
     }
     // Stored by its real path: the builder builds a context only by its real path, so a folder
     // swapped for a link after this check (before a rebuild) is refused there.

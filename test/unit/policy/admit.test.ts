@@ -150,6 +150,11 @@ describe('admission', () => {
         expect: ['web.yaml:5:21: spec.build.context: "../../elsewhere" (/srv/elsewhere) is outside the source tree /srv/repo: the server policy keeps build contexts inside it'],
       },
       {
+        name: 'a Cartefile outside the source tree',
+        spec: 'build: { context: ../app, cartefile: /tmp/elsewhere/Cartefile }',
+        expect: ['web.yaml:5:40: spec.build.cartefile: "/tmp/elsewhere/Cartefile" (/tmp/elsewhere/Cartefile) is outside the source tree /srv/repo: the server policy keeps Cartefiles inside it'],
+      },
+      {
         name: 'a build context inside the tree that is a symlink out of it',
         links: { '/srv/repo': '/srv/repo', '/srv/repo/app': '/' },
         spec: 'build: { context: ../app }',
