@@ -48,6 +48,27 @@ describe('linux driver: images', function () {
     assert.equal(changed.image.layers[0], first.image.layers[0], 'the node layer is shared');
   });
 
+  it('imports a hostile tarball without escaping, and names every entry it left out or moved', async () => {
+    const tarball = path.join(ctx, 'hostile.tar');
+    // Entries no `tar -c` of a folder makes: written with Python's tarfile.
+    execFileSync('python3', ['-c', `import tarfile, io
+with tarfile.open(${JSON.stringify(tarball)}, 'w') as t:
+    for name, data in [('ok.txt', b'fine'), ('../escape.txt', b'x'), ('/abs.txt', b'y')]:
+        ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+    fi = tarfile.TarInfo('pipe'); fi.type = tarfile.FIFOTYPE; t.addfile(fi)
+`]);
+    const left: string[] = [];
+    const image = await importRootfs(host.driver.images, tarball, 'test/hostile:1', (l) => left.push(l));
+    assert.deepEqual(left.sort(), [
+      "../escape.txt: path contains '..'",
+      '/abs.txt: an absolute path, unpacked at abs.txt instead',
+      "pipe: a FIFO (a container's /dev is its own)",
+    ]);
+    const layer = host.driver.images.layerPath(image.layers[0]!);
+    assert.deepEqual(fs.readdirSync(layer).sort(), ['abs.txt', 'ok.txt']);
+    assert.equal(fs.existsSync(path.join(path.dirname(layer), 'escape.txt')), false);
+  });
+
   it('imports a plain rootfs tarball as a one-layer image', async () => {
     const rootfs = tempDir('carte-rootfs-');
     const tarball = path.join(ctx, 'rootfs.tar');

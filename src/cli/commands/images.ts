@@ -55,6 +55,6 @@ export async function rmi(ctx: Context, refs: string[]): Promise<void> {
 }
 
 export async function imageImport(ctx: Context, file: string, ref: string): Promise<void> {
-  const image = await importRootfs((await imageTools(ctx)).images, file, ref);
+  const image = await importRootfs((await imageTools(ctx)).images, file, ref, (line) => process.stderr.write(`left out: ${line}\n`));
   write(`imported ${normalizeRef(ref)} (id ${image.id.slice(0, 12)}, ${formatSize(image.size)})`);
 }

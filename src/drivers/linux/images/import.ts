@@ -5,7 +5,12 @@ import * as tar from 'tar';
 import { CarteError } from '../../../errors.js';
 import { EMPTY_CONFIG, normalizeRef, type ImageRecord, type ImageStore } from './store.js';
 
-export async function importRootfs(images: ImageStore, file: string, tag: string): Promise<ImageRecord> {
+/**
+ * Imports; `onLeftOut` hears each entry that was not unpacked and why (a
+ * device node, a path climbing out with `..`, an absolute path made
+ * relative): an importer sees what the image is missing, never silently.
+ */
+export async function importRootfs(images: ImageStore, file: string, tag: string, onLeftOut: (line: string) => void = () => {}): Promise<ImageRecord> {
   const ref = normalizeRef(tag);
   await fsp.access(file).catch(() => {
     throw new CarteError('image', `failed to import ${file}: no such file`, { exitCode: 2 });
@@ -13,7 +18,21 @@ export async function importRootfs(images: ImageStore, file: string, tag: string
   const staged = await images.stagingDir();
   try {
     // preserveOwner keeps the archive's uids (we are root); devices are skipped: /dev is a tmpfs in containers.
-    await tar.x({ file, cwd: staged, preserveOwner: true, filter: (_p, entry) => !('type' in entry) || !['CharacterDevice', 'BlockDevice', 'FIFO'].includes(String(entry.type)) });
+    await tar.x({
+      file, cwd: staged, preserveOwner: true,
+      filter: (p, entry) => {
+        const type = 'type' in entry ? String(entry.type) : '';
+        if (!['CharacterDevice', 'BlockDevice', 'FIFO'].includes(type)) return true;
+        onLeftOut(`${p}: a ${type === 'FIFO' ? 'FIFO' : 'device node'} (a container's /dev is its own)`);
+        return false;
+      },
+      // node-tar strips a leading "/" and skips entries climbing out with ".." (preservePaths is off); it says so here.
+      onwarn: (_code: string, why: string, data: unknown) => {
+        const d = data as { path?: string; entry?: { path?: string } } | undefined;
+        const entry = d?.path ?? d?.entry?.path ?? '?';
+        onLeftOut(why.startsWith('stripping /') ? `${entry}: an absolute path, unpacked at ${entry.replace(/^\/+/, '')} instead` : `${entry}: ${why}`);
+      },
+    });
   } catch (e) {
     await fsp.rm(staged, { recursive: true, force: true });
     throw new CarteError('image', `failed to import ${file}: not a readable tar archive (${(e as Error).message})`, { cause: e });
