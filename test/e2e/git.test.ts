@@ -1,24 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { eventually, requireRoot } from '../helpers/linux.js';
 import { BUSYBOX_CARTEFILE, makeE2eEnv, readiness, webManifest, type E2eEnv } from '../helpers/e2e.js';
+import { makeGitRemote, type GitRemote } from '../helpers/git.js';
 import { tempDir } from '../helpers/paths.js';
 
 describe('e2e: a Git repository as the source of truth', function () {
   this.timeout(120_000);
   let e: E2eEnv;
-  let repo: string;
-  let work: string;
-  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=carte-test', '-c', 'user.email=test@carte.invalid', ...args], { cwd: work }).toString().trim();
-  const commit = (text: string, message: string) => {
-    fs.writeFileSync(path.join(work, 'manifests', 'web.yaml'), text);
-    git('add', '-A');
-    git('commit', '-q', '-m', message);
-    git('push', '-q', 'origin', 'main');
-    return git('rev-parse', 'HEAD');
-  };
+  let remote: GitRemote;
+  const git = (...args: string[]) => remote.git(...args);
+  const commit = (text: string, message: string) => remote.commit(text, message);
 
   before(async function () {
     requireRoot(this);
@@ -27,25 +20,19 @@ describe('e2e: a Git repository as the source of truth', function () {
     fs.writeFileSync(path.join(ctx, 'Cartefile'), BUSYBOX_CARTEFILE);
     assert.equal((await e.carte(['build', '-q', '-t', 'e2e/busybox:1', ctx])).code, 0);
     fs.rmSync(ctx, { recursive: true, force: true });
-    // A local bare repository stands in for the remote (there is no network here).
-    repo = path.join(tempDir('carte-git-'), 'manifests.git');
-    execFileSync('git', ['init', '-q', '--bare', '--initial-branch', 'main', repo]);
-    work = tempDir('carte-work-');
-    execFileSync('git', ['clone', '-q', repo, work]);
-    git('checkout', '-q', '-b', 'main');
-    fs.mkdirSync(path.join(work, 'manifests'));
+    remote = makeGitRemote();
   });
   after(async () => {
     await e?.teardown();
-    for (const d of [repo && path.dirname(repo), work]) if (d) fs.rmSync(d, { recursive: true, force: true });
+    remote?.remove();
   });
 
   const readyCount = () => readiness(e.state(), 'web').filter((i) => i.ready).length;
-  const source = () => `git:file://${repo}#main:manifests`;
+  const source = () => remote.source;
 
   it('converges what is pushed, and records the commit on the revision', async () => {
     const sha = commit(webManifest({ replicas: 1 }), 'one web');
-    e.daemon(['--git', `file://${repo}`, '--branch', 'main', '--path', 'manifests', '--interval', '1s']);
+    e.daemon(['--git', `file://${remote.repo}`, '--branch', 'main', '--path', 'manifests', '--interval', '1s']);
     await eventually(async () => readyCount() === 1, 30_000, 'one ready instance');
     assert.equal(e.state().services.web?.revision.commit, sha);
     const history = (await e.carte(['history', 'web'])).stdout;
@@ -75,8 +62,8 @@ describe('e2e: a Git repository as the source of truth', function () {
   });
 
   it('removing a manifest from the repository removes the service', async () => {
-    fs.rmSync(path.join(work, 'manifests', 'web.yaml'));
-    fs.writeFileSync(path.join(work, 'manifests', '.keep'), '');
+    fs.rmSync(path.join(remote.work, 'manifests', 'web.yaml'));
+    fs.writeFileSync(path.join(remote.work, 'manifests', '.keep'), '');
     git('add', '-A');
     git('commit', '-q', '-m', 'no more web');
     git('push', '-q', 'origin', 'main');

@@ -4,11 +4,11 @@
 // running, and a service that sets no resources runs under the policy's
 // default limits (read back from its cgroup).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { eventually, requireRoot } from '../helpers/linux.js';
 import { buildBusybox, makeE2eEnv, readiness, webManifest, type E2eEnv } from '../helpers/e2e.js';
+import { makeGitRemote, type GitRemote } from '../helpers/git.js';
 import { tempDir } from '../helpers/paths.js';
 
 /** The folder of an instance's cgroup in one controller's hierarchy (cgroup v1), or the unified one (v2). */
@@ -26,36 +26,24 @@ function cgroupFile(parent: string, instance: string, v1Controller: string, file
 describe('e2e: the server policy on a Git source', function () {
   this.timeout(120_000);
   let e: E2eEnv;
-  let repo: string;
-  let work: string;
+  let remote: GitRemote;
   let policyDir: string;
-  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=carte-test', '-c', 'user.email=test@carte.invalid', ...args], { cwd: work }).toString().trim();
-  const commit = (text: string, message: string) => {
-    fs.writeFileSync(path.join(work, 'manifests', 'web.yaml'), text);
-    git('add', '-A');
-    git('commit', '-q', '-m', message);
-    git('push', '-q', 'origin', 'main');
-    return git('rev-parse', 'HEAD');
-  };
-  const source = () => `git:file://${repo}#main:manifests`;
+  const commit = (text: string, message: string) => remote.commit(text, message);
+  const source = () => remote.source;
   const readyCount = () => readiness(e.state(), 'web').filter((i) => i.ready).length;
 
   before(async function () {
     requireRoot(this);
     e = makeE2eEnv();
     await buildBusybox(e);
-    repo = path.join(tempDir('carte-git-'), 'manifests.git');
-    execFileSync('git', ['init', '-q', '--bare', '--initial-branch', 'main', repo]);
-    work = tempDir('carte-work-');
-    execFileSync('git', ['clone', '-q', repo, work]);
-    git('checkout', '-q', '-b', 'main');
-    fs.mkdirSync(path.join(work, 'manifests'));
+    remote = makeGitRemote();
     policyDir = tempDir('carte-policy-');
     fs.mkdirSync(path.join(policyDir, 'data'));
   });
   after(async () => {
     await e?.teardown();
-    for (const d of [repo && path.dirname(repo), work, policyDir]) if (d) fs.rmSync(d, { recursive: true, force: true });
+    remote?.remove();
+    if (policyDir) fs.rmSync(policyDir, { recursive: true, force: true });
   });
 
   it('a broken policy file: the daemon does not start, and says where', async () => {
@@ -72,7 +60,7 @@ describe('e2e: the server policy on a Git source', function () {
     const policy = path.join(policyDir, 'policy.yaml');
     fs.writeFileSync(policy, `volumes:\n  hostPaths: [{ path: ${policyDir}/data }]\nresources:\n  default: { cpu: 500m, memory: 96Mi, pids: 128 }\n`);
     commit(webManifest({ replicas: 1 }), 'one web');
-    e.daemon(['--policy', policy, '--git', `file://${repo}`, '--branch', 'main', '--path', 'manifests', '--interval', '1s']);
+    e.daemon(['--policy', policy, '--git', `file://${remote.repo}`, '--branch', 'main', '--path', 'manifests', '--interval', '1s']);
     await eventually(async () => readyCount() === 1, 30_000, 'one ready instance');
     assert.deepEqual(e.state().services.web!.revision.spec.resources, { cpuMillis: 500, memoryBytes: 96 * 2 ** 20, pids: 128 });
     const [instance] = readiness(e.state(), 'web');
