@@ -7,6 +7,7 @@ import { connectDaemon } from '../daemon/client.js';
 import { takeConvergeLock } from '../daemon/daemon.js';
 import { CarteError } from '../errors.js';
 import { describeWait } from '../model/wait.js';
+import { rulesFor } from '../policy/policy.js';
 import { Reconciler } from '../reconciler/reconciler.js';
 import type { Context } from './context.js';
 import { linuxDriver } from './linux.js';
@@ -54,7 +55,11 @@ export async function convergeAfterChange(ctx: Context, opts: ConvergeOptions): 
     const mark = (await store.read()).nextEventSeq;
     const driver = await linuxDriver(ctx, { underPolicy: true });
     const scope = new Set(opts.scope ?? opts.services ?? []);
-    const reconciler = new Reconciler({ store, driver, log: ctx.log, scope, graces: opts.graces });
+    const policy = await ctx.policy();
+    const reconciler = new Reconciler({
+      store, driver, log: ctx.log, scope, graces: opts.graces,
+      hostCopyPrefixes: (source) => rulesFor(policy, source).rules.builds.hostCopyPrefixes,
+    });
     let addresses: Record<string, string> = {};
     reconciler.onMembership((m) => (addresses = m.addresses));
     // With --wait, keep converging (checks, rollouts) until the services are ready, not only until nothing is left to start.

@@ -5,6 +5,7 @@ import { checkHostTools, LinuxDriver } from '../drivers/linux/driver.js';
 import { Runner } from '../drivers/linux/exec.js';
 import { ImageBuilder } from '../drivers/linux/images/build.js';
 import { ImageStore } from '../drivers/linux/images/store.js';
+import type { ServerPolicy } from '../policy/policy.js';
 import type { Context } from './context.js';
 
 /** Driver settings a deployment may change, from the environment. */
@@ -25,14 +26,24 @@ export function driverSettings() {
  * created while CARTE_HOME's filesystem has less free space than its
  * disk.reserve. Other commands do not read the policy.
  */
-export async function linuxDriver(ctx: Context, opts: { underPolicy?: boolean } = {}): Promise<LinuxDriver> {
+export async function linuxDriver(ctx: Context, opts: { underPolicy?: boolean | (() => ServerPolicy) } = {}): Promise<LinuxDriver> {
   if (process.getuid?.() !== 0) {
     throw new CarteError('driver', 'running containers needs root (namespaces, mounts, cgroups): run carte as root');
   }
   const settings = driverSettings();
   await checkHostTools(settings);
-  const policy = opts.underPolicy ? await ctx.policy() : null;
-  return new LinuxDriver({ home: ctx.home, log: ctx.log, ...settings, hostCopyPrefixes: policy?.builds.hostCopyPrefixes, diskReserveBytes: policy?.rules.disk.reserveBytes });
+  // A function: the daemon's live policy, read at each decision (it may be reloaded).
+  let current: (() => ServerPolicy) | null = null;
+  if (typeof opts.underPolicy === 'function') current = opts.underPolicy;
+  else if (opts.underPolicy) {
+    const fixed = await ctx.policy();
+    current = () => fixed;
+  }
+  return new LinuxDriver({
+    home: ctx.home, log: ctx.log, ...settings,
+    hostCopyPrefixes: current?.().builds.hostCopyPrefixes,
+    diskReserveBytes: current ? () => current!().rules.disk.reserveBytes : undefined,
+  });
 }
 
 /** Images need no root and no runtime: building is file work, under the server policy's build rules. */

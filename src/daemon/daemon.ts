@@ -12,7 +12,10 @@ import { FolderSource } from '../reconciler/sources/folder.js';
 import { GitSource, type GitSourceOptions } from '../reconciler/sources/git.js';
 import { Store } from '../store/store.js';
 import { hostRealPath } from '../policy/facts.js';
-import { DEFAULT_POLICY, rulesFor, type ServerPolicy } from '../policy/policy.js';
+import type { AdmissionContext } from '../policy/admit.js';
+import { LivePolicy } from '../policy/live.js';
+import { rulesFor } from '../policy/policy.js';
+import { checkStoredServices } from '../policy/recheck.js';
 import { DiskQuota } from '../reconciler/disk-quota.js';
 import { acquireLock, type HeldLock } from '../util/lock.js';
 import { withDeadline } from '../util/timers.js';
@@ -40,8 +43,8 @@ export interface DaemonOptions {
   publishAddress?: string;
   /** Scaler settings: sampling interval, memory kept for the host and carte. */
   scaler?: { intervalMs?: number; memoryReserveBytes?: number };
-  /** The server policy every source's manifests are admitted under (default: the built-in one). */
-  policy?: ServerPolicy;
+  /** The server policy every source's manifests are admitted under, reloaded on change (default: the built-in one, fixed). */
+  policy?: LivePolicy;
   /** Gateway timings (tests shorten them). */
   gateway?: { holdMs?: number; retryBindMs?: number; udpIdleMs?: number };
   /** How often services' disk use is measured against their quota (default 30 s). */
@@ -100,19 +103,22 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     hurry: (service) => reconciler.hurry(service),
     onPortErrors: (errors) => void recordPortErrors(store, errors).catch((e: Error) => log.error({ err: e.message }, 'could not record port errors')),
   });
-  const reconciler = new Reconciler({ store, driver, log, resyncMs: opts.resyncMs, beforeStop: (i, grace) => gateway.drain(i, grace) });
+  const live = opts.policy ?? LivePolicy.fixed();
+  const reconciler = new Reconciler({
+    store, driver, log, resyncMs: opts.resyncMs, beforeStop: (i, grace) => gateway.drain(i, grace),
+    hostCopyPrefixes: (source) => rulesFor(live.current, source).rules.builds.hostCopyPrefixes,
+  });
   const scaler = new Scaler({
     store, driver, log: log.child({ component: 'scaler' }), activity: (s) => gateway.activity(s), trigger: () => reconciler.trigger(),
     intervalMs: opts.scaler?.intervalMs, windowFile: daemonPaths(home).scalerWindow, totalMemoryBytes: os.totalmem(), memoryReserveBytes: opts.scaler?.memoryReserveBytes ?? DEFAULT_MEMORY_RESERVE,
   });
   // Per-service disk quotas from each service's source section of the policy.
-  const policy = opts.policy ?? DEFAULT_POLICY;
   const diskQuota = new DiskQuota({
     driver, store, log: log.child({ component: 'disk' }), intervalMs: opts.diskIntervalMs,
     evict: (instance, reason) => reconciler.evict(instance, reason),
     quotaOf: async (service) => {
       const source = (await store.readShared()).services[service]?.source;
-      return source === undefined ? null : rulesFor(policy, source).rules.disk.perServiceBytes;
+      return source === undefined ? null : rulesFor(live.current, source).rules.disk.perServiceBytes;
     },
   });
   reconciler.onMembership((m) => {
@@ -121,7 +127,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     diskQuota.observe(m);
   });
   const trigger = () => reconciler.trigger();
-  const admission = { policy: opts.policy ?? DEFAULT_POLICY, home, realpath: hostRealPath };
+  // Read at each admission: a reloaded policy counts from the next sync on.
+  const admission: AdmissionContext = { get policy() { return live.current; }, home, realpath: hostRealPath };
   const sources: Array<FolderSource | GitSource> = [
     ...opts.watch.map((dir) => new FolderSource(dir, store, log, trigger, admission)),
     ...opts.git.map((g) => new GitSource(g, home, store, log, trigger, admission)),
@@ -140,6 +147,29 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   });
   api.route('POST', '/v1/webhook', syncAll);
 
+  // A new policy: every source is admitted again under it (a refused set keeps its last good one
+  // running, as for any bad manifest), and stored services that no longer fit it are named.
+  live.onReload((outcome) => {
+    if (outcome.kind === 'unchanged') return;
+    void (async () => {
+      if (outcome.kind === 'refused') {
+        log.error({ problems: outcome.lines }, 'the server policy file changed but is refused; the policy in force stays');
+        await store.update((data) => recordEvent(data, new Date(), { type: 'Warning', object: 'policy', reason: 'PolicyRefused', message: `${outcome.lines.join('; ')}; the policy in force stays` }));
+        return;
+      }
+      log.info({ policy: outcome.file ?? 'built-in' }, 'server policy reloaded');
+      await store.update((data) => {
+        const now = new Date();
+        recordEvent(data, now, { type: 'Normal', object: 'policy', reason: 'PolicyReloaded', message: `read ${outcome.file ?? 'the built-in policy'}; every source is admitted again under it` });
+        for (const v of checkStoredServices(data, admission)) {
+          recordEvent(data, now, { type: 'Warning', object: `service/${v.service}`, reason: 'PolicyViolation', message: `no longer fits the server policy: ${v.problems.join('; ')}; it keeps running as applied until its manifest changes` });
+        }
+      });
+      await Promise.all(sources.map((s) => s.readmit()));
+    })().catch((e: Error) => log.error({ err: e.message }, 'could not act on the reloaded policy'));
+  });
+  const unwatchPolicy = live.watch();
+
   // The state file is replaced whole on every write: a rename in CARTE_HOME.
   const storeWatch = fs.watch(home, (_e, name) => {
     if (name === 'state.json') trigger();
@@ -149,7 +179,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   await reconciler.pass();
   scaler.start(); // the first pass: adopt what runs, act on the difference
   diskQuota.start();
-  log.info({ ms: Math.round(performance.now() - started), sources: sources.map((s) => s.id), policy: admission.policy.file ?? 'built-in' }, 'daemon ready');
+  log.info({ ms: Math.round(performance.now() - started), sources: sources.map((s) => s.id), policy: live.current.file ?? 'built-in' }, 'daemon ready');
   for (const s of sources) await s.start();
 
   return {
@@ -163,6 +193,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       const step = (what: string, p: Promise<unknown>, ms: number) =>
         withDeadline(p.then(() => true), ms, false).then((ok) => ok || log.warn({ step: what, ms }, 'shutdown step cut short'));
       storeWatch.close();
+      unwatchPolicy();
       await step('stop sources', Promise.all(sources.map((s) => s.stop())), 1000);
       await step('stop scaler', scaler.stop(), 1000);
       await step('stop disk quota', diskQuota.stop(), 500);

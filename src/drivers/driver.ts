@@ -118,6 +118,12 @@ export interface ExecOptions {
   reapAll?: boolean;
 }
 
+/** The server policy's say over one build (its source's section). */
+export interface BuildPolicy {
+  /** Host folders its `COPY --from=host` may read; absent: the driver's own setting. */
+  hostCopyPrefixes?: readonly string[];
+}
+
 /** What remove() or gc() could not clean, step by step; empty means clean. */
 export interface CleanupReport {
   removed: string[];
@@ -142,7 +148,7 @@ export interface Driver {
    * Makes sure image `tag` exists, building it from `build` (a Cartefile
    * context) if needed; rebuilding an unchanged context is cheap (cached).
    */
-  ensureImage(build: { context: string; cartefile: string; args: Record<string, string> }, tag: string): Promise<void>;
+  ensureImage(build: { context: string; cartefile: string; args: Record<string, string> }, tag: string, opts?: BuildPolicy): Promise<void>;
   /** Calls `onChange` when an instance's process may have changed state (e.g. exited); returns a function that stops watching. */
   watch(onChange: () => void): () => void;
   /** A service's stable address on the instances' network, by its slot; null past the range. */

@@ -11,6 +11,8 @@ export interface DesiredService {
   spec: ServiceSpec;
   templateHash: string;
   revision: number;
+  /** The source that owns it (`cli`, `folder:…`, `git:…`): whose policy section its builds run under. */
+  source: string;
   /** `carte stop SERVICE`: held at zero instances until started again. */
   suspended: boolean;
 }

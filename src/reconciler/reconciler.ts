@@ -58,6 +58,12 @@ export interface ReconcilerOptions {
   scope?: ReadonlySet<string>;
   /** Stop grace periods of services already deleted from the store (the CLI's delete knows them; the store no longer does). */
   graces?: Readonly<Record<string, number>>;
+  /**
+   * Host folders a service's Cartefile may `COPY --from=host` from: the
+   * policy section of the service's source (read at each build, so a policy
+   * reload counts). Absent: the driver's own setting.
+   */
+  hostCopyPrefixes?: (source: string) => readonly string[];
 }
 
 export interface PassResult {
@@ -68,7 +74,7 @@ export interface PassResult {
 
 export function desiredServices(data: Readonly<StateData>): DesiredService[] {
   return Object.values(data.services).map((s) => ({
-    name: s.name, spec: { ...s.revision.spec, replicas: scaledReplicas(s) }, templateHash: s.revision.templateHash, revision: s.revision.revision, suspended: s.suspended === true,
+    name: s.name, spec: { ...s.revision.spec, replicas: scaledReplicas(s) }, templateHash: s.revision.templateHash, revision: s.revision.revision, source: s.source, suspended: s.suspended === true,
   }));
 }
 
@@ -81,6 +87,7 @@ export class Reconciler {
   private readonly resyncMs: number;
   private readonly clock: () => number;
   private readonly scope: ReadonlySet<string> | null;
+  private readonly hostCopyPrefixes: ReconcilerOptions['hostCopyPrefixes'];
   private events: PendingEvent[] = [];
   private healthRecords: Record<string, InstanceHealthRecord> = {};
   private healthDirty = false;
@@ -113,6 +120,7 @@ export class Reconciler {
     this.resyncMs = opts.resyncMs ?? DEFAULT_RESYNC_MS;
     this.clock = opts.clock ?? Date.now;
     this.scope = opts.scope ?? null;
+    this.hostCopyPrefixes = opts.hostCopyPrefixes;
     for (const [service, ms] of Object.entries(opts.graces ?? {})) this.graces.set(service, ms);
     this.health = opts.health ?? new HealthMonitor(makeProber(opts.driver), this.clock);
     this.health.onChange(() => this.onHealthChange());
@@ -418,7 +426,7 @@ export class Reconciler {
   private async image(svc: DesiredService): Promise<string> {
     if (svc.spec.image) return svc.spec.image;
     const tag = `carte-build/${svc.name}:${svc.templateHash.slice(0, 12)}`;
-    await this.driver.ensureImage(svc.spec.build!, tag);
+    await this.driver.ensureImage(svc.spec.build!, tag, { hostCopyPrefixes: this.hostCopyPrefixes?.(svc.source) });
     return tag;
   }
 

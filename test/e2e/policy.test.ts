@@ -4,6 +4,7 @@
 // running, and a service that sets no resources runs under the policy's
 // default limits (read back from its cgroup).
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { eventually, requireRoot } from '../helpers/linux.js';
@@ -28,6 +29,7 @@ describe('e2e: the server policy on a Git source', function () {
   let e: E2eEnv;
   let remote: GitRemote;
   let policyDir: string;
+  let daemon: ChildProcess;
   const commit = (text: string, message: string) => remote.commit(text, message);
   const source = () => remote.source;
   const readyCount = () => readiness(e.state(), 'web').filter((i) => i.ready).length;
@@ -60,7 +62,7 @@ describe('e2e: the server policy on a Git source', function () {
     const policy = path.join(policyDir, 'policy.yaml');
     fs.writeFileSync(policy, `volumes:\n  hostPaths: [{ path: ${policyDir}/data }]\nresources:\n  default: { cpu: 500m, memory: 96Mi, pids: 128 }\n`);
     commit(webManifest({ replicas: 1 }), 'one web');
-    e.daemon(['--policy', policy, '--git', `file://${remote.repo}`, '--branch', 'main', '--path', 'manifests', '--interval', '1s']);
+    daemon = e.daemon(['--policy', policy, '--git', `file://${remote.repo}`, '--branch', 'main', '--path', 'manifests', '--interval', '1s']);
     await eventually(async () => readyCount() === 1, 30_000, 'one ready instance');
     assert.deepEqual(e.state().services.web!.revision.spec.resources, { cpuMillis: 500, memoryBytes: 96 * 2 ** 20, pids: 128 });
     const [instance] = readiness(e.state(), 'web');
@@ -97,5 +99,40 @@ describe('e2e: the server policy on a Git source', function () {
       return r.code === 0 && r.stdout.startsWith('hi\n') ? r.stdout : undefined;
     }, 30_000, 'the mount to be readable');
     assert.equal(fs.existsSync(path.join(policyDir, 'data', 'new.txt')), false, 'the mount is read-only');
+  });
+
+  it('a changed policy file is read again: a broken one is refused, a tighter one admits every source again', async () => {
+    const policy = path.join(policyDir, 'policy.yaml');
+    const running = readiness(e.state(), 'web').map((i) => i.name);
+    const kept = e.state().services.web!.revision.revision;
+    const after = (reason: string) => e.state().events.filter((ev) => ev.reason === reason);
+
+    // Replaced whole, as an editor saves: the daemon never reads a half-written file here.
+    const save = (text: string) => {
+      fs.writeFileSync(`${policy}.tmp`, text);
+      fs.renameSync(`${policy}.tmp`, policy);
+    };
+    save('resources:\n  default: { memory: lots }\n');
+    await eventually(async () => after('PolicyRefused').length === 1 || undefined, 20_000, 'the broken policy refused');
+    assert.equal(after('PolicyRefused')[0]!.message, `1 problem in the server policy ${policy}; it was not used; ${policy}:2:22: resources.default.memory: "lots" is not a memory size (use e.g. 128Mi); the policy in force stays`);
+
+    // No host folder allowed any more: the running web (it mounts one) no longer fits.
+    save('resources:\n  default: { cpu: 500m, memory: 96Mi, pids: 128 }\n');
+    await eventually(async () => (after('PolicyViolation').length === 1 && e.state().sources[source()]?.lastError) || undefined, 20_000, 'the tighter policy applied');
+    const refused = `"${policyDir}/data" is not allowed by the server policy (allowed host paths: none)`;
+    assert.equal(after('PolicyReloaded')[0]!.message, `read ${policy}; every source is admitted again under it`);
+    assert.deepEqual(after('PolicyViolation').map((ev) => [ev.object, ev.message]), [
+      ['service/web', `no longer fits the server policy: spec.volumes[0].hostPath: ${refused}; it keeps running as applied until its manifest changes`],
+    ]);
+    assert.equal(e.state().sources[source()]!.lastError, `manifests/web.yaml:11:25: spec.volumes[0].hostPath: ${refused}`);
+    assert.equal(e.state().services.web!.revision.revision, kept);
+    assert.deepEqual(readiness(e.state(), 'web').map((i) => i.name), running);
+
+    // SIGHUP reads it again too (here: nothing changed, so no news), and does not stop the daemon.
+    daemon.kill('SIGHUP');
+    const r = await e.carte(['get', 'services']);
+    assert.equal(r.code, 0);
+    assert.equal(daemon.exitCode, null);
+    assert.equal(after('PolicyReloaded').length, 1);
   });
 });

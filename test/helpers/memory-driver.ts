@@ -2,7 +2,7 @@
 // records, "processes" never run. Tests steer it (crash an instance, fail the
 // next create) to drive the reconciler through situations. It passes the same
 // contract suite as the Linux driver, so the two cannot disagree on meaning.
-import type { CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, ObservedInstance } from '../../src/drivers/driver.js';
+import type { BuildPolicy, CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, ObservedInstance } from '../../src/drivers/driver.js';
 import { DriverError } from '../../src/errors.js';
 
 export class MemoryDriver implements Driver {
@@ -107,10 +107,13 @@ export class MemoryDriver implements Driver {
   }
 
   readonly built: string[] = [];
+  /** The host copy prefixes each build was given (its source's policy section), by tag. */
+  readonly buildPolicies = new Map<string, readonly string[] | undefined>();
   private watchers = new Set<() => void>();
 
-  async ensureImage(_build: unknown, tag: string): Promise<void> {
+  async ensureImage(_build: unknown, tag: string, opts: BuildPolicy = {}): Promise<void> {
     this.built.push(tag);
+    this.buildPolicies.set(tag, opts.hostCopyPrefixes);
   }
 
   watch(onChange: () => void): () => void {

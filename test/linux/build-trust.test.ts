@@ -131,6 +131,16 @@ describe('linux: what a build may read', function () {
       );
     });
 
+    it('a build\'s own prefixes (its source\'s policy section) replace the builder\'s', async () => {
+      write('Cartefile', `FROM scratch\nCOPY --from=host ${allowed}/tool /section-tool\n`);
+      const narrowed = await widened.build({ context: ctx, tag: 'trust/section:1', hostCopyPrefixes: ['/usr'] }).then(() => 'built', (e: Error) => e.message);
+      assert.equal(narrowed, `${cartefile}:2: COPY --from=host ${allowed}/tool: not allowed by the server policy (host files may come from /usr)`);
+      const result = await builder.build({ context: ctx, tag: 'trust/section:1', hostCopyPrefixes: [allowed] });
+      assert.equal(result.ref, 'trust/section:1');
+      await store.untag('trust/section:1');
+      await store.gc(new Set());
+    });
+
     it('judges before the cache: a source the policy no longer allows is not served from the cache', async () => {
       write('Cartefile', `FROM scratch\nCOPY --from=host ${allowed}/tool /tool\n`);
       const first = await widened.build({ context: ctx, tag: 'trust/tool:1' });

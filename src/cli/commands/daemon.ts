@@ -8,6 +8,7 @@ import type { GitSourceOptions } from '../../reconciler/sources/git.js';
 import { parseDuration, parseMemory } from '../../schema/units.js';
 import type { Context } from '../context.js';
 import { linuxDriver } from '../linux.js';
+import { LivePolicy } from '../../policy/live.js';
 
 export interface DaemonOptions {
   watch?: string[];
@@ -62,9 +63,11 @@ export function daemonSources(opts: DaemonOptions): { watch: string[]; git: GitS
 export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
   const sources = daemonSources(opts);
   // A broken policy file stops the daemon here, with its located problems: never run with no policy or half of one.
-  const policy = await ctx.policy();
+  // Then it is read again on SIGHUP and whenever the file changes (src/policy/live.ts).
+  const policy = new LivePolicy(await ctx.policy(), await ctx.policyLocation());
+  process.on('SIGHUP', () => void policy.reload());
   const log = daemonLogger(opts.logLevel as 'info');
-  const driver = await linuxDriver({ ...ctx, log }, { underPolicy: true });
+  const driver = await linuxDriver({ ...ctx, log }, { underPolicy: () => policy.current });
   const running = await startDaemon({ home: ctx.home, log, driver, ...sources, policy, resyncMs: duration('--resync', opts.resync), publishAddress: opts.publishAddress,
     scaler: { intervalMs: duration('--metrics-interval', opts.metricsInterval), memoryReserveBytes: memory('--memory-reserve', opts.memoryReserve) },
     diskIntervalMs: duration('--disk-interval', opts.diskInterval),

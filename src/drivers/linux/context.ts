@@ -31,9 +31,10 @@ export interface DriverContext {
   /**
    * Free bytes the filesystem holding CARTE_HOME must keep (the server
    * policy's disk.reserve): below it no instance is created, so the state
-   * file can always be written. 0: no reserve.
+   * file can always be written. 0: no reserve. Read at each create (the
+   * daemon's policy may be reloaded).
    */
-  diskReserveBytes: number;
+  diskReserveBytes: () => number;
 }
 
 /** The naming rules placementOf() needs, from the context. */

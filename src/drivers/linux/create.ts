@@ -60,11 +60,12 @@ async function exists(p: string): Promise<boolean> {
 
 /** New instances (their writable layers, logs, volumes) never eat the room the state file needs. */
 function checkDiskReserve(ctx: DriverContext, name: string): void {
-  if (ctx.diskReserveBytes <= 0) return;
+  const reserve = ctx.diskReserveBytes();
+  if (reserve <= 0) return;
   const space = spaceOf(ctx.paths.home);
-  if (!space || space.freeBytes >= ctx.diskReserveBytes) return;
+  if (!space || space.freeBytes >= reserve) return;
   throw new DriverError('create', `instance ${name}`,
-    `only ${formatMemory(space.freeBytes)} free on ${space.mount} (holding CARTE_HOME), below the server policy's disk reserve of ${formatMemory(ctx.diskReserveBytes)}`,
+    `only ${formatMemory(space.freeBytes)} free on ${space.mount} (holding CARTE_HOME), below the server policy's disk reserve of ${formatMemory(reserve)}`,
     { hint: 'free some space: "carte gc" removes unused images and layers' });
 }
 

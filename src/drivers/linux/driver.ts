@@ -18,7 +18,7 @@ import path from 'node:path';
 import { CarteError, DriverError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type {
-  CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, LogOptions, ObservedInstance,
+  BuildPolicy, CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, LogOptions, ObservedInstance,
 } from '../driver.js';
 import { detectLayout, readStats } from './cgroups.js';
 import { gc, remove, REMOVE_FAULT_POINTS, stop } from './cleanup.js';
@@ -39,8 +39,8 @@ import { parseHostRlimits } from './spec.js';
 export interface LinuxDriverOptions {
   /** Host folders a Cartefile's COPY --from=host may read (the server policy's builds.hostCopyPrefixes); default the system's program and library folders. */
   hostCopyPrefixes?: readonly string[];
-  /** Free bytes CARTE_HOME's filesystem keeps: no instance is created below it (the server policy's disk.reserve; default 0, none). */
-  diskReserveBytes?: number;
+  /** Free bytes CARTE_HOME's filesystem keeps: no instance is created below it (the server policy's disk.reserve; default 0, none). A function is read at each create. */
+  diskReserveBytes?: number | (() => number);
   home: string;
   log: Logger;
   runtime?: string;
@@ -100,7 +100,7 @@ export class LinuxDriver implements Driver {
       previousLogLimit: opts.previousLogLimit ?? 200,
       // The host's open-files limits, read once (they do not change while carte runs).
       rlimits: parseHostRlimits(fs.readFileSync('/proc/self/limits', 'utf8')),
-      diskReserveBytes: opts.diskReserveBytes ?? 0,
+      diskReserveBytes: typeof opts.diskReserveBytes === 'function' ? opts.diskReserveBytes : ((n) => () => n)(opts.diskReserveBytes ?? 0),
     };
     for (const d of [this.paths.instancesDir, this.paths.volumesDir, this.paths.runRoot]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   }
@@ -153,8 +153,8 @@ export class LinuxDriver implements Driver {
     return execIn(this.ctx, name, command, opts);
   }
 
-  async ensureImage(build: { context: string; cartefile: string; args: Record<string, string> }, tag: string): Promise<void> {
-    await this.builder.build({ context: build.context, cartefile: build.cartefile, args: build.args, tag });
+  async ensureImage(build: { context: string; cartefile: string; args: Record<string, string> }, tag: string, opts: BuildPolicy = {}): Promise<void> {
+    await this.builder.build({ context: build.context, cartefile: build.cartefile, args: build.args, tag, hostCopyPrefixes: opts.hostCopyPrefixes });
   }
 
   /** conmon writes each exit into the run folder; any change there may be an instance ending. */

@@ -70,6 +70,11 @@ export class FolderSource {
     return outcome;
   }
 
+  /** Admits the folder again (the server policy changed): the same as a sync. */
+  readmit(): Promise<SyncOutcome> {
+    return this.sync();
+  }
+
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     await this.watcher?.close();

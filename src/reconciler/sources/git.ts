@@ -90,6 +90,13 @@ export class GitSource {
     return outcome;
   }
 
+  /** Admits the current commit again (the server policy changed), even though the branch did not move. */
+  async readmit(): Promise<SyncOutcome> {
+    await this.syncing;
+    this.lastTried = null;
+    return this.sync();
+  }
+
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.syncing;

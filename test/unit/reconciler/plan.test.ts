@@ -10,7 +10,7 @@ const NOW = 1_000_000;
 function svc(name: string, spec: Record<string, unknown> = {}, extra: Partial<DesiredService> = {}): DesiredService {
   const [loaded] = services({ 'x.yaml': yaml(serviceDoc(name, spec)) });
   const s = loaded!.object.spec;
-  return { name, spec: s, templateHash: templateHash(s), revision: 1, suspended: false, ...extra };
+  return { name, spec: s, templateHash: templateHash(s), revision: 1, source: 'cli', suspended: false, ...extra };
 }
 
 function inst(d: DesiredService, ordinal: number, over: Partial<InstanceView> = {}): InstanceView {

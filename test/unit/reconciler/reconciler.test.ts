@@ -50,6 +50,19 @@ describe('reconciler (in-memory driver)', () => {
     assert.equal((await step(r)).settled, true);
   });
 
+  it('builds each service under its own source\'s host copy prefixes', async () => {
+    const doc = (name: string) => ({ ...serviceDoc(name), spec: { replicas: 1, build: { context: 'app' } } });
+    await applyServices(store, { services: services({ 'a.yaml': yaml(doc('mine')) }), source: 'cli', prune: false });
+    await applyServices(store, { services: services({ 'b.yaml': yaml(doc('theirs')) }), source: 'git:class#main:.', prune: false });
+    const r = new Reconciler({
+      store, driver, log: cliLogger('silent'), clock, health: new HealthMonitor(async () => null, clock),
+      hostCopyPrefixes: (source) => (source === 'cli' ? ['/usr', '/opt/tools'] : []),
+    });
+    await step(r);
+    const byService = Object.fromEntries([...driver.buildPolicies].map(([tag, p]) => [tag.split(':')[0], p]));
+    assert.deepEqual(byService, { 'carte-build/mine': ['/usr', '/opt/tools'], 'carte-build/theirs': [] });
+  });
+
   it('scales down, and leaves instances it does not manage (carte run) alone', async () => {
     await driver.create({ name: 'adhoc-1', service: 'adhoc-1', labels: {}, image: 'x', spec: { command: null, args: null, env: {}, workingDir: null, user: null, resources: { cpuMillis: null, memoryBytes: null, pids: null }, volumes: [], ports: [] } });
     await apply(serviceDoc('web', { replicas: 3 }));

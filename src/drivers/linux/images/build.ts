@@ -33,6 +33,8 @@ export interface BuildRequest {
   tag: string;
   args?: Record<string, string>;
   onProgress?: (line: string) => void;
+  /** Host folders this build's `COPY --from=host` may read (its source's policy section); default the builder's. */
+  hostCopyPrefixes?: readonly string[];
 }
 
 export interface BuildResult {
@@ -119,7 +121,7 @@ export class ImageBuilder {
     if (ignoreFile.kind === 'refused') throw new CartefileError(path.relative(process.cwd(), path.join(req.context, '.carteignore')), 0, ignoreFile.reason);
     const ignoreText = ignoreFile.kind === 'text' ? ignoreFile.text : '';
     const ignored = parseIgnore(ignoreText);
-    const rules = hostCopyRules(this.hostCopyPrefixes, this.home);
+    const rules = hostCopyRules(req.hostCopyPrefixes ?? this.hostCopyPrefixes, this.home);
     const progress = req.onProgress ?? (() => {});
     const cache = (await this.cacheFile().read()) ?? {};
 
