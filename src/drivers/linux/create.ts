@@ -2,7 +2,7 @@
 //
 //   record → [overlay rootfs, user, volumes, /etc files, OCI spec] ‖ [ip netns add]
 //          → [conmon (runc create)] ‖ [CNI attach → /etc/hosts with the address]
-//          → runc start → record (started)
+//          → unmount staged host volumes → runc start → record (started)
 //
 // A failed step removes whatever the earlier ones made (remove() is
 // idempotent and works from any point), so a failed create leaves nothing.
@@ -22,9 +22,9 @@ import { startMonitor } from './monitor.js';
 import { observe } from './observe.js';
 import { newPlacement, writeRecord, type InstanceRecord, type Placement } from './records.js';
 import { resolveCapabilities } from './capabilities.js';
-import { hostVolumeSource } from './host-volumes.js';
+import { STAGING_FOLDER, stageHostVolume } from './host-volumes.js';
 import { readImageFile } from './image-file.js';
-import { mountOverlay } from './rootfs.js';
+import { mountOverlay, unmountAll } from './rootfs.js';
 import { buildSpec, resolveArgs, resolveEnv, resolveUser } from './spec.js';
 
 /** Where a carte killed mid-create can stop (see src/util/fault.ts), in order. */
@@ -136,6 +136,12 @@ async function createSteps(ctx: DriverContext, spec: InstanceSpec): Promise<void
     ctx.network.attach(name, place.netnsPath),
   ]);
   phase('runtime create and network');
+  // The container holds its own mounts of the host volumes now: the staging
+  // ones are not needed, and nothing of them stays in the host's namespace.
+  if (spec.spec.volumes.some((v) => v.kind === 'host')) {
+    const left = await unmountAll(ctx.runner, paths.dir(name, STAGING_FOLDER), name);
+    if (left.length) throw new DriverError('unmount the staged host volumes of', name, `still mounted: ${left.join(', ')}`);
+  }
   faultPoint('create:container-created');
   // Rewritten in place: the bind mount made at create refers to this same inode.
   await fsp.writeFile(hostsFile, hostsText(net.ip));
@@ -175,13 +181,15 @@ async function prepareBundle(
     { source: path.join(etc, 'hostname'), destination: '/etc/hostname', readOnly: true },
     { source: path.join(etc, 'resolv.conf'), destination: '/etc/resolv.conf', readOnly: true },
   ];
-  for (const v of spec.spec.volumes) {
+  for (const [i, v] of spec.spec.volumes.entries()) {
     if (v.kind === 'named') {
       const source = path.join(paths.volumesDir, v.name);
       await fsp.mkdir(source, { recursive: true, mode: 0o755 });
       binds.push({ source, destination: v.mountPath, readOnly: v.readOnly });
     } else {
-      binds.push({ source: hostVolumeSource(name, v, paths.home), destination: v.mountPath, readOnly: v.readOnly });
+      // Mounted by carte from an open descriptor, runc mounts the staging point (see host-volumes.ts).
+      const staging = await stageHostVolume(ctx.runner, name, v, paths.home, paths.dir(name, STAGING_FOLDER, String(i)));
+      binds.push({ source: staging, destination: v.mountPath, readOnly: v.readOnly });
     }
   }
 
