@@ -98,6 +98,25 @@ describe('linux driver: host-path volumes at mount time', function () {
     fs.rmSync(path.join(safe, 'note'));
   });
 
+  it('leaves out mounts below the folder (never checked, and read-only would not reach them)', async () => {
+    const below = path.join(safe, 'below');
+    fs.mkdirSync(below);
+    fs.writeFileSync(path.join(below, 'under'), 'the folder itself\n');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'carte-test-below', below]);
+    try {
+      fs.writeFileSync(path.join(below, 'mounted'), 'a mount below\n');
+      await host().driver.create(instance('sub-1', { command: ['busybox', 'sleep', '100'], volumes: vol(safe, true) }));
+      try {
+        assert.deepEqual(await execOut(host(), 'sub-1', ['busybox', 'ls', '/h/below']), { code: 0, out: 'under\n' });
+      } finally {
+        assert.deepEqual((await host().driver.remove('sub-1')).failures, []);
+      }
+    } finally {
+      execFileSync('umount', [below]);
+      fs.rmSync(below, { recursive: true, force: true });
+    }
+  });
+
   it('mounts a regular file, read-only', async () => {
     const file = path.join(dir, 'settings.txt');
     fs.writeFileSync(file, 'one file\n');

@@ -140,9 +140,10 @@ export async function stageHostVolume(runner: Runner, instance: string, v: { hos
     fs.mkdirSync(path.dirname(staging), { recursive: true, mode: 0o700 });
     if (pin.directory) fs.mkdirSync(staging, { mode: 0o700 });
     else fs.writeFileSync(staging, '', { flag: 'wx', mode: 0o600 });
-    // rbind, as runc's own bind of the path did: mounts below the folder come along.
+    // A plain bind, not rbind: mounts below the folder were never checked (nosuid,nodev), and
+    // runc's read-only remount covers only the top mount, so they stay out of the container.
     // /proc/<carte's pid>: mount(8) is a child, and the descriptor is carte's (O_CLOEXEC, not inherited).
-    await runner.run('mount', ['--no-canonicalize', '--rbind', `/proc/${process.pid}/fd/${pin.fd}`, staging], { step: 'stage a host volume of', resource: instance });
+    await runner.run('mount', ['--no-canonicalize', '--bind', `/proc/${process.pid}/fd/${pin.fd}`, staging], { step: 'stage a host volume of', resource: instance });
     const st = fs.statSync(staging);
     if (st.dev !== pin.dev || st.ino !== pin.ino) {
       throw new DriverError('mount a volume into', instance, `the staging mount of host path ${v.hostPath} (${staging}) is not the folder carte checked`);
