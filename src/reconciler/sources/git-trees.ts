@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
+import type { ReusedContext } from '../../api/apply.js';
 import { isWithin } from '../../policy/host-paths.js';
 import type { StoredService } from '../../store/state.js';
 
@@ -61,6 +62,37 @@ export class CommitTrees {
       // No trees/ yet: nothing can be inside it.
     }
     return bases;
+  }
+
+  /**
+   * For each service whose current revision builds from an older tree: its
+   * context's folder in `commit`'s tree → the stored context, when Git has the
+   * same tree id at that folder in both commits (the same names, modes,
+   * contents and symlinks) and the Cartefile lies inside it. The old tree was
+   * admitted with that folder and never changes, so building from it builds
+   * the same files.
+   */
+  async unchangedContexts(services: readonly StoredService[], commit: string): Promise<Map<string, ReusedContext>> {
+    const same = new Map<string, ReusedContext>();
+    const git = simpleGit(this.repo);
+    const bases = this.bases();
+    for (const s of services) {
+      const build = s.revision.spec.build;
+      if (!build || !isWithin(path.posix.resolve(build.context, build.cartefile), build.context)) continue;
+      const base = bases.find((b) => build.context !== b && isWithin(build.context, b));
+      if (!base) continue;
+      const [old, ...rest] = path.posix.relative(base, build.context).split('/');
+      if (old === commit || !COMMIT_NAME.test(old!) || !fs.existsSync(path.join(base, old!))) continue;
+      const folder = rest.join('/');
+      const id = async (c: string) => (await git.raw(['rev-parse', '--verify', '--end-of-options', `${c}:${folder}`])).trim();
+      try {
+        if ((await id(old!)) !== (await id(commit))) continue;
+      } catch {
+        continue; // Not a folder of one of the commits: the new context is the new tree's.
+      }
+      same.set(s.name, { from: path.posix.join(base, commit, folder), to: build.context });
+    }
+    return same;
   }
 
   /** The tree of `commit`, written whole first if it is not there. */

@@ -127,7 +127,8 @@ export class GitSource {
       await recordSourceError(this.store, this.id, (e as Error).message, commit);
       return { ok: false, lines: [(e as Error).message] };
     }
-    const outcome = await syncTexts(this.store, this.id, texts, commit, this.admission);
+    const mine = Object.values((await this.store.read()).services).filter((s) => s.source === this.id);
+    const outcome = await syncTexts(this.store, this.id, texts, commit, this.admission, await this.trees.unchangedContexts(mine, commit));
     this.log.info({ source: this.id, commit, ok: outcome.ok, changes: outcome.lines }, outcome.ok ? 'git synced' : 'git commit refused');
     if (outcome.ok) this.onApplied();
     return outcome;

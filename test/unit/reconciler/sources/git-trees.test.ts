@@ -126,6 +126,31 @@ describe('Git source: one tree per commit', () => {
     assert.deepEqual(treeNames(), []);
   });
 
+  it('a commit that leaves the build context alone keeps building from the older tree: no rebuild, no rollout', async () => {
+    const c1 = good();
+    const git = source();
+    await git.sync();
+    const context = path.join(trees(), c1, 'app');
+
+    const c2 = remote.commitFiles({ 'README.md': 'notes\n' }, 'unrelated');
+    assert.deepEqual(await git.sync(), { ok: true, lines: [] });
+    assert.deepEqual([(await stored())!.revision.revision, (await stored())!.revision.spec.build?.context], [1, context]);
+    assert.equal((await store.read()).sources[remote.source]!.commit, c2);
+    assert.deepEqual(treeNames(), [c1]);
+
+    remote.commit(buildManifest().replace('replicas: 1', 'replicas: 2'), 'two');
+    assert.deepEqual(await git.sync(), { ok: true, lines: ['service/web configured'] });
+    const web = (await stored())!;
+    assert.deepEqual([web.revision.revision, web.revision.spec.replicas, web.revision.spec.build?.context], [2, 2, context]);
+    assert.equal(web.revision.templateHash, web.history[0]!.templateHash, 'the instances are not replaced');
+    assert.deepEqual(treeNames(), [c1]);
+
+    const c4 = remote.commitFiles({ 'app/Cartefile': 'FROM scratch\nCOPY hello.txt /srv/hello.txt\n' }, 'a new Cartefile');
+    assert.deepEqual(await git.sync(), { ok: true, lines: ['service/web configured'] });
+    assert.equal((await stored())!.revision.spec.build?.context, path.join(trees(), c4, 'app'));
+    assert.deepEqual(treeNames(), [c1, c4].sort());
+  });
+
   it('after a restart: the trees are reused, a crash\'s temporary folders removed, and a deleted tree a revision needs written again', async () => {
     const c1 = good();
     await source().sync();
