@@ -28,6 +28,19 @@ export interface ApplyRequest {
    * CARTE_HOME at its default place and no symlinks anywhere.
    */
   admission?: AdmissionContext;
+  /**
+   * Per service, a build context to store in place of the admitted one: a Git
+   * source maps the context in the new commit's tree (`from`) to the same
+   * folder in the older tree the stored revision builds from (`to`) when Git
+   * says their files are the same, so a commit that leaves a build alone does
+   * not rebuild and roll it out.
+   */
+  reuseContexts?: ReadonlyMap<string, ReusedContext>;
+}
+
+export interface ReusedContext {
+  from: string;
+  to: string;
 }
 
 const BUILT_IN_ADMISSION: AdmissionContext = { policy: DEFAULT_POLICY, home: DEFAULT_HOME, realpath: () => null };
@@ -62,7 +75,7 @@ export function planApply(data: StateData, req: ApplyRequest): ApplyPlan {
   // Admission first: the policy's defaults are part of what is compared and stored.
   const admitted = admit(req.services, { ...(req.admission ?? BUILT_IN_ADMISSION), source: req.source, stored: Object.values(data.services), pruned });
   const problems: ManifestProblem[] = [...admitted.problems];
-  const services = admitted.services;
+  const services = admitted.services.map((s) => reuseContext(s, req.reuseContexts));
 
   for (const loaded of services) {
     const stored = data.services[loaded.object.name];
@@ -99,6 +112,14 @@ export function planApply(data: StateData, req: ApplyRequest): ApplyPlan {
     }
   }
   return { changes, problems };
+}
+
+/** `loaded` with its build context swapped for the equal one `reuse` names for it, if any. */
+function reuseContext(loaded: LoadedService, reuse: ReadonlyMap<string, ReusedContext> | undefined): LoadedService {
+  const build = loaded.object.spec.build;
+  const same = reuse?.get(loaded.object.name);
+  if (!build || !same || build.context !== same.from) return loaded;
+  return { ...loaded, object: { ...loaded.object, spec: { ...loaded.object.spec, build: { ...build, context: same.to } } } };
 }
 
 function newRevision(number: number, obj: ServiceObject, req: { source: SourceId; commit?: string | null }, origin: string | null, cause: Revision['cause'], at: Date): Revision {

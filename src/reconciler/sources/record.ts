@@ -2,7 +2,7 @@
 // that source (pruning only its own objects), and record the outcome. A bad
 // set changes nothing that runs; its located errors go into the source's
 // status and, once per distinct error, into an event.
-import { applyServices } from '../../api/apply.js';
+import { applyServices, type ReusedContext } from '../../api/apply.js';
 import { CarteError, formatProblem, ManifestError } from '../../errors.js';
 import type { AdmissionContext } from '../../policy/admit.js';
 import { parseManifests, type ManifestText } from '../../schema/load.js';
@@ -29,11 +29,11 @@ export async function recordSourceError(store: Store, id: SourceId, message: str
  * Validates, admits under the server policy and applies a source's whole set.
  * A refusal (invalid or not admitted) changes nothing: the last good set keeps running.
  */
-export async function syncTexts(store: Store, id: SourceId, texts: ManifestText[], commit: string | null, admission: AdmissionContext): Promise<SyncOutcome> {
+export async function syncTexts(store: Store, id: SourceId, texts: ManifestText[], commit: string | null, admission: AdmissionContext, reuseContexts?: ReadonlyMap<string, ReusedContext>): Promise<SyncOutcome> {
   try {
     const { services, problems } = parseManifests(texts);
     if (problems.length) throw new ManifestError(problems);
-    const changes = await applyServices(store, { services, source: id, prune: true, commit, admission });
+    const changes = await applyServices(store, { services, source: id, prune: true, commit, admission, reuseContexts });
     return { ok: true, lines: changes.filter((c) => c.action !== 'unchanged').map((c) => `service/${c.name} ${c.action}`) };
   } catch (e) {
     if (!(e instanceof CarteError)) throw e;
