@@ -11,6 +11,26 @@ export class RedisUnavailable extends Error {
   }
 }
 
+/**
+ * Error replies that mean "the database cannot take this now", not "this
+ * command is wrong": the servers answer them like a lost connection (503,
+ * try again), not as a bug (500). OOM is what a full Redis says to every
+ * write once used memory passes `maxmemory` under `noeviction` (see
+ * redis/Cartefile); LOADING comes right after a restart, while the AOF is read.
+ */
+const UNAVAILABLE_REPLIES: Record<string, string> = {
+  OOM: 'it is out of memory (maxmemory reached) and refuses writes until space is freed',
+  LOADING: 'it is still loading its data after a restart',
+  MISCONF: 'it cannot save its data (see the redis log) and refuses writes',
+  BUSY: 'it is busy running a script',
+};
+
+/** The error a command's promise rejects with for an error reply. */
+export function replyError(e: RedisReplyError): Error {
+  const detail = UNAVAILABLE_REPLIES[/^[A-Z]+/.exec(e.message)?.[0] ?? ''];
+  return detail ? new RedisUnavailable(detail) : e;
+}
+
 interface Pending { resolve(r: Reply): void; reject(e: Error): void }
 
 class Connection {
@@ -104,8 +124,50 @@ export class Redis extends Connection {
     super(addr, log, 'commands');
   }
 
-  /** Sends one command; rejects with RedisUnavailable when not connected, or with the server's error. */
-  command(...args: Array<string | number | Buffer>): Promise<Reply> {
+  /** Sends one command; rejects with RedisUnavailable when not connected (or Redis is full), or with the server's error. */
+  async command(...args: Array<string | number | Buffer>): Promise<Reply> {
+    const r = await this.send(args);
+    if (r instanceof RedisReplyError) throw replyError(r);
+    return r;
+  }
+
+  /**
+   * MULTI, the commands, EXEC: applied all together or not at all. All of it
+   * is written in one go, so no other request's command can slip in between
+   * on this shared connection. Resolves with EXEC's replies, one per command;
+   * rejects on the first error (a full Redis refuses at queue time and
+   * aborts the lot).
+   */
+  async multi(commands: ReadonlyArray<ReadonlyArray<string | number | Buffer>>): Promise<Reply[]> {
+    if (!this.connected) throw new RedisUnavailable('not connected');
+    const replies = await Promise.all([['MULTI'], ...commands, ['EXEC']].map((c) => this.send(c)));
+    const queued = replies.slice(1, -1).find((r) => r instanceof RedisReplyError);
+    if (queued) throw replyError(queued as RedisReplyError);
+    const exec = replies[replies.length - 1]!;
+    if (exec instanceof RedisReplyError) throw replyError(exec);
+    if (!Array.isArray(exec)) throw new RedisUnavailable('the transaction was aborted');
+    const failed = exec.find((r) => r instanceof RedisReplyError);
+    if (failed) throw replyError(failed as RedisReplyError);
+    return exec;
+  }
+
+  async str(...args: Array<string | number | Buffer>): Promise<string | null> {
+    const r = await this.command(...args);
+    return r === null ? null : String(r);
+  }
+
+  async int(...args: Array<string | number | Buffer>): Promise<number> {
+    return Number(await this.command(...args));
+  }
+
+  async list(...args: Array<string | number | Buffer>): Promise<Array<string | null>> {
+    const r = await this.command(...args);
+    if (!Array.isArray(r)) return [];
+    return r.map((x) => (x === null ? null : String(x)));
+  }
+
+  /** One command's reply, error replies included (as values). */
+  private send(args: ReadonlyArray<string | number | Buffer>): Promise<Reply> {
     if (!this.connected) return Promise.reject(new RedisUnavailable('not connected'));
     return new Promise((resolve, reject) => {
       this.pending.push({ resolve, reject });
@@ -113,30 +175,8 @@ export class Redis extends Connection {
     });
   }
 
-  async str(...args: Array<string | number | Buffer>): Promise<string | null> {
-    const r = await this.command(...args);
-    if (r instanceof RedisReplyError) throw r;
-    return r === null ? null : String(r);
-  }
-
-  async int(...args: Array<string | number | Buffer>): Promise<number> {
-    const r = await this.command(...args);
-    if (r instanceof RedisReplyError) throw r;
-    return Number(r);
-  }
-
-  async list(...args: Array<string | number | Buffer>): Promise<Array<string | null>> {
-    const r = await this.command(...args);
-    if (r instanceof RedisReplyError) throw r;
-    if (!Array.isArray(r)) return [];
-    return r.map((x) => (x === null ? null : String(x)));
-  }
-
   protected override onReply(r: Reply): void {
-    const p = this.pending.shift();
-    if (!p) return;
-    if (r instanceof RedisReplyError) p.reject(r);
-    else p.resolve(r);
+    this.pending.shift()?.resolve(r);
   }
 
   protected override onDisconnect(e: Error): void {
