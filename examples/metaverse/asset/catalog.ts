@@ -22,6 +22,8 @@ export interface AssetMeta {
   sha256: string;
   contentType: string;
   thumbnail: string | null;
+  /** the thumbnail's declared type (absent on thumbnails stored before it was kept: served as application/octet-stream) */
+  thumbnailType?: string;
   createdAt: string;
 }
 
@@ -109,7 +111,7 @@ export class Catalog {
     return this.file('thumbs', checkId(id));
   }
 
-  async setThumbnail(meta: AssetMeta, body: Readable, limit: number): Promise<AssetMeta> {
+  async setThumbnail(meta: AssetMeta, body: Readable, limit: number, type: string): Promise<AssetMeta> {
     const tmp = this.file('tmp', `${meta.id}.thumb-${randomBytes(4).toString('hex')}`);
     try {
       await pipeline(body, sizeLimit(limit), fs.createWriteStream(tmp, { flags: 'wx' }));
@@ -118,7 +120,7 @@ export class Catalog {
       await fsp.rm(tmp, { force: true });
       throw e;
     }
-    const next = { ...meta, thumbnail: `/v1/assets/${meta.id}/thumbnail` };
+    const next = { ...meta, thumbnail: `/v1/assets/${meta.id}/thumbnail`, thumbnailType: type };
     await this.writeMeta(next);
     return next;
   }

@@ -9,12 +9,17 @@
 //   GET    /v1/assets/ID/thumbnail            → 200 the image
 //   DELETE /v1/assets/ID                      (Bearer, owner) → 204 | 403
 //   GET    /health
+//
+// Content and thumbnails are served with their declared type only when it is
+// on the allow-list in content-type.ts; anything else (HTML, SVG, scripts…)
+// goes out as an application/octet-stream download, never rendered.
 import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { envInt, envString, tokenSecret } from '../lib/config.js';
 import { HttpError, requireUser, router, sendJson, serve, startOrExit, type Ctx } from '../lib/http.js';
 import { makeLog } from '../lib/log.js';
 import { Catalog, parseUploadQuery } from './catalog.js';
+import { delivery, FILE_HEADERS, normalizeContentType } from './content-type.js';
 
 const log = makeLog('asset');
 
@@ -27,14 +32,14 @@ startOrExit(log, () => {
   const catalog = new Catalog(envString(env, 'DATA_DIR', '/data'));
   void catalog.sweep().then((n) => n && log.info('removed unfinished uploads', { count: n }));
 
-  const stream = async ({ req, res }: Ctx, file: string, type: string, etag?: string) => {
+  const stream = async ({ req, res }: Ctx, file: string, headers: Record<string, string>, etag?: string) => {
     const st = await fs.promises.stat(file).catch(() => null);
     if (!st) throw new HttpError(404, 'not_found', 'no such file');
     if (etag && req.headers['if-none-match'] === `"${etag}"`) {
-      res.writeHead(304, { etag: `"${etag}"` }).end();
+      res.writeHead(304, { ...FILE_HEADERS, etag: `"${etag}"` }).end();
       return;
     }
-    res.writeHead(200, { 'content-type': type, 'content-length': st.size, ...(etag ? { etag: `"${etag}"` } : {}) });
+    res.writeHead(200, { ...headers, 'content-length': st.size, ...(etag ? { etag: `"${etag}"` } : {}) });
     await pipeline(fs.createReadStream(file), res);
   };
   const owned = async (ctx: Ctx) => {
@@ -51,7 +56,7 @@ startOrExit(log, () => {
         const user = requireUser(req, secret);
         const fields = parseUploadQuery(query);
         if (Number(req.headers['content-length'] ?? 0) > maxUpload) throw new HttpError(413, 'too_large', `asset is larger than ${maxUpload} bytes`);
-        const meta = await catalog.create(req, maxUpload, { ...fields, owner: user.sub, contentType: req.headers['content-type'] ?? 'application/octet-stream' });
+        const meta = await catalog.create(req, maxUpload, { ...fields, owner: user.sub, contentType: normalizeContentType(req.headers['content-type']) });
         log.info('asset uploaded', { id: meta.id, owner: meta.owner, size: meta.size, category: meta.category });
         sendJson(res, 201, meta, { location: `/v1/assets/${meta.id}` });
       },
@@ -61,20 +66,20 @@ startOrExit(log, () => {
     {
       method: 'GET', path: '/v1/assets/:id/content', handler: async (ctx) => {
         const meta = await catalog.get(ctx.params.id!);
-        await stream(ctx, catalog.contentPath(meta.id), meta.contentType, meta.sha256);
+        await stream(ctx, catalog.contentPath(meta.id), delivery(meta.contentType, meta.name), meta.sha256);
       },
     },
     {
       method: 'PUT', path: '/v1/assets/:id/thumbnail', handler: async (ctx) => {
         const meta = await owned(ctx);
-        sendJson(ctx.res, 200, await catalog.setThumbnail(meta, ctx.req, maxThumb));
+        sendJson(ctx.res, 200, await catalog.setThumbnail(meta, ctx.req, maxThumb, normalizeContentType(ctx.req.headers['content-type'])));
       },
     },
     {
       method: 'GET', path: '/v1/assets/:id/thumbnail', handler: async (ctx) => {
         const meta = await catalog.get(ctx.params.id!);
         if (!meta.thumbnail) throw new HttpError(404, 'not_found', `asset ${meta.id} has no thumbnail`);
-        await stream(ctx, catalog.thumbPath(meta.id), 'application/octet-stream');
+        await stream(ctx, catalog.thumbPath(meta.id), delivery(meta.thumbnailType ?? 'application/octet-stream', `${meta.name}.thumbnail`));
       },
     },
     {
