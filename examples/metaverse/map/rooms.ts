@@ -2,6 +2,7 @@
 // Stored in Redis:
 //   metaverse:rooms:seq             last room id
 //   metaverse:rooms                 sorted set of ids by creation time
+//   metaverse:rooms:owner:NAME      sorted set of the ids NAME owns (score = id): the per-user cap
 //   metaverse:room:ID               hash: name, owner, capacity, version, createdAt, updatedAt, map (JSON)
 //   metaverse:room:ID:players       set of user names in the room
 import { HttpError } from '../lib/http.js';
@@ -12,15 +13,33 @@ export interface Room extends RoomSummary { map: Record<string, unknown> }
 
 export const roomKey = (id: string) => `metaverse:room:${id}`;
 export const playersKey = (id: string) => `metaverse:room:${id}:players`;
+export const ownerKey = (user: string) => `metaverse:rooms:owner:${user}`;
+
+/** How deep a map may nest: deeper JSON is no real map, and storing it (JSON.stringify recurses) would overflow the stack. */
+export const MAX_MAP_DEPTH = 32;
 
 export function parseRoomName(v: unknown): string {
   if (typeof v !== 'string' || v.trim().length < 1 || v.length > 64) throw new HttpError(400, 'bad_name', 'name must be a string of 1 to 64 characters');
   return v.trim();
 }
 
-export function parseMap(v: unknown): Record<string, unknown> {
+export function parseMap(v: unknown, maxDepth = MAX_MAP_DEPTH): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'bad_map', 'map must be a JSON object (e.g. {"width": 64, "height": 64, "tiles": [...]})');
+  if (depth(v) > maxDepth) throw new HttpError(400, 'bad_map', `map nests objects and arrays more than ${maxDepth} levels deep`);
   return v as Record<string, unknown>;
+}
+
+/** How many objects/arrays deep a parsed JSON value goes (a scalar is 0), without recursion. */
+export function depth(v: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[v, 1]];
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (typeof x !== 'object' || x === null) continue;
+    max = Math.max(max, d);
+    for (const child of Object.values(x)) if (typeof child === 'object' && child !== null) stack.push([child, d + 1]);
+  }
+  return max;
 }
 
 export function parseCapacity(v: unknown): number {
@@ -37,14 +56,36 @@ function checkRoomId(id: string): string {
 const FIELDS = ['name', 'owner', 'capacity', 'version', 'createdAt', 'updatedAt'] as const;
 
 export class Rooms {
-  constructor(private readonly redis: Redis) {}
+  /** maxPerOwner: how many rooms one user may own at a time. */
+  constructor(private readonly redis: Redis, private readonly maxPerOwner = 20) {}
 
+  /**
+   * Claims a slot in the owner's set before the room is written, and gives
+   * it back when refused or when the write fails. The set is ordered by id
+   * (ids only grow), so of two creates racing for the last slot the older id
+   * wins and the newer one sees itself past the cap: never more than the cap,
+   * on any number of Map replicas, without a lock.
+   */
   async create(owner: string, name: string, map: Record<string, unknown>, capacity: number): Promise<Room> {
     const id = String(await this.redis.int('INCR', 'metaverse:rooms:seq'));
-    const now = new Date().toISOString();
-    await this.redis.command('HSET', roomKey(id), 'name', name, 'owner', owner, 'capacity', capacity, 'version', 1, 'createdAt', now, 'updatedAt', now, 'map', JSON.stringify(map));
-    await this.redis.command('ZADD', 'metaverse:rooms', Date.now(), id);
-    return { id, name, owner, capacity, version: 1, players: 0, createdAt: now, updatedAt: now, map };
+    await this.redis.command('ZADD', ownerKey(owner), id, id);
+    try {
+      const rank = await this.redis.int('ZRANK', ownerKey(owner), id);
+      if (rank >= this.maxPerOwner) {
+        throw new HttpError(409, 'too_many_rooms', `${owner} already has ${this.maxPerOwner} rooms, the most one user may have: delete one first`);
+      }
+      const now = new Date().toISOString();
+      await this.redis.multi([
+        ['HSET', roomKey(id), 'name', name, 'owner', owner, 'capacity', capacity, 'version', 1, 'createdAt', now, 'updatedAt', now, 'map', JSON.stringify(map)],
+        ['ZADD', 'metaverse:rooms', Date.now(), id],
+      ]);
+      return { id, name, owner, capacity, version: 1, players: 0, createdAt: now, updatedAt: now, map };
+    } catch (e) {
+      // ZREM works even on a full Redis. Should it fail too, Redis is gone:
+      // the first error says so, and the claimed slot stays taken.
+      await this.redis.command('ZREM', ownerKey(owner), id).catch(() => {});
+      throw e;
+    }
   }
 
   async summary(id: string): Promise<RoomSummary | null> {
@@ -82,10 +123,10 @@ export class Rooms {
     return this.get(id);
   }
 
+  /** The room and its place in both sets go together (MULTI), so the owner's slot is freed exactly when the room is gone. */
   async remove(id: string, user: string): Promise<void> {
     await this.owned(id, user);
-    await this.redis.command('DEL', roomKey(id), playersKey(id));
-    await this.redis.command('ZREM', 'metaverse:rooms', id);
+    await this.redis.multi([['DEL', roomKey(id), playersKey(id)], ['ZREM', 'metaverse:rooms', id], ['ZREM', ownerKey(user), id]]);
   }
 
   /** Adds the player; 409 when the room is full (the add is undone). */
