@@ -9,6 +9,10 @@
 //   hash    metaverse:game:room:ID:pos    player → last position (JSON)
 //   zset    metaverse:game:room:ID:seen   player → last seen (ms); a crashed
 //                                         replica's players fade out after 15 s
+//   string  metaverse:game:ticket:SID     the room a session's UDP ticket is good for
+//                                         (tickets.ts): gone on leave, room change,
+//                                         disconnect and shutdown
+import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import http from 'node:http';
 import net from 'node:net';
@@ -16,10 +20,11 @@ import os from 'node:os';
 import { envInt, envString, redisAddress, tokenSecret } from '../lib/config.js';
 import { onStop, startOrExit } from '../lib/http.js';
 import { makeLog } from '../lib/log.js';
-import { Redis, Subscriber } from '../lib/redis.js';
+import { Redis, RedisUnavailable, Subscriber } from '../lib/redis.js';
 import { signToken, TokenError, verifyToken } from '../lib/token.js';
 import { LocalRooms } from './local-rooms.js';
 import { LineReader, parseClientMessage, parseDatagram, ProtocolError, shouldDeliver, type Position, type RoomEvent } from './protocol.js';
+import { TICKET_TTL_MS, TicketCache, ticketKey } from './tickets.js';
 
 const log = makeLog('game');
 const channel = (room: string) => `metaverse:game:room:${room}`;
@@ -29,7 +34,8 @@ const PRESENCE_MS = 15_000;
 /** A client that does not read gets no more moves past this (chat still queues). */
 const SLOW_CLIENT_BYTES = 1 << 20;
 
-interface Session { socket: net.Socket; player: string | null; room: string | null }
+/** sid: random, names this TCP session in the UDP tickets it gets. */
+interface Session { socket: net.Socket; sid: string; player: string | null; room: string | null }
 
 startOrExit(log, () => {
   const env = process.env;
@@ -41,7 +47,7 @@ startOrExit(log, () => {
   const instance = os.hostname();
   const local = new LocalRooms<Session>();
   const sessions = new Set<Session>();
-  const counters = { sessions: 0, received: 0, relayed: 0, udp: 0, udpRejected: 0 };
+  const counters = { sessions: 0, received: 0, relayed: 0, udp: 0, udpRejected: 0, ticketLookups: 0 };
 
   const redis = new Redis(addr, log);
   const sub = new Subscriber(addr, log, (ch, text) => {
@@ -62,6 +68,10 @@ startOrExit(log, () => {
   });
   redis.start();
   sub.start();
+  const tickets = new TicketCache((sid) => {
+    counters.ticketLookups++;
+    return redis.str('GET', ticketKey(sid));
+  }, envInt(env, 'TICKET_CACHE_MS', 1000, { max: 10_000 }));
 
   const send = (s: Session, msg: object) => {
     if (!s.socket.destroyed) s.socket.write(`${JSON.stringify(msg)}\n`);
@@ -85,7 +95,10 @@ startOrExit(log, () => {
     const { room, player } = s;
     if (!room || !player) return;
     s.room = null;
+    // The UDP ticket goes first: no position of this player relayed after this.
+    tickets.revoke(s.sid);
     if (local.remove(room, s)) sub.unsubscribe(channel(room));
+    await redis.command('DEL', ticketKey(s.sid));
     await redis.command('ZREM', seenKey(room), player);
     await redis.command('HDEL', posKey(room), player);
     await publish(room, { t: 'left', player });
@@ -115,7 +128,10 @@ startOrExit(log, () => {
       const here = await redis.str('HGET', posKey(m.room), player);
       const p = here ? (JSON.parse(here) as Position) : { x: 0, y: 0, z: 0 };
       if (!here) await redis.command('HSET', posKey(m.room), player, JSON.stringify(p));
-      const ticket = signToken({ sub: player, room: m.room, use: 'udp', exp: Math.floor(Date.now() / 1000) + 12 * 3600 }, secret);
+      await redis.command('SET', ticketKey(s.sid), m.room, 'PX', TICKET_TTL_MS);
+      tickets.grant(s.sid, m.room);
+      // exp is only a backstop: the ticket key above is what keeps it good.
+      const ticket = signToken({ sub: player, room: m.room, sid: s.sid, use: 'udp', exp: Math.floor(Date.now() / 1000) + 12 * 3600 }, secret);
       send(s, { t: 'joined', room: m.room, players: await snapshot(m.room), ticket });
       await publish(m.room, { t: 'enter', player, ...p });
       return;
@@ -127,7 +143,7 @@ startOrExit(log, () => {
   };
 
   const tcp = net.createServer((socket) => {
-    const s: Session = { socket, player: null, room: null };
+    const s: Session = { socket, sid: randomBytes(12).toString('base64url'), player: null, room: null };
     sessions.add(s);
     counters.sessions++;
     socket.setNoDelay(true);
@@ -149,7 +165,8 @@ startOrExit(log, () => {
           if (e instanceof ProtocolError) send(s, { t: 'error', code: e.code, message: e.message });
           else {
             log.warn('message failed', { player: s.player, error: e.message });
-            send(s, { t: 'error', code: 'unavailable', message: 'the game server cannot reach its database right now; try again' });
+            const why = e instanceof RedisUnavailable ? e.message : 'the game server cannot reach its database right now';
+            send(s, { t: 'error', code: 'unavailable', message: `${why}; try again` });
           }
         });
       }
@@ -163,15 +180,27 @@ startOrExit(log, () => {
   tcp.listen(tcpPort, () => log.info('listening', { tcp: tcpPort, udp: udpPort, health: healthPort }));
 
   const udp = dgram.createSocket('udp4');
+  // A datagram counts: signed ticket (no Redis), then its session still in
+  // that room (the cache: at most one Redis read per ticket per TICKET_CACHE_MS).
   udp.on('message', (buf) => {
     counters.udp++;
+    let d: ReturnType<typeof parseDatagram>;
+    let t: ReturnType<typeof verifyToken>;
     try {
-      const d = parseDatagram(buf);
-      const t = verifyToken(d.ticket, secret, 'udp');
-      move(t.sub, String(t.room), d).catch(() => counters.udpRejected++);
+      d = parseDatagram(buf);
+      t = verifyToken(d.ticket, secret, 'udp');
     } catch {
       counters.udpRejected++;
+      return;
     }
+    if (typeof t.sid !== 'string') {
+      counters.udpRejected++; // a ticket from before tickets were bound to sessions
+      return;
+    }
+    tickets.room(t.sid).then((room) => {
+      if (room === null || room !== String(t.room)) counters.udpRejected++;
+      else return move(t.sub, room, d);
+    }).catch(() => counters.udpRejected++);
   });
   udp.bind(udpPort);
 
@@ -182,12 +211,15 @@ startOrExit(log, () => {
   });
   health.listen(healthPort);
 
-  // Presence: players this replica serves are seen now; others fade out.
+  // Presence: players this replica serves are seen now, and their tickets
+  // stay good; others fade out, their tickets run out.
   const presence = setInterval(() => {
     for (const [room, members] of local.entries()) {
       const args = [...members].filter((s) => s.player).flatMap((s) => [Date.now(), s.player!]);
       if (args.length) redis.command('ZADD', seenKey(room), ...args).catch(() => {});
+      for (const s of members) redis.command('PEXPIRE', ticketKey(s.sid), TICKET_TTL_MS).catch(() => {});
     }
+    tickets.prune();
   }, 5000);
   presence.unref();
 
