@@ -2,21 +2,29 @@
 // protocol, request rules, the Game protocol and fan-out decisions, the
 // asset catalog on a real folder.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Catalog, parseUploadQuery } from '../../../examples/metaverse/asset/catalog.js';
+import { attachment, delivery, normalizeContentType, parseMediaType } from '../../../examples/metaverse/asset/content-type.js';
 import { envInt, redisAddress, tokenSecret } from '../../../examples/metaverse/lib/config.js';
 import { HttpError, matchPath } from '../../../examples/metaverse/lib/http.js';
+import { RedisUnavailable, replyError, type Redis } from '../../../examples/metaverse/lib/redis.js';
 import { encodeCommand, RedisReplyError, ReplyParser } from '../../../examples/metaverse/lib/resp.js';
 import { signToken, verifyToken } from '../../../examples/metaverse/lib/token.js';
 import { checkPassword, hashPassword, parseCredentials } from '../../../examples/metaverse/login/accounts.js';
+import { clientAddress, parseTrustedProxies } from '../../../examples/metaverse/login/limits.js';
 import { LocalRooms } from '../../../examples/metaverse/game/local-rooms.js';
 import { LineReader, parseClientMessage, parseDatagram, shouldDeliver } from '../../../examples/metaverse/game/protocol.js';
-import { parseCapacity, parseMap } from '../../../examples/metaverse/map/rooms.js';
+import { TicketCache } from '../../../examples/metaverse/game/tickets.js';
+import { depth, parseCapacity, parseMap } from '../../../examples/metaverse/map/rooms.js';
+import { call, GameClient } from '../../../examples/metaverse/loadgen/client.js';
 import { checkLocalHost, parseDuration } from '../../../examples/metaverse/loadgen/loadgen.js';
-import { tempDir } from '../../helpers/paths.js';
+import { freePort, getJson, Processes, SECRET as SERVER_SECRET, sendDatagram, until } from '../../helpers/metaverse.js';
+import { ROOT, tempDir } from '../../helpers/paths.js';
 
 const SECRET = 'a-secret-of-16-chars';
 const httpError = (status: number, code: string) => (e: unknown) => e instanceof HttpError && e.status === status && e.code === code;
@@ -171,5 +179,385 @@ describe('metaverse: load generator bounds', () => {
     assert.throws(() => parseDuration('1h'), { message: '"1h" is not a duration (use e.g. 60s, 2m, 500ms)' });
     assert.doesNotThrow(() => checkLocalHost('127.0.0.1'));
     assert.throws(() => checkLocalHost('93.184.216.34'), /is not an address of this machine/);
+  });
+});
+
+describe('metaverse: what Asset serves as-is (content-type.ts)', () => {
+  it('parses a Content-Type whatever its case, spacing and parameters', () => {
+    assert.deepEqual(parseMediaType(' Image/PNG ; Foo = "a;b\\"c" ;charset=UTF-8'), { essence: 'image/png', params: { foo: 'a;b"c', charset: 'UTF-8' } });
+    assert.deepEqual(parseMediaType('text/html'), { essence: 'text/html', params: {} });
+    for (const bad of [undefined, '', 'html', '/png', 'image/', 'image/png; =x', 'ima ge/png', 'image/png; a="unterminated']) assert.equal(parseMediaType(bad), null, String(bad));
+    assert.equal(normalizeContentType('TEXT/Plain; Charset=UTF-8; x=1'), 'text/plain; charset=utf-8');
+    assert.equal(normalizeContentType('not a type'), 'application/octet-stream');
+    assert.equal(normalizeContentType(undefined), 'application/octet-stream');
+  });
+
+  const cases: Array<[string, string, string | undefined]> = [
+    ['image/png', 'image/png', undefined],
+    ['IMAGE/JPEG; q=1', 'image/jpeg', undefined],
+    ['model/gltf-binary', 'model/gltf-binary', undefined],
+    ['text/plain', 'text/plain; charset=utf-8', undefined],
+    ['text/plain; charset=us-ascii', 'text/plain; charset=utf-8', undefined],
+    ['text/plain; charset=utf-7', 'application/octet-stream', 'attachment'],
+    ['text/html', 'application/octet-stream', 'attachment'],
+    ['text/html; charset=utf-8', 'application/octet-stream', 'attachment'],
+    ['image/svg+xml', 'application/octet-stream', 'attachment'],
+    ['application/javascript', 'application/octet-stream', 'attachment'],
+    ['application/xhtml+xml', 'application/octet-stream', 'attachment'],
+    ['garbage', 'application/octet-stream', 'attachment'],
+  ];
+  for (const [stored, type, disposition] of cases) {
+    it(`serves "${stored}" as ${type}${disposition ? ', a download' : ''}, always with nosniff and a sandbox CSP`, () => {
+      const h = delivery(stored, 'x.bin');
+      assert.equal(h['content-type'], type);
+      assert.equal(h['content-disposition']?.split(';')[0], disposition);
+      assert.equal(h['x-content-type-options'], 'nosniff');
+      assert.equal(h['content-security-policy'], "default-src 'none'; sandbox");
+    });
+  }
+
+  it('offers a download under a safe ASCII name and the exact name encoded (RFC 6266, 8187)', () => {
+    assert.equal(attachment('évil "x";%.svg'), `attachment; filename="_vil _x___.svg"; filename*=UTF-8''%C3%A9vil%20%22x%22%3B%25.svg`);
+    assert.equal(attachment("it's (a)*.html"), `attachment; filename="it's (a)*.html"; filename*=UTF-8''it%27s%20%28a%29%2A.html`);
+    assert.equal(attachment('../../etc/passwd'), `attachment; filename="passwd"; filename*=UTF-8''passwd`);
+    assert.equal(attachment('dir\\'), `attachment; filename="download"; filename*=UTF-8''download`);
+  });
+});
+
+describe('metaverse: rules behind the limits', () => {
+  it('Map: measures nesting without recursion and refuses maps deeper than the cap', () => {
+    assert.deepEqual([depth(1), depth({}), depth({ a: [1, { b: [] }] })], [0, 1, 4]);
+    let deep: unknown = {};
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    assert.equal(depth(deep), 100_001);
+    assert.throws(() => parseMap({ a: deep }), { message: 'map nests objects and arrays more than 32 levels deep' });
+    assert.doesNotThrow(() => parseMap({ a: { b: { c: 1 } } }, 3));
+    assert.throws(() => parseMap({ a: { b: { c: {} } } }, 3), httpError(400, 'bad_map'));
+  });
+
+  it('Redis: a full (OOM) or loading Redis is "unavailable" (503), other error replies stay errors', () => {
+    const oom = replyError(new RedisReplyError("OOM command not allowed when used memory > 'maxmemory'."));
+    assert.ok(oom instanceof RedisUnavailable);
+    assert.equal(oom.message, 'redis is unavailable: it is out of memory (maxmemory reached) and refuses writes until space is freed');
+    assert.ok(replyError(new RedisReplyError('LOADING Redis is loading the dataset in memory')) instanceof RedisUnavailable);
+    const wrong = new RedisReplyError('WRONGTYPE Operation against a key holding the wrong kind of value');
+    assert.equal(replyError(wrong), wrong);
+  });
+
+  it('Redis image: maxmemory below the 128Mi limit, and nothing evicted', () => {
+    const cartefile = fs.readFileSync(path.join(ROOT, 'examples', 'metaverse', 'redis', 'Cartefile'), 'utf8');
+    const cmd = JSON.parse(/^CMD (.*)$/m.exec(cartefile)![1]!) as string[];
+    assert.equal(cmd[cmd.indexOf('--maxmemory') + 1], '96mb');
+    assert.equal(cmd[cmd.indexOf('--maxmemory-policy') + 1], 'noeviction');
+  });
+
+  it('Login: the client address is the socket\'s peer; X-Forwarded-For only through a trusted proxy', () => {
+    const none = parseTrustedProxies('');
+    const proxies = parseTrustedProxies(' 10.0.0.1, ::1 ');
+    assert.equal(clientAddress('::ffff:203.0.113.9', '198.51.100.1', none), '203.0.113.9', 'no trusted proxy: the header is ignored');
+    assert.equal(clientAddress('10.0.0.1', undefined, proxies), '10.0.0.1');
+    assert.equal(clientAddress('::ffff:10.0.0.1', 'forged, 198.51.100.7', proxies), '198.51.100.7');
+    assert.equal(clientAddress('10.0.0.1', '198.51.100.7, ::1', proxies), '198.51.100.7', 'the nearest hop that is not a proxy');
+    assert.equal(clientAddress('10.0.0.1', 'not-an-ip', proxies), '10.0.0.1');
+    assert.equal(clientAddress(undefined, undefined, none), 'unknown');
+    assert.throws(() => parseTrustedProxies('10.0.0.0/8'), { message: 'TRUSTED_PROXIES: "10.0.0.0/8" is not an IP address (list proxies\' addresses, comma-separated)' });
+  });
+
+  it('Game: a ticket\'s room is read once per cache period, and a revoke here wins at once', async () => {
+    let now = 0;
+    let rooms: Record<string, string | null> = { s1: '3' };
+    const reads: string[] = [];
+    const gates: Array<() => void> = [];
+    const cache = new TicketCache(async (sid) => {
+      reads.push(sid);
+      await new Promise<void>((r) => gates.push(r));
+      return rooms[sid] ?? null;
+    }, 1000, () => now);
+    const a = cache.room('s1');
+    const b = cache.room('s1');
+    gates.shift()!();
+    assert.deepEqual([await a, await b, reads], ['3', '3', ['s1']], 'one read for two datagrams');
+    now = 999;
+    assert.equal(await cache.room('s1'), '3');
+    assert.equal(reads.length, 1, 'still cached');
+    now = 1000;
+    rooms = {};
+    const c = cache.room('s1');
+    gates.shift()!();
+    assert.equal(await c, null, 'revoked elsewhere: seen after the cache period');
+    cache.grant('s1', '4');
+    assert.equal(await cache.room('s1'), '4');
+    now = 3000;
+    rooms = { s1: '4' };
+    const stale = cache.room('s1');
+    cache.revoke('s1');
+    gates.shift()!();
+    assert.equal(await stale, '4');
+    assert.equal(await cache.room('s1'), null, 'the read that was under way does not undo the revoke');
+    cache.prune();
+    assert.equal(cache.size, 1);
+    now = 5000;
+    cache.prune();
+    assert.equal(cache.size, 0);
+  });
+});
+
+describe('metaverse: the servers as processes, against a real redis-server', function () {
+  this.timeout(30_000);
+  const procs = new Processes();
+  let redis: Redis;
+  let dataDir = '';
+  const ports = { login: 0, asset: 0, map: 0, game: 0, gameUdp: 0, gameHealth: 0, game2: 0, game2Udp: 0, game2Health: 0 };
+  const host = '127.0.0.1';
+  const session = (name: string) => signToken({ sub: name, exp: Math.floor(Date.now() / 1000) + 3600, use: 'session' }, SERVER_SECRET);
+  const errorOf = (r: { body: Record<string, unknown> }) => r.body.error as { code: string; message: string };
+
+  before(async function () {
+    if (spawnSync('redis-server', ['--version']).status !== 0) this.skip();
+    const r = await procs.redis();
+    redis = r.client;
+    const common = { REDIS_URL: `redis://127.0.0.1:${r.port}` };
+    for (const k of Object.keys(ports) as Array<keyof typeof ports>) ports[k] = await freePort();
+    dataDir = tempDir('carte-metaverse-asset-');
+    await Promise.all([
+      procs.server('login', { ...common, PORT: String(ports.login), SCRYPT_N: '1024', LOGIN_MAX_FAILURES_PER_NAME: '3', LOGIN_MAX_FAILURES_PER_ADDRESS: '8', TRUSTED_PROXIES: '127.0.0.1' }, ports.login),
+      procs.server('asset', { PORT: String(ports.asset), DATA_DIR: dataDir }, ports.asset),
+      procs.server('map', { ...common, PORT: String(ports.map), MAX_ROOMS_PER_USER: '3', MAX_MAP_BYTES: '4096' }, ports.map),
+      procs.server('game', { ...common, TCP_PORT: String(ports.game), UDP_PORT: String(ports.gameUdp), HEALTH_PORT: String(ports.gameHealth) }, ports.gameHealth),
+      procs.server('game', { ...common, TCP_PORT: String(ports.game2), UDP_PORT: String(ports.game2Udp), HEALTH_PORT: String(ports.game2Health) }, ports.game2Health),
+    ]);
+  });
+
+  after(async () => {
+    await redis?.close();
+    await procs.stop();
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  describe('Asset', () => {
+    const upload = (name: string, type: string, body: string) => new Promise<{ status: number; id: string }>((resolve, reject) => {
+      const req = http.request({ host, port: ports.asset, method: 'POST', path: `/v1/assets?name=${encodeURIComponent(name)}&category=tests`, headers: { authorization: `Bearer ${session('uploader')}`, 'content-type': type } }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, id: String((JSON.parse(text) as { id?: string }).id) }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    const get = (urlPath: string) => new Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
+      http.get({ host, port: ports.asset, path: urlPath, agent: false }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+      }).on('error', reject);
+    });
+
+    it('serves an HTML upload as an octet-stream download, never as HTML', async () => {
+      const up = await upload('page "one".html', 'Text/HTML; charset=utf-8', '<script>alert(document.cookie)</script>');
+      assert.equal(up.status, 201);
+      const r = await get(`/v1/assets/${up.id}/content`);
+      assert.equal(r.status, 200);
+      assert.equal(r.text, '<script>alert(document.cookie)</script>', 'the bytes, unchanged');
+      assert.equal(r.headers['content-type'], 'application/octet-stream');
+      assert.equal(r.headers['content-disposition'], `attachment; filename="page _one_.html"; filename*=UTF-8''page%20%22one%22.html`);
+      assert.equal(r.headers['x-content-type-options'], 'nosniff');
+      assert.equal(r.headers['content-security-policy'], "default-src 'none'; sandbox");
+      const svg = await upload('logo.svg', 'image/svg+xml', '<svg onload="alert(1)"/>');
+      assert.equal((await get(`/v1/assets/${svg.id}/content`)).headers['content-type'], 'application/octet-stream');
+    });
+
+    it('serves a PNG as image/png, inline, with nosniff and the sandbox CSP; thumbnails follow the same rule', async () => {
+      const up = await upload('hat.png', ' IMAGE/PNG ', '\x89PNG');
+      const r = await get(`/v1/assets/${up.id}/content`);
+      assert.deepEqual([r.headers['content-type'], r.headers['content-disposition'], r.headers['x-content-type-options'], r.headers['content-security-policy']],
+        ['image/png', undefined, 'nosniff', "default-src 'none'; sandbox"]);
+      const meta = await get(`/v1/assets/${up.id}`);
+      assert.equal((JSON.parse(meta.text) as { contentType: string }).contentType, 'image/png');
+      const putThumb = (type: string) => new Promise<number>((resolve, reject) => {
+        const req = http.request({ host, port: ports.asset, method: 'PUT', path: `/v1/assets/${up.id}/thumbnail`, headers: { authorization: `Bearer ${session('uploader')}`, 'content-type': type } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end('<html>');
+      });
+      assert.equal(await putThumb('text/html'), 200);
+      const html = await get(`/v1/assets/${up.id}/thumbnail`);
+      assert.deepEqual([html.headers['content-type'], html.headers['content-disposition'], html.headers['content-security-policy']],
+        ['application/octet-stream', `attachment; filename="hat.png.thumbnail"; filename*=UTF-8''hat.png.thumbnail`, "default-src 'none'; sandbox"]);
+      assert.equal(await putThumb('image/webp'), 200);
+      const webp = await get(`/v1/assets/${up.id}/thumbnail`);
+      assert.deepEqual([webp.headers['content-type'], webp.headers['content-disposition'], webp.headers['x-content-type-options']], ['image/webp', undefined, 'nosniff']);
+    });
+  });
+
+  describe('Map', () => {
+    const create = (user: string, name = 'room') => call<{ id: string }>(host, ports.map, 'POST', '/v1/rooms', { token: session(user), json: { name, map: { w: 1 } } });
+
+    it('caps the rooms one user owns (409 too_many_rooms); deleting one frees its slot; others are not affected', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await create('builder')).body.id);
+      const refused = await create('builder');
+      assert.deepEqual([refused.status, refused.body], [409, { error: { code: 'too_many_rooms', message: 'builder already has 3 rooms, the most one user may have: delete one first' } }]);
+      assert.equal((await create('neighbour')).status, 201);
+      assert.equal((await call(host, ports.map, 'DELETE', `/v1/rooms/${ids[0]}`, { token: session('builder') })).status, 204);
+      assert.equal((await create('builder')).status, 201);
+      assert.equal((await create('builder')).status, 409);
+      assert.equal(await redis.int('ZCARD', 'metaverse:rooms:owner:builder'), 3);
+    });
+
+    it('never lets concurrent creates pass the cap', async () => {
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => create('racer', `r${i}`)));
+      assert.deepEqual(results.map((r) => r.status).sort(), [201, 201, 201, 409, 409, 409, 409, 409]);
+      assert.equal(await redis.int('ZCARD', 'metaverse:rooms:owner:racer'), 3);
+      const listed = await call<{ items: Array<{ owner: string }> }>(host, ports.map, 'GET', '/v1/rooms');
+      assert.equal(listed.body.items.filter((r) => r.owner === 'racer').length, 3);
+    });
+
+    it('bounds the map: too deep is 400, too large is 413, on create and on update', async () => {
+      let deep: unknown = 1;
+      for (let i = 0; i < 40; i++) deep = { d: deep };
+      const bad = await call(host, ports.map, 'POST', '/v1/rooms', { token: session('mapper'), json: { name: 'deep', map: deep } });
+      assert.deepEqual([bad.status, errorOf(bad).code], [400, 'bad_map']);
+      const id = (await create('mapper')).body.id;
+      const big = await call(host, ports.map, 'PUT', `/v1/rooms/${id}`, { token: session('mapper'), json: { map: { tiles: 'x'.repeat(5000) } } });
+      assert.deepEqual([big.status, errorOf(big).code], [413, 'too_large']);
+      const deeper = await call(host, ports.map, 'PUT', `/v1/rooms/${id}`, { token: session('mapper'), json: { map: { b: deep } } });
+      assert.deepEqual([deeper.status, errorOf(deeper).code], [400, 'bad_map']);
+    });
+  });
+
+  describe('Login', () => {
+    const attempt = (name: string, password: string, from = '192.0.2.1') => new Promise<{ status: number; body: Record<string, unknown>; retryAfter?: string }>((resolve, reject) => {
+      const payload = JSON.stringify({ name, password });
+      const req = http.request({ host, port: ports.login, method: 'POST', path: '/v1/login', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'x-forwarded-for': from } }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown>, retryAfter: res.headers['retry-after'] }));
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+    const signup = async (name: string) => assert.equal((await call(host, ports.login, 'POST', '/v1/signup', { json: { name, password: `${name}-password` } })).status, 201);
+
+    it('refuses a name after its failures (429 with Retry-After), even with the right password; other names log in', async () => {
+      await signup('carol');
+      await signup('dave');
+      for (let i = 0; i < 3; i++) assert.equal((await attempt('carol', 'not-the-password')).status, 401);
+      const locked = await attempt('carol', 'carol-password');
+      assert.equal(locked.status, 429);
+      assert.deepEqual(locked.body, { error: { code: 'too_many_attempts', message: `too many failed logins for "carol": try again in ${locked.retryAfter} s` } });
+      assert.ok(Number(locked.retryAfter) >= 299 && Number(locked.retryAfter) <= 300, String(locked.retryAfter));
+      assert.equal((await attempt('dave', 'dave-password')).status, 200);
+      assert.equal((await attempt('carol', 'carol-password')).status, 429, 'another name\'s success resets nothing');
+    });
+
+    it('counts successes for nothing, and a burst of parallel guesses cannot outrun the limit', async () => {
+      await signup('erin');
+      for (let i = 0; i < 5; i++) assert.equal((await attempt('erin', 'erin-password', '192.0.2.2')).status, 200);
+      const burst = await Promise.all(Array.from({ length: 10 }, () => attempt('erin', 'a-wrong-guess', '192.0.2.2')));
+      assert.deepEqual(burst.map((r) => r.status).sort(), [401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
+    });
+
+    it('refuses an address after its failures across names, not other addresses', async () => {
+      for (let i = 0; i < 8; i++) assert.equal((await attempt(`guess${i}`, 'wrong-password', '198.51.100.20')).status, 401);
+      const locked = await attempt('guess-more', 'wrong-password', '198.51.100.20');
+      assert.deepEqual([locked.status, locked.body], [429, { error: { code: 'too_many_attempts', message: `too many failed logins from your address: try again in ${locked.retryAfter} s` } }]);
+      await signup('frank');
+      assert.equal((await attempt('frank', 'frank-password', '198.51.100.20')).status, 429);
+      assert.equal((await attempt('frank', 'frank-password', '198.51.100.21')).status, 200);
+    });
+  });
+
+  describe('Game: UDP tickets end with the stay in the room', () => {
+    const clients: GameClient[] = [];
+    const endpoints = (tcp: number, udp: number) => ({ host, login: ports.login, asset: ports.asset, map: ports.map, game: tcp, gameUdp: udp });
+    const player = async (name: string, room: string) => {
+      const c = new GameClient(endpoints(ports.game, ports.gameUdp));
+      clients.push(c);
+      await c.connect(session(name));
+      await c.join(room);
+      return c;
+    };
+    const rejected = async (port: number) => Number((await getJson(port, '/stats')).body.udpRejected);
+    const room = async (owner: string) => (await call<{ id: string }>(host, ports.map, 'POST', '/v1/rooms', { token: session(owner), json: { name: 'arena', map: {} } })).body.id;
+    /** Sends a position with `ticket` to a replica's UDP port until `watcher` sees it (true) or the replica counts it rejected (false). */
+    const deliver = async (ticket: string, udpPort: number, healthPort: number, watcher: GameClient, x: number) => {
+      const before = await rejected(healthPort);
+      const seen = watcher.waitFor((m) => m.t === 'move' && m.x === x, 3000).then(() => true, () => false);
+      await sendDatagram(udpPort, { ticket, x, y: 0, z: 0 });
+      return Promise.race([seen, until(async () => (await rejected(healthPort)) > before, 'the datagram to be rejected', 3000).then(() => false)]);
+    };
+    after(() => clients.forEach((c) => c.close()));
+
+    it('accepts a ticket while its session is in the room, on any replica; refuses it after leave, on every replica', async () => {
+      const id = await room('game-host');
+      const a = await player('gina', id);
+      const b = await player('hank', id);
+      assert.equal(await deliver(a.ticket, ports.gameUdp, ports.gameHealth, b, 1), true);
+      assert.equal(await deliver(a.ticket, ports.game2Udp, ports.game2Health, b, 2), true, 'another replica relays it');
+      const payload = JSON.parse(Buffer.from(a.ticket.split('.')[0]!, 'base64url').toString()) as { sid: string };
+      assert.equal(await redis.str('GET', `metaverse:game:ticket:${payload.sid}`), id);
+      const ttl = await redis.int('PTTL', `metaverse:game:ticket:${payload.sid}`);
+      assert.ok(ttl > 0 && ttl <= 30_000, String(ttl));
+      const left = b.waitFor((m) => m.t === 'left' && m.player === 'gina');
+      a.send({ t: 'leave' });
+      await left;
+      assert.equal(await redis.str('GET', `metaverse:game:ticket:${payload.sid}`), null);
+      assert.equal(await deliver(a.ticket, ports.gameUdp, ports.gameHealth, b, 3), false, 'refused on its own replica at once');
+      await until(async () => !(await deliver(a.ticket, ports.game2Udp, ports.game2Health, b, 4)), 'the other replica to refuse it (its cache lasts 1 s)', 5000);
+    });
+
+    it('refuses the old room\'s ticket after a room change, and any ticket after a disconnect', async () => {
+      const [r1, r2] = [await room('game-host2'), await room('game-host2')];
+      const a = await player('ivan', r1);
+      const watch1 = await player('judy', r1);
+      const watch2 = await player('kim', r2);
+      const first = a.ticket;
+      await a.join(r2);
+      assert.notEqual(a.ticket, first);
+      assert.equal(await deliver(first, ports.gameUdp, ports.gameHealth, watch1, 5), false);
+      assert.equal(await deliver(a.ticket, ports.gameUdp, ports.gameHealth, watch2, 6), true);
+      const second = a.ticket;
+      const left = watch2.waitFor((m) => m.t === 'left' && m.player === 'ivan');
+      a.close();
+      await left;
+      assert.equal(await deliver(second, ports.gameUdp, ports.gameHealth, watch2, 7), false);
+    });
+
+    it('refuses a ticket without a session id (from before) and reads Redis at most once a second per ticket', async () => {
+      const id = await room('game-host3');
+      const watcher = await player('liam', id);
+      const old = signToken({ sub: 'mallory', room: id, use: 'udp', exp: Math.floor(Date.now() / 1000) + 3600 }, SERVER_SECRET);
+      assert.equal(await deliver(old, ports.gameUdp, ports.gameHealth, watcher, 8), false);
+      const a = await player('mona', id);
+      const lookups = Number((await getJson(ports.game2Health, '/stats')).body.ticketLookups);
+      const seen = watcher.waitFor((m) => m.t === 'move' && m.player === 'mona' && m.x === 99, 5000);
+      for (let i = 0; i < 100; i++) await sendDatagram(ports.game2Udp, { ticket: a.ticket, x: i, y: 0, z: 0 });
+      await seen;
+      assert.ok(Number((await getJson(ports.game2Health, '/stats')).body.ticketLookups) - lookups <= 2);
+    });
+  });
+
+  describe('a full Redis (OOM replies)', () => {
+    afterEach(async () => {
+      await redis.command('CONFIG', 'SET', 'maxmemory', '0');
+    });
+
+    it('is a 503 with a clear message, not a crash; reads still work', async () => {
+      await redis.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+      await redis.command('CONFIG', 'SET', 'maxmemory', '1');
+      const expected = { error: { code: 'unavailable', message: 'redis is unavailable: it is out of memory (maxmemory reached) and refuses writes until space is freed' } };
+      const signup = await call(host, ports.login, 'POST', '/v1/signup', { json: { name: 'nora', password: 'nora-password' } });
+      assert.deepEqual([signup.status, signup.body], [503, expected]);
+      const login = await call(host, ports.login, 'POST', '/v1/login', { json: { name: 'dave', password: 'dave-password' } });
+      assert.deepEqual([login.status, login.body], [503, expected]);
+      const created = await call(host, ports.map, 'POST', '/v1/rooms', { token: session('olga'), json: { name: 'full', map: {} } });
+      assert.deepEqual([created.status, created.body], [503, expected]);
+      assert.equal(await redis.int('EXISTS', 'metaverse:rooms:owner:olga'), 0, 'the claimed slot was given back');
+      assert.equal((await call(host, ports.map, 'GET', '/v1/rooms')).status, 200);
+      await redis.command('CONFIG', 'SET', 'maxmemory', '0');
+      assert.equal((await call(host, ports.login, 'POST', '/v1/signup', { json: { name: 'nora', password: 'nora-password' } })).status, 201);
+    });
   });
 });
