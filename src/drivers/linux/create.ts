@@ -25,6 +25,7 @@ import { resolveCapabilities } from './capabilities.js';
 import { STAGING_FOLDER, stageHostVolume } from './host-volumes.js';
 import { readImageFile } from './image-file.js';
 import { mountOverlay, unmountAll } from './rootfs.js';
+import { SECRETS_FOLDER, stageSecretVolume } from './secret-volumes.js';
 import { buildSpec, resolveArgs, resolveEnv, resolveUser } from './spec.js';
 
 /** Where a carte killed mid-create can stop (see src/util/fault.ts), in order. */
@@ -56,6 +57,33 @@ export function hostsFileText(name: string, ip: string | null, hosts: Record<str
 
 async function exists(p: string): Promise<boolean> {
   return fsp.access(p).then(() => true, () => false);
+}
+
+const TMPFS_MAGIC = 0x01021994;
+const RAMFS_MAGIC = 0x858458f6;
+
+/**
+ * Where the bundle's config.json is written. It holds the process's
+ * environment, so for an instance with secret environment values it must
+ * not be on disk: it goes to the instance's run folder (/run/carte/…, a
+ * tmpfs, like runc's own state) and bundle/config.json is a symbolic link to
+ * it. runc reads it through the link at create, and again at every `runc
+ * exec` (exec takes its base process, env included, from the bundle). Other
+ * instances keep a plain file, readable after a reboot for whoever debugs.
+ * A run folder that is not a tmpfs is refused rather than written to.
+ */
+async function configPath(ctx: DriverContext, spec: InstanceSpec): Promise<string> {
+  const bundled = ctx.paths.dir(spec.name, 'bundle', 'config.json');
+  if (!Object.keys(spec.secretEnv ?? {}).length) return bundled;
+  const runDir = ctx.paths.runDir(spec.name);
+  await fsp.mkdir(runDir, { recursive: true, mode: 0o700 });
+  const type = (await fsp.statfs(runDir)).type;
+  if (type !== TMPFS_MAGIC && type !== RAMFS_MAGIC) {
+    throw new DriverError('create', `instance ${spec.name}`, `${ctx.paths.runRoot} is not a tmpfs, and the instance's config would hold secret values`, { hint: 'mount a tmpfs on /run, as Debian does' });
+  }
+  const file = path.join(runDir, 'config.json');
+  await fsp.symlink(file, bundled);
+  return file;
 }
 
 /** New instances (their writable layers, logs, volumes) never eat the room the state file needs. */
@@ -120,7 +148,7 @@ async function createSteps(ctx: DriverContext, spec: InstanceSpec): Promise<void
   const hostsText = (ip: string | null) => hostsFileText(name, ip, spec.hosts ?? {});
 
   const [config] = await Promise.all([prepareBundle(ctx, spec, image, place, etc, hostsText(null)), ctx.network.createNamespace(name, place.netns)]);
-  await fsp.writeFile(paths.dir(name, 'bundle', 'config.json'), JSON.stringify(config));
+  await fsp.writeFile(await configPath(ctx, spec), JSON.stringify(config), { mode: 0o600 });
   phase('bundle and namespace');
   faultPoint('create:bundle-and-netns');
 
@@ -141,6 +169,11 @@ async function createSteps(ctx: DriverContext, spec: InstanceSpec): Promise<void
   if (spec.spec.volumes.some((v) => v.kind === 'host')) {
     const left = await unmountAll(ctx.runner, paths.dir(name, STAGING_FOLDER), name);
     if (left.length) throw new DriverError('unmount the staged host volumes of', name, `still mounted: ${left.join(', ')}`);
+  }
+  // The same for secret volumes: their tmpfs lives on in the container alone, and goes with it.
+  if (spec.secretVolumes?.length) {
+    const left = await unmountAll(ctx.runner, paths.dir(name, SECRETS_FOLDER), name);
+    if (left.length) throw new DriverError('unmount the staged secret volumes of', name, `still mounted: ${left.join(', ')}`);
   }
   faultPoint('create:container-created');
   // Rewritten in place: the bind mount made at create refers to this same inode.
@@ -193,6 +226,12 @@ async function prepareBundle(
     }
   }
 
+  for (const [i, v] of (spec.secretVolumes ?? []).entries()) {
+    // Read-only and after the other volumes: a secret cannot be written to, nor hidden under a volume.
+    const staged = await stageSecretVolume(ctx.runner, name, v, paths.dir(name, SECRETS_FOLDER, String(i)), user);
+    binds.push({ source: staged, destination: v.mountPath, readOnly: true });
+  }
+
   await fsp.mkdir(etc, { recursive: true });
   const hostResolv = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
   await Promise.all([
@@ -206,7 +245,7 @@ async function prepareBundle(
   return buildSpec({
     hostname: name,
     args,
-    env: resolveEnv(image.config.env, spec.spec.env, name),
+    env: resolveEnv(image.config.env, { ...spec.spec.env, ...spec.secretEnv }, name),
     cwd: spec.spec.workingDir ?? image.config.workingDir ?? '/',
     uid: user.uid, gid: user.gid, additionalGids: [],
     rootfs: 'rootfs',
