@@ -37,7 +37,7 @@ export async function setSecret(store: Store, vault: SecretVault, name: string, 
         .map((u) => ({ ...u, missing: missingKeys(u.uses, Object.keys(values)) }))
         .filter((u) => u.missing.length);
       if (lost.length) {
-        throw new ConflictError(`secret "${name}" would lose ${lost.map((u) => `key ${u.missing.map((k) => `"${k}"`).join(', ')}, which service ${u.service} uses`).join('; ')}: set it with ${lost.length > 1 ? 'those keys' : 'that key'} too, or add --force (new instances of those services will then fail to start)`);
+        throw new ConflictError(`secret "${name}" would lose ${lost.map((u) => `key ${u.missing.map((k) => `"${k}"`).join(', ')}, which service ${u.service} uses`).join('; ')}: set it with ${lost.flatMap((u) => u.missing).length > 1 ? 'those keys' : 'that key'} too, or add --force (new instances will then fail to start)`);
       }
     }
     await vault.prune(versionsNamed(data));
@@ -61,7 +61,8 @@ export async function removeSecret(store: Store, vault: SecretVault, name: strin
     if (!stored) throw new NotFoundError(`secret "${name}" not found`);
     const using = usersOf(data, name);
     if (using.length && !opts.force) {
-      throw new ConflictError(`secret "${name}" is used by ${using.length === 1 ? 'service' : 'services'} ${describeUsers(using)}: change ${using.length === 1 ? 'that service' : 'those services'} first, or add --force (their new instances will then fail to start)`);
+      const one = using.length === 1;
+      throw new ConflictError(`secret "${name}" is used by ${one ? 'service' : 'services'} ${describeUsers(using)}: change ${one ? 'that service' : 'those services'} first, or add --force (${one ? 'its' : 'their'} new instances will then fail to start)`);
     }
     delete data.secrets![name];
     const from = stored.source !== 'cli' ? `; it came from ${stored.source}, which puts it back on its next sync unless its SealedSecret is gone` : '';

@@ -59,31 +59,38 @@ async function exists(p: string): Promise<boolean> {
   return fsp.access(p).then(() => true, () => false);
 }
 
-const TMPFS_MAGIC = 0x01021994;
-const RAMFS_MAGIC = 0x858458f6;
+/** Where the config of an instance with secret environment values lives: a tmpfs of its own in the instance's folder. */
+export const SECRET_CONFIG_FOLDER = 'secret-config';
 
 /**
- * Where the bundle's config.json is written. It holds the process's
- * environment, so for an instance with secret environment values it must
- * not be on disk: it goes to the instance's run folder (/run/carte/…, a
- * tmpfs, like runc's own state) and bundle/config.json is a symbolic link to
- * it. runc reads it through the link at create, and again at every `runc
- * exec` (exec takes its base process, env included, from the bundle). Other
- * instances keep a plain file, readable after a reboot for whoever debugs.
- * A run folder that is not a tmpfs is refused rather than written to.
+ * Writes the bundle's config.json. It holds the process's environment, so
+ * for an instance with secret environment values it must never reach a
+ * disk: it is written to a small tmpfs mounted in the instance's folder
+ * (root-only), and bundle/config.json is a symbolic link to it. runc reads it
+ * through the link at create, and again at every `runc exec` (exec takes its
+ * base process, env included, from the bundle), so the tmpfs lives as long
+ * as the instance; remove() and gc unmount it with the instance's other
+ * mounts. Not /run/carte: /run is not a tmpfs on every machine (it is a
+ * folder of the root disk on this project's own server). Other instances
+ * keep a plain file, readable after a reboot by whoever debugs.
  */
-async function configPath(ctx: DriverContext, spec: InstanceSpec): Promise<string> {
+async function writeConfig(ctx: DriverContext, spec: InstanceSpec, config: Record<string, unknown>): Promise<void> {
   const bundled = ctx.paths.dir(spec.name, 'bundle', 'config.json');
-  if (!Object.keys(spec.secretEnv ?? {}).length) return bundled;
-  const runDir = ctx.paths.runDir(spec.name);
-  await fsp.mkdir(runDir, { recursive: true, mode: 0o700 });
-  const type = (await fsp.statfs(runDir)).type;
-  if (type !== TMPFS_MAGIC && type !== RAMFS_MAGIC) {
-    throw new DriverError('create', `instance ${spec.name}`, `${ctx.paths.runRoot} is not a tmpfs, and the instance's config would hold secret values`, { hint: 'mount a tmpfs on /run, as Debian does' });
+  const text = JSON.stringify(config);
+  if (!Object.keys(spec.secretEnv ?? {}).length) {
+    await fsp.writeFile(bundled, text, { mode: 0o600 });
+    return;
   }
-  const file = path.join(runDir, 'config.json');
+  const dir = ctx.paths.dir(spec.name, SECRET_CONFIG_FOLDER);
+  await fsp.mkdir(dir, { mode: 0o700 });
+  const size = Math.ceil((Buffer.byteLength(text) + 65536) / 4096) * 4096;
+  const options = ['nosuid', 'nodev', 'noexec', 'mode=0700', `size=${size}`];
+  const mount = (opts: string[]) => ctx.runner.run('mount', ['-t', 'tmpfs', '-o', opts.join(','), 'carte-secret-config', dir], { step: 'mount the config tmpfs of', resource: spec.name });
+  // noswap (Linux 6.4): not even a swap device sees the values. Older kernels refuse the option.
+  await mount([...options, 'noswap']).catch(() => mount(options));
+  const file = path.join(dir, 'config.json');
+  await fsp.writeFile(file, text, { mode: 0o600 });
   await fsp.symlink(file, bundled);
-  return file;
 }
 
 /** New instances (their writable layers, logs, volumes) never eat the room the state file needs. */
@@ -148,7 +155,7 @@ async function createSteps(ctx: DriverContext, spec: InstanceSpec): Promise<void
   const hostsText = (ip: string | null) => hostsFileText(name, ip, spec.hosts ?? {});
 
   const [config] = await Promise.all([prepareBundle(ctx, spec, image, place, etc, hostsText(null)), ctx.network.createNamespace(name, place.netns)]);
-  await fsp.writeFile(await configPath(ctx, spec), JSON.stringify(config), { mode: 0o600 });
+  await writeConfig(ctx, spec, config);
   phase('bundle and namespace');
   faultPoint('create:bundle-and-netns');
 
