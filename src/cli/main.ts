@@ -153,7 +153,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .argument('<name>', 'the secret')
     .option('--from-literal <key=value>', 'a key and its value; repeatable', collect)
     .option('--from-file <[key=]file>', 'a key and a file holding its value; repeatable', collect)
-    .option('--public-key <age1...>', 'seal to this public key ("carte secret public-key" on the server prints it; no root needed)')
+    .option('--public-key <key>', 'seal to this public key (age1… , which "carte secret public-key" prints on the server; no root needed)')
     .addHelpText('after', '\nWith neither --from-literal nor --from-file, standard input is the value of key "value" (exactly its bytes).')
     .action((name, opts) => run(async (ctx) => (await import('./commands/secrets.js')).seal(ctx, name, opts)));
   secret.command('public-key')
