@@ -8,6 +8,8 @@ import { sameValues } from '../secrets/vault.js';
 import { recordEvent, type StateData } from '../store/state.js';
 import type { Store } from '../store/store.js';
 import { acquireLock } from '../util/lock.js';
+import { generateIdentity } from '../secrets/age.js';
+import { keyFileText, writeKeyFile } from '../secrets/key.js';
 import { changedKeysOf } from './apply.js';
 import { commitSecret, describeUsers, missingKeys, usersOf, versionsNamed } from './secret-state.js';
 
@@ -95,4 +97,38 @@ export function listSecrets(data: Readonly<StateData>): SecretRow[] {
   return Object.values(data.secrets ?? {})
     .sort((a, b) => (a.name < b.name ? -1 : 1))
     .map((s) => ({ name: s.name, keys: s.keys, source: s.source, updatedAt: s.updatedAt, users: usersOf(data, s.name).map((u) => u.service) }));
+}
+
+/**
+ * Replaces the server's key: a new one is added to the key file (the last
+ * one seals, every one opens), every stored secret is encrypted again to it
+ * (same values: nothing rolls), then the old keys are dropped from the file
+ * unless `keepOld` (so SealedSecrets in Git sealed to the old public key
+ * still open until they are sealed again). A carte killed at any step leaves
+ * a key file that opens every file the state names.
+ */
+export async function rotateKey(store: Store, vault: SecretVault, opts: { keepOld?: boolean; now?: Date } = {}): Promise<{ recipient: string; secrets: string[]; dropped: number }> {
+  const now = opts.now ?? new Date();
+  const old = await vault.key();
+  const fresh = await generateIdentity();
+  await writeKeyFile(vault.keyFile, await keyFileText([...old.identities, fresh], now), { replace: true });
+  const both = await vault.key();
+  const secrets = await store.update(async (data) => {
+    await vault.prune(versionsNamed(data));
+    const names: string[] = [];
+    for (const s of Object.values(data.secrets ?? {})) {
+      s.digest = await vault.write(s.name, await vault.read(s.name, s.digest, both), both);
+      names.push(s.name);
+    }
+    recordEvent(data, now, { type: 'Normal', object: 'secret', reason: 'KeyRotated', message: `new server key ${both.recipient}; ${names.length} secrets encrypted to it${opts.keepOld ? '; the old keys still open' : ''}` });
+    return names.sort();
+  });
+  if (!opts.keepOld) await writeKeyFile(vault.keyFile, await keyFileText([fresh], now), { replace: true });
+  const lock = await acquireLock(store.lockPath);
+  try {
+    await vault.prune(versionsNamed(await store.read()));
+  } finally {
+    await lock.release();
+  }
+  return { recipient: both.recipient, secrets, dropped: opts.keepOld ? 0 : old.identities.length };
 }

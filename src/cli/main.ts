@@ -159,6 +159,10 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
   secret.command('public-key')
     .description('print the server\'s public key, which "carte secret seal --public-key" seals to')
     .action(() => run(async (ctx) => (await import('./commands/secrets.js')).publicKey(ctx)));
+  secret.command('rotate-key')
+    .description('make a new server key and encrypt every secret again with it (values and services unchanged)')
+    .option('--keep-old', 'keep the old keys for opening (SealedSecrets sealed to them), until they are sealed again')
+    .action((opts) => run(async (ctx) => (await import('./commands/secrets.js')).rotate(ctx, opts)));
 
   program.command('daemon')
     .description('run the reconciler in the foreground: converge desired state for ever (needs root)')

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { listSecrets, removeSecret, setSecret } from '../../api/secrets.js';
+import { listSecrets, removeSecret, rotateKey, setSecret } from '../../api/secrets.js';
 import { NotFoundError, UsageError } from '../../errors.js';
 import { formatMemory } from '../../schema/units.js';
 import { NAME_PATTERN, SECRET_KEY_PATTERN } from '../../schema/service-schema.js';
@@ -115,4 +115,13 @@ export async function seal(ctx: Context, name: string, opts: ValueOptions & { pu
 
 export async function publicKey(ctx: Context): Promise<void> {
   write((await ctx.vault().key()).recipient);
+}
+
+export async function rotate(ctx: Context, opts: { keepOld?: boolean }): Promise<void> {
+  const r = await rotateKey(ctx.store(), ctx.vault(), { keepOld: opts.keepOld, now: ctx.now() });
+  write(`new public key: ${r.recipient}`);
+  write(`${r.secrets.length} ${r.secrets.length === 1 ? 'secret' : 'secrets'} encrypted again${r.secrets.length ? `: ${r.secrets.join(', ')}` : ''}`);
+  write(opts.keepOld
+    ? 'the old keys still open (SealedSecrets sealed to them keep working); seal them again, then remove the old AGE-SECRET-KEY lines from the key file'
+    : `${r.dropped} old ${r.dropped === 1 ? 'key' : 'keys'} dropped: SealedSecrets sealed to the old public key must be sealed again`);
 }

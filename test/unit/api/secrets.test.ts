@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { commitApply, planApply, type PlannedSecret } from '../../../src/api/apply.js';
 import { commitSecret, rolledTemplateHash } from '../../../src/api/secret-state.js';
-import { listSecrets, removeSecret, setSecret } from '../../../src/api/secrets.js';
+import { listSecrets, removeSecret, rotateKey, setSecret } from '../../../src/api/secrets.js';
 import { formatProblem } from '../../../src/errors.js';
 import { SecretVault } from '../../../src/secrets/vault.js';
 import type { StateData } from '../../../src/store/state.js';
@@ -125,6 +125,31 @@ describe('secrets in desired state', () => {
       assert.deepEqual(await removeSecret(store, vault, 'metaverse', { force: true }), { users: ['web'] });
       assert.deepEqual(fs.readdirSync(vault.dir), []);
       assert.equal((await store.read()).secrets!.metaverse, undefined);
+    });
+
+    it('rotate-key: a new key seals every secret again, values and services unchanged, the old key dropped (or kept)', async () => {
+      await setSecret(store, vault, 'metaverse', { token: Buffer.from('one'), url: Buffer.from('u') }, { now: T0 });
+      await store.update((data) => {
+        stateWith([serviceDoc('web', uses)], 'cli', data);
+      });
+      const before = await store.read();
+      const oldKey = await vault.key();
+      const r = await rotateKey(store, vault, { keepOld: true, now: T0 });
+      assert.deepEqual(r.secrets, ['metaverse']);
+      const both = await vault.key();
+      assert.deepEqual(both.identities.slice(0, 1), oldKey.identities);
+      assert.equal(both.identities.length, 2);
+      assert.notEqual(both.recipient, oldKey.recipient);
+      const after = await store.read();
+      assert.notEqual(after.secrets!.metaverse!.digest, before.secrets!.metaverse!.digest);
+      assert.equal(after.services.web!.revision.revision, before.services.web!.revision.revision);
+      assert.deepEqual(fs.readdirSync(vault.dir), [`metaverse.${after.secrets!.metaverse!.digest}.age`]);
+      await rotateKey(store, vault, { now: T0 });
+      const only = await vault.key();
+      assert.equal(only.identities.length, 1);
+      assert.ok(!both.identities.includes(only.identities[0]!));
+      assert.equal((await vault.read('metaverse', (await store.read()).secrets!.metaverse!.digest)).token!.toString(), 'one');
+      assert.equal(fs.statSync(vault.keyFile).mode & 0o777, 0o600);
     });
   });
 });
