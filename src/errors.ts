@@ -16,7 +16,8 @@ export type ErrorCode =
   | 'io'
   | 'driver'
   | 'image'
-  | 'cartefile';
+  | 'cartefile'
+  | 'secret';
 
 export class CarteError extends Error {
   readonly code: ErrorCode;

@@ -8,13 +8,16 @@ import { toSetMember, type LoadedService } from '../schema/load.js';
 import { checkSet, type SetMember } from '../schema/set-checks.js';
 import type { ServiceObject } from '../schema/types.js';
 import {
-  recordEvent, REVISION_LIMIT, serviceObject, syncServiceIndexes, type Revision, type SourceId, type StateData, type StoredService,
+  pushRevision, recordEvent, serviceObject, syncServiceIndexes, type Revision, type SourceId, type StateData,
 } from '../store/state.js';
 import type { Store } from '../store/store.js';
 import { diffServices } from './diff.js';
 import { admit, type AdmissionContext } from '../policy/admit.js';
 import { DEFAULT_POLICY } from '../policy/policy.js';
 import { DEFAULT_HOME } from '../store/store.js';
+import type { OpenedSecret } from '../secrets/sealed.js';
+import { sameValues, type SecretValues, type SecretVault } from '../secrets/vault.js';
+import { checkSecretRefs, commitSecret, missingKeys, secretsOf, usesOf, versionsNamed } from './secret-state.js';
 
 export interface ApplyRequest {
   services: readonly LoadedService[];
@@ -28,6 +31,8 @@ export interface ApplyRequest {
    * CARTE_HOME at its default place and no symlinks anywhere.
    */
   admission?: AdmissionContext;
+  /** The set's SealedSecrets, opened with the server's key (src/secrets/sealed.ts). */
+  secrets?: readonly OpenedSecret[];
   /**
    * Per service, a build context to store in place of the admitted one: a Git
    * source maps the context in the new commit's tree (`from`) to the same
@@ -56,13 +61,38 @@ export interface ApplyChange {
   loaded: LoadedService | null;
 }
 
+/** A SealedSecret of the set, compared with what is stored. */
+export interface PlannedSecret {
+  name: string;
+  keys: string[];
+  values: SecretValues;
+  /** New, or its values differ from the stored version's. */
+  changed: boolean;
+  /** Keys whose value is new, added or gone; null when the stored version could not be read. */
+  changedKeys: string[] | null;
+  origin: string;
+  locate: OpenedSecret['locate'];
+  /** The version written, once written (applyManifests fills it in before the commit). */
+  digest?: string;
+}
+
+export type SecretAction = 'created' | 'updated' | 'unchanged' | 'pruned';
+
+export interface SecretChange {
+  name: string;
+  action: SecretAction;
+  /** Null for a prune. */
+  planned: PlannedSecret | null;
+}
+
 export interface ApplyPlan {
   changes: ApplyChange[];
+  secretChanges: SecretChange[];
   problems: ManifestProblem[];
 }
 
-/** What applying `req` to `data` would do, and why it cannot, if it cannot. Pure. */
-export function planApply(data: StateData, req: ApplyRequest): ApplyPlan {
+/** What applying `req` to `data` would do, and why it cannot, if it cannot. Pure: `secrets` are the set's SealedSecrets, already compared (planSecrets). */
+export function planApply(data: StateData, req: ApplyRequest, secrets: readonly PlannedSecret[] = []): ApplyPlan {
   const changes: ApplyChange[] = [];
   const incoming = new Set(req.services.map((s) => s.object.name));
   const pruned = new Set<string>();
@@ -97,8 +127,31 @@ export function planApply(data: StateData, req: ApplyRequest): ApplyPlan {
     changes.push({ name, action: 'pruned', before: serviceObject(stored), after: null, loaded: null });
   }
 
+  const secretChanges = planSecretChanges(data, req, secrets, problems);
+  // Every secret reference, against the secrets as they will stand.
+  const available = new Map<string, readonly string[]>();
+  for (const s of Object.values(data.secrets ?? {})) available.set(s.name, s.keys);
+  for (const c of secretChanges) {
+    if (c.action === 'pruned') available.delete(c.name);
+    else available.set(c.name, c.planned!.keys);
+  }
+  for (const loaded of services) problems.push(...checkSecretRefs(loaded.object.spec, loaded.locate, available));
+
   // Check the set as it would stand afterwards: these manifests plus what stays stored.
   const remaining = Object.values(data.services).filter((s) => !incoming.has(s.name) && !pruned.has(s.name));
+  for (const s of remaining) {
+    for (const name of secretsOf(s.revision.spec)) {
+      const change = secretChanges.find((c) => c.name === name);
+      if (!change) continue;
+      if (change.action === 'pruned') {
+        problems.push({ position: null, path: '', message: `service "${s.name}" (source ${s.source}) uses secret "${name}", which --prune would delete` });
+        continue;
+      }
+      for (const key of missingKeys(usesOf(s.revision.spec, name), change.planned!.keys)) {
+        problems.push({ position: change.planned!.locate(['spec', 'data']), path: 'spec.data', message: `service "${s.name}" (source ${s.source}) uses key "${key}" of secret "${name}", which this SealedSecret leaves out` });
+      }
+    }
+  }
   const members: SetMember[] = [
     ...services.map(toSetMember),
     ...remaining.map((s) => ({ name: s.name, spec: s.revision.spec, locate: null, describe: `stored, from source ${s.source}` })),
@@ -111,7 +164,56 @@ export function planApply(data: StateData, req: ApplyRequest): ApplyPlan {
       }
     }
   }
-  return { changes, problems };
+  return { changes, secretChanges, problems };
+}
+
+/** Created, updated, unchanged or pruned, per secret; a secret another source owns is a problem. */
+function planSecretChanges(data: StateData, req: ApplyRequest, secrets: readonly PlannedSecret[], problems: ManifestProblem[]): SecretChange[] {
+  const changes: SecretChange[] = [];
+  for (const p of secrets) {
+    const stored = data.secrets?.[p.name];
+    if (stored && stored.source !== req.source) {
+      problems.push({
+        position: p.locate(['metadata', 'name']), path: 'metadata.name',
+        message: `secret "${p.name}" belongs to source ${stored.source}; change it there, or remove it first with "carte secret rm ${p.name}"`,
+      });
+      continue;
+    }
+    changes.push({ name: p.name, action: !stored ? 'created' : p.changed ? 'updated' : 'unchanged', planned: p });
+  }
+  if (req.prune) {
+    const incoming = new Set(secrets.map((p) => p.name));
+    // Only secrets that came from a SealedSecret of this source: `carte secret set` ones are no manifest's.
+    for (const s of Object.values(data.secrets ?? {})) {
+      if (s.source === req.source && s.origin !== null && !incoming.has(s.name)) changes.push({ name: s.name, action: 'pruned', planned: null });
+    }
+  }
+  return changes;
+}
+
+/**
+ * Compares the set's opened SealedSecrets with the stored versions (which
+ * it reads, so under the same lock as the commit): unchanged values write
+ * nothing and roll nothing.
+ */
+export async function planSecrets(data: StateData, opened: readonly OpenedSecret[], vault: SecretVault | undefined): Promise<PlannedSecret[]> {
+  if (opened.length && !vault) throw new Error('internal: SealedSecrets were opened but no secret vault was given to apply them');
+  const planned: PlannedSecret[] = [];
+  for (const o of opened) {
+    const stored = data.secrets?.[o.name];
+    const old = stored ? await vault!.read(o.name, stored.digest).catch(() => null) : null;
+    planned.push({
+      name: o.name, keys: Object.keys(o.values).sort(), values: o.values, origin: o.origin, locate: o.locate,
+      changed: !old || !sameValues(old, o.values),
+      changedKeys: old ? changedKeysOf(old, o.values) : null,
+    });
+  }
+  return planned;
+}
+
+/** Keys added, removed or with another value. */
+export function changedKeysOf(a: SecretValues, b: SecretValues): string[] {
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => !a[k] || !b[k] || !a[k]!.equals(b[k]!)).sort();
 }
 
 /** `loaded` with its build context swapped for the equal one `reuse` names for it, if any. */
@@ -137,13 +239,7 @@ function newRevision(number: number, obj: ServiceObject, req: { source: SourceId
   };
 }
 
-/** Appends a revision to a stored service (bounded history) and makes it current. */
-export function pushRevision(service: StoredService, revision: Revision): void {
-  service.history.push(revision);
-  if (service.history.length > REVISION_LIMIT) service.history.splice(0, service.history.length - REVISION_LIMIT);
-  service.revision = revision;
-  service.updatedAt = revision.at;
-}
+export { pushRevision };
 
 /** Short list of what changed, for event messages: `spec.image, spec.replicas`. */
 export function changedFields(before: ServiceObject | null, after: ServiceObject | null, max = 4): string {
@@ -151,8 +247,9 @@ export function changedFields(before: ServiceObject | null, after: ServiceObject
   return paths.length > max ? `${paths.slice(0, max).join(', ')} and ${paths.length - max} more` : paths.join(', ');
 }
 
-/** Writes a plan made by planApply into `data`. */
+/** Writes a plan made by planApply into `data` (a changed secret's new version must be written already: its digest set). */
 export function commitApply(data: StateData, req: ApplyRequest, plan: ApplyPlan, now: Date): void {
+  const templates = new Map(Object.values(data.services).map((s) => [s.name, s.revision.templateHash]));
   for (const c of plan.changes) {
     const object = `service/${c.name}`;
     const origin = c.loaded?.origin ?? null;
@@ -179,25 +276,58 @@ export function commitApply(data: StateData, req: ApplyRequest, plan: ApplyPlan,
         break;
     }
   }
+  // A secret's new value rolls the services that use it, unless this change replaces their instances anyway.
+  const replaced = new Set(Object.values(data.services).filter((s) => templates.get(s.name) !== s.revision.templateHash).map((s) => s.name));
+  for (const c of plan.secretChanges) {
+    if (c.action === 'created' || c.action === 'updated') {
+      const p = c.planned!;
+      if (!p.digest) throw new Error(`internal: secret ${c.name} committed before its version was written`);
+      commitSecret(data, { name: c.name, keys: p.keys, digest: p.digest, source: req.source, origin: p.origin, commit: req.commit ?? null, changedKeys: p.changedKeys }, now, replaced);
+    } else if (c.action === 'pruned') {
+      delete data.secrets![c.name];
+      recordEvent(data, now, { type: 'Normal', object: `secret/${c.name}`, reason: 'Pruned', message: `deleted: no longer in the manifests of ${req.source}` });
+    }
+  }
   syncServiceIndexes(data);
   data.sources[req.source] = { id: req.source, lastSync: now.toISOString(), commit: req.commit ?? null, lastError: null };
+}
+
+export interface ApplyOptions {
+  dryRun?: boolean;
+  now?: () => Date;
+  /** Where secret values are kept: needed when the request holds SealedSecrets. */
+  vault?: SecretVault;
 }
 
 /**
  * Plans and (unless dryRun) commits under the store lock. Throws a
  * ManifestError listing every problem, in which case nothing was written.
  */
-export async function applyServices(store: Store, req: ApplyRequest, opts: { dryRun?: boolean; now?: () => Date } = {}): Promise<ApplyChange[]> {
+export async function applyServices(store: Store, req: ApplyRequest, opts: ApplyOptions = {}): Promise<ApplyChange[]> {
+  return (await applyManifests(store, req, opts)).changes;
+}
+
+/** applyServices, with what happened to the set's secrets too. */
+export async function applyManifests(store: Store, req: ApplyRequest, opts: ApplyOptions = {}): Promise<{ changes: ApplyChange[]; secrets: SecretChange[] }> {
   const now = opts.now ?? (() => new Date());
+  const plan = async (data: StateData) => planApply(data, req, await planSecrets(data, req.secrets ?? [], opts.vault));
   if (opts.dryRun) {
-    const plan = planApply(await store.read(), req);
-    if (plan.problems.length) throw new ManifestError(plan.problems, 'nothing would be applied');
-    return plan.changes;
+    const p = await plan(await store.read());
+    if (p.problems.length) throw new ManifestError(p.problems, 'nothing would be applied');
+    return { changes: p.changes, secrets: p.secretChanges };
   }
-  return store.update((data) => {
-    const plan = planApply(data, req);
-    if (plan.problems.length) throw new ManifestError(plan.problems);
-    commitApply(data, req, plan, now());
-    return plan.changes;
+  return store.update(async (data) => {
+    const p = await plan(data);
+    if (p.problems.length) throw new ManifestError(p.problems);
+    const writes = p.secretChanges.filter((c) => c.action === 'created' || c.action === 'updated');
+    if (writes.length) {
+      const vault = opts.vault!;
+      const key = await vault.key();
+      // Under the lock: files no state names are leftovers (an old version, a writer killed before its commit).
+      await vault.prune(versionsNamed(data));
+      for (const c of writes) c.planned!.digest = await vault.write(c.name, c.planned!.values, key);
+    }
+    commitApply(data, req, p, now());
+    return { changes: p.changes, secrets: p.secretChanges };
   });
 }

@@ -6,12 +6,16 @@ import type { AdmissionContext } from '../policy/admit.js';
 import type { PolicyLocation } from '../policy/load.js';
 import type { ServerPolicy } from '../policy/policy.js';
 import { DEFAULT_HOME, Store } from '../store/store.js';
+import { secretKeyPath } from '../secrets/key.js';
+import { SecretVault } from '../secrets/vault.js';
 
 export interface GlobalOptions {
   home?: string;
   debug?: boolean;
   /** --policy FILE (else $CARTE_POLICY, else /etc/carte/policy.yaml). */
   policy?: string;
+  /** --secret-key FILE (else $CARTE_SECRET_KEY, else /etc/carte/secret.key). */
+  secretKey?: string;
 }
 
 export interface Context {
@@ -25,6 +29,8 @@ export interface Context {
   policy: () => Promise<ServerPolicy>;
   /** The policy with this machine's facts: what apply and diff admit manifests under. */
   admission: () => Promise<AdmissionContext>;
+  /** Where secret values are kept (CARTE_HOME/secrets) and the key that opens them (read on use). */
+  vault: () => SecretVault;
 }
 
 export function makeContext(opts: GlobalOptions): Context {
@@ -32,6 +38,7 @@ export function makeContext(opts: GlobalOptions): Context {
   let store: Store | undefined;
   let log: Logger | undefined;
   let policy: Promise<ServerPolicy> | undefined;
+  let vault: SecretVault | undefined;
   // Imported on use: compiling the policy schema is a cost `carte get` must not pay.
   const policyLocation = async () => (await import('../policy/load.js')).policyLocation(opts.policy);
   const loadPolicy = async () => (await import('../policy/load.js')).loadPolicy(await policyLocation());
@@ -47,6 +54,7 @@ export function makeContext(opts: GlobalOptions): Context {
     store: () => (store ??= Store.open(home, { onRecover: (info) => process.stderr.write(`warning: ${info.message}\n`) })),
     policyLocation,
     policy: () => (policy ??= loadPolicy()),
+    vault: () => (vault ??= new SecretVault(home, secretKeyPath(opts.secretKey))),
     admission: async () => ({ policy: await (policy ??= loadPolicy()), home, realpath: (await import('../policy/facts.js')).hostRealPath }),
   };
 }

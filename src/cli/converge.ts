@@ -57,7 +57,7 @@ export async function convergeAfterChange(ctx: Context, opts: ConvergeOptions): 
     const scope = new Set(opts.scope ?? opts.services ?? []);
     const policy = await ctx.policy();
     const reconciler = new Reconciler({
-      store, driver, log: ctx.log, scope, graces: opts.graces,
+      store, driver, log: ctx.log, scope, graces: opts.graces, secrets: ctx.vault(),
       hostCopyPrefixes: (source) => rulesFor(policy, source).rules.builds.hostCopyPrefixes,
     });
     let addresses: Record<string, string> = {};

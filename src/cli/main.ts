@@ -14,6 +14,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .description('A declarative container orchestrator for one small Linux server.\nDesired state lives in CARTE_HOME; manifests are apiVersion carte/v1.')
     .addOption(new Option('--home <dir>', 'folder holding carte\'s state (default: $CARTE_HOME or /var/lib/carte)'))
     .addOption(new Option('--policy <file>', 'the server policy manifests are admitted under (default: $CARTE_POLICY or /etc/carte/policy.yaml; a missing default file means the built-in policy)'))
+    .addOption(new Option('--secret-key <file>', 'the server\'s secret key, made on first use (default: $CARTE_SECRET_KEY or /etc/carte/secret.key; root-only)'))
     .option('--debug', 'show debug logs and stack traces of internal errors')
     .version(VERSION, '-V, --version', 'print carte\'s version')
     .helpOption('-h, --help', 'show help for carte or for a command')
@@ -120,6 +121,48 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .description('make a kept generation (default: the newest good one) or a state file the current state')
     .argument('[generation]', 'a generation number from "carte state verify", or the path of a state file')
     .action((target) => run(async (ctx) => (await import('./commands/state.js')).restore(ctx, target)));
+
+  const secret = program.command('secret')
+    .description('secrets: values kept encrypted on the server, used by services by name (never written in manifests)');
+  secret.command('set')
+    .description('store a secret (every key; replaces the whole secret), rolling the services that use it if a value changed')
+    .argument('<name>', 'the secret')
+    .option('--from-literal <key=value>', 'a key and its value; repeatable', collect)
+    .option('--from-file <[key=]file>', 'a key and a file holding its value (key: the file\'s name); repeatable', collect)
+    .option('--force', 'store it even if it drops a key a service uses')
+    .option('--wait', 'wait until the rolled services are converged, or fail after --timeout')
+    .option('--timeout <duration>', 'how long --wait and an in-process converge may take (default 2m)')
+    .option('--no-start', 'only change desired state: start and stop nothing (a running daemon still acts)')
+    .addHelpText('after', '\nWith neither --from-literal nor --from-file, standard input is the value of key "value" (exactly its bytes).')
+    .action((name, opts) => run(async (ctx) => (await import('./commands/secrets.js')).set(ctx, name, opts)));
+  secret.command('list')
+    .description('list secrets: keys, source, last update, the services that use each (never values)')
+    .action(() => run(async (ctx) => (await import('./commands/secrets.js')).list(ctx)));
+  secret.command('get')
+    .description('print a secret\'s keys, one a line (never values)')
+    .argument('<name>', 'the secret')
+    .option('--keys', 'print the keys (the default, and the only thing get prints)')
+    .action((name) => run(async (ctx) => (await import('./commands/secrets.js')).get(ctx, name)));
+  secret.command('rm')
+    .description('remove a secret (refused while a stored service uses it)')
+    .argument('<name>', 'the secret')
+    .option('--force', 'remove it even though services use it (their new instances will fail to start)')
+    .action((name, opts) => run(async (ctx) => (await import('./commands/secrets.js')).rm(ctx, name, opts)));
+  secret.command('seal')
+    .description('print a SealedSecret manifest, safe to commit: its values encrypted to the server\'s public key')
+    .argument('<name>', 'the secret')
+    .option('--from-literal <key=value>', 'a key and its value; repeatable', collect)
+    .option('--from-file <[key=]file>', 'a key and a file holding its value; repeatable', collect)
+    .option('--public-key <key>', 'seal to this public key (age1… , which "carte secret public-key" prints on the server; no root needed)')
+    .addHelpText('after', '\nWith neither --from-literal nor --from-file, standard input is the value of key "value" (exactly its bytes).')
+    .action((name, opts) => run(async (ctx) => (await import('./commands/secrets.js')).seal(ctx, name, opts)));
+  secret.command('public-key')
+    .description('print the server\'s public key, which "carte secret seal --public-key" seals to')
+    .action(() => run(async (ctx) => (await import('./commands/secrets.js')).publicKey(ctx)));
+  secret.command('rotate-key')
+    .description('make a new server key and encrypt every secret again with it (values and services unchanged)')
+    .option('--keep-old', 'keep the old keys for opening (SealedSecrets sealed to them), until they are sealed again')
+    .action((opts) => run(async (ctx) => (await import('./commands/secrets.js')).rotate(ctx, opts)));
 
   program.command('daemon')
     .description('run the reconciler in the foreground: converge desired state for ever (needs root)')

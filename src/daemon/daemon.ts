@@ -12,7 +12,6 @@ import { FolderSource } from '../reconciler/sources/folder.js';
 import { GitSource, type GitSourceOptions } from '../reconciler/sources/git.js';
 import { Store } from '../store/store.js';
 import { hostRealPath } from '../policy/facts.js';
-import type { AdmissionContext } from '../policy/admit.js';
 import { LivePolicy } from '../policy/live.js';
 import { rulesFor } from '../policy/policy.js';
 import { checkStoredServices } from '../policy/recheck.js';
@@ -23,6 +22,8 @@ import { processAlive } from '../util/process.js';
 import { Gateway } from '../gateway/gateway.js';
 import { Scaler } from '../scaler/scaler.js';
 import { recordEvent, type StateData } from '../store/state.js';
+import type { SecretVault } from '../secrets/vault.js';
+import type { SourceContext } from '../reconciler/sources/record.js';
 import { ApiServer } from './api.js';
 import { daemonPaths } from './paths.js';
 
@@ -49,6 +50,8 @@ export interface DaemonOptions {
   gateway?: { holdMs?: number; retryBindMs?: number; udpIdleMs?: number };
   /** How often services' disk use is measured against their quota (default 30 s). */
   diskIntervalMs?: number;
+  /** Secret values (CARTE_HOME/secrets) and the key that opens them: for instances and SealedSecrets. */
+  vault?: SecretVault;
 }
 
 export interface RunningDaemon {
@@ -105,7 +108,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   });
   const live = opts.policy ?? LivePolicy.fixed();
   const reconciler = new Reconciler({
-    store, driver, log, resyncMs: opts.resyncMs, beforeStop: (i, grace) => gateway.drain(i, grace),
+    store, driver, log, resyncMs: opts.resyncMs, beforeStop: (i, grace) => gateway.drain(i, grace), secrets: opts.vault,
     hostCopyPrefixes: (source) => rulesFor(live.current, source).rules.builds.hostCopyPrefixes,
   });
   const scaler = new Scaler({
@@ -128,7 +131,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   });
   const trigger = () => reconciler.trigger();
   // Read at each admission: a reloaded policy counts from the next sync on.
-  const admission: AdmissionContext = { get policy() { return live.current; }, home, realpath: hostRealPath };
+  const admission: SourceContext = { get policy() { return live.current; }, home, realpath: hostRealPath, vault: opts.vault };
   const sources: Array<FolderSource | GitSource> = [
     ...opts.watch.map((dir) => new FolderSource(dir, store, log, trigger, admission)),
     ...opts.git.map((g) => new GitSource(g, home, store, log, trigger, admission)),

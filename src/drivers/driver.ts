@@ -20,6 +20,22 @@ export interface InstanceSpec {
   hosts?: Record<string, string>;
   /** Confinement beyond the defaults; absent fields mean the defaults (which are always applied). */
   security?: SecuritySpec;
+  /**
+   * Environment variables whose values are secrets (resolved by the
+   * reconciler at create time). The driver keeps them off disk: see create.ts.
+   */
+  secretEnv?: Record<string, string>;
+  /** Secrets as files: each a tmpfs of its own, read-only in the container, never on disk. */
+  secretVolumes?: SecretVolume[];
+}
+
+/** A secret mounted as files (InstanceSpec.secretVolumes). */
+export interface SecretVolume {
+  /** The secret's name (for messages). */
+  name: string;
+  mountPath: string;
+  /** Relative paths inside mountPath, their bytes and mode (e.g. 0o400); owned by the instance's user. */
+  files: Array<{ path: string; data: Buffer; mode: number }>;
 }
 
 /**

@@ -10,7 +10,9 @@
 // Triggers only say "look again": a store change, an instance exit (driver
 // watch), a finished action, a health result, a backoff expiring, and a
 // periodic resync that catches anything else (drift).
-import type { Driver, InstanceSpec, ObservedInstance } from '../drivers/driver.js';
+import type { Driver, InstanceSpec, ObservedInstance, SecretVolume } from '../drivers/driver.js';
+import { CarteError } from '../errors.js';
+import type { SecretReader, SecretValues } from '../model/secrets.js';
 import type { Logger } from '../log.js';
 import { isManaged, LABELS, type DesiredService, type InstanceHealthRecord, type Membership } from '../model/instances.js';
 import type { WaitCause } from '../model/wait.js';
@@ -64,6 +66,8 @@ export interface ReconcilerOptions {
    * reload counts). Absent: the driver's own setting.
    */
   hostCopyPrefixes?: (source: string) => readonly string[];
+  /** Where secret values are read at create time (by the digest the store names); absent, services that use secrets cannot start. */
+  secrets?: SecretReader;
 }
 
 export interface PassResult {
@@ -88,6 +92,7 @@ export class Reconciler {
   private readonly clock: () => number;
   private readonly scope: ReadonlySet<string> | null;
   private readonly hostCopyPrefixes: ReconcilerOptions['hostCopyPrefixes'];
+  private readonly secrets: SecretReader | undefined;
   private events: PendingEvent[] = [];
   private healthRecords: Record<string, InstanceHealthRecord> = {};
   private healthDirty = false;
@@ -121,6 +126,7 @@ export class Reconciler {
     this.clock = opts.clock ?? Date.now;
     this.scope = opts.scope ?? null;
     this.hostCopyPrefixes = opts.hostCopyPrefixes;
+    this.secrets = opts.secrets;
     for (const [service, ms] of Object.entries(opts.graces ?? {})) this.graces.set(service, ms);
     this.health = opts.health ?? new HealthMonitor(makeProber(opts.driver), this.clock);
     this.health.onChange(() => this.onHealthChange());
@@ -420,7 +426,49 @@ export class Reconciler {
       labels: { [LABELS.template]: svc.templateHash, [LABELS.revision]: String(svc.revision), [LABELS.restarts]: String(restarts) },
       spec: { command: s.command, args: s.args, env: s.env, workingDir: s.workingDir, user: s.user, resources: s.resources, volumes: s.volumes, ports: s.ports },
       security: { readOnlyRootfs: s.readOnlyRootfs === true, capAdd: s.capabilities?.add ?? [], capDrop: s.capabilities?.drop ?? [], userns: s.userns === true },
+      ...(await this.resolveSecrets(svc)),
     };
+  }
+
+  /**
+   * The values of the secrets a service uses, as they are now: read from the
+   * store's current versions at create time (not the pass's snapshot), so an
+   * instance made after `carte secret set` gets the new value. A missing
+   * secret or key fails the create (an event and a backoff); messages name
+   * secrets and keys, never values.
+   */
+  private async resolveSecrets(svc: DesiredService): Promise<Pick<InstanceSpec, 'secretEnv' | 'secretVolumes'>> {
+    const s = svc.spec;
+    const names = [...new Set([...Object.values(s.secretEnv ?? {}).map((r) => r.secret), ...(s.secrets ?? []).map((v) => v.name)])];
+    if (!names.length) return {};
+    const fail = (message: string) => new CarteError('secret', message);
+    if (!this.secrets) throw fail('this carte has no secret key to open secrets with');
+    const stored = (await this.store.readShared()).secrets ?? {};
+    const values = new Map<string, SecretValues>();
+    for (const name of names) {
+      const meta = stored[name];
+      if (!meta) throw fail(`secret "${name}" does not exist (set it: carte secret set ${name} ...)`);
+      values.set(name, await this.secrets.read(name, meta.digest));
+    }
+    const valueOf = (secret: string, key: string, what: string): Buffer => {
+      const v = values.get(secret)![key];
+      if (!v) throw fail(`secret "${secret}" has no key "${key}" (${what} needs it)`);
+      return v;
+    };
+    const secretEnv: Record<string, string> = {};
+    for (const [env, ref] of Object.entries(s.secretEnv ?? {})) {
+      const v = valueOf(ref.secret, ref.key, `env ${env}`);
+      // The kernel ends an environment string at its first NUL byte.
+      if (v.includes(0)) throw fail(`key "${ref.key}" of secret "${ref.secret}" holds a NUL byte and cannot be the environment variable ${env} (mount it as a file instead)`);
+      secretEnv[env] = v.toString('utf8');
+    }
+    const secretVolumes: SecretVolume[] = (s.secrets ?? []).map((v) => ({
+      name: v.name,
+      mountPath: v.mountPath,
+      files: (v.items ?? Object.keys(values.get(v.name)!).sort().map((key) => ({ key, path: key })))
+        .map((item) => ({ path: item.path, data: valueOf(v.name, item.key, `volume ${v.mountPath}`), mode: v.mode })),
+    }));
+    return { ...(Object.keys(secretEnv).length ? { secretEnv } : {}), ...(secretVolumes.length ? { secretVolumes } : {}) };
   }
 
   private async image(svc: DesiredService): Promise<string> {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { normalizeCapability } from './capabilities.js';
 import { API_VERSION, type ServiceManifest, type PortInput } from './service-schema.js';
 import {
-  DEFAULTS, type HealthCheck, type PortSpec, type ServiceObject, type ServiceSpec, type VolumeSpec,
+  DEFAULTS, type HealthCheck, type PortSpec, type SecretKeyRef, type SecretVolumeSpec, type ServiceObject, type ServiceSpec, type VolumeSpec,
 } from './types.js';
 import {
   formatCpu, formatDuration, formatIntOrPercent, formatMemory, parseCpu, parseDuration, parseIntOrPercent,
@@ -78,6 +78,21 @@ export function canonicalize(m: ServiceManifest, baseDir: string): ServiceObject
     })),
   };
 
+  // Plain values and secret references share `env` in a manifest; the canonical form keeps them
+  // apart, so every reader of `env` sees strings and only instance creation resolves secrets.
+  const env: Record<string, string> = {};
+  const secretEnv: Record<string, SecretKeyRef> = {};
+  for (const [k, v] of Object.entries(s.env ?? {})) {
+    if (typeof v === 'object' && v !== null) secretEnv[k] = { secret: v.secret, key: v.key };
+    else env[k] = String(v);
+  }
+  const secrets: SecretVolumeSpec[] = (s.secrets ?? []).map((v) => ({
+    name: v.name,
+    mountPath: v.mountPath,
+    items: v.items ? v.items.map((i) => ({ key: i.key, path: i.path })) : null,
+    mode: v.mode === undefined ? DEFAULTS.secretFileMode : parseInt(v.mode, 8),
+  }));
+
   const healthIntervalMs = duration(s.health?.interval, DEFAULTS.healthIntervalMs);
   const spec: ServiceSpec = {
     image: s.image ?? null,
@@ -88,7 +103,8 @@ export function canonicalize(m: ServiceManifest, baseDir: string): ServiceObject
     } : null,
     command: s.command ?? null,
     args: s.args ?? null,
-    env: Object.fromEntries(Object.entries(s.env ?? {}).map(([k, v]) => [k, String(v)])),
+    env,
+    ...(Object.keys(secretEnv).length ? { secretEnv } : {}),
     workingDir: s.workingDir ?? null,
     user: s.user ?? null,
     replicas: s.replicas ?? (autoscale ? autoscale.min : DEFAULTS.replicas),
@@ -99,6 +115,7 @@ export function canonicalize(m: ServiceManifest, baseDir: string): ServiceObject
     },
     ports,
     volumes,
+    ...(secrets.length ? { secrets } : {}),
     health: check === null ? null : {
       check,
       intervalMs: healthIntervalMs,
@@ -164,7 +181,16 @@ export function templateHash(spec: ServiceSpec): string {
     ...(spec.capabilities?.drop.length ? { capDrop: spec.capabilities.drop } : {}),
     ...(spec.userns ? { userns: true } : {}),
   };
-  return sha({ image, build, command, args, env, workingDir, user, resources, volumes, ...(Object.keys(security).length ? { security } : {}) });
+  // Secret references (never values) are part of the template; absent ones leave the hash as before them.
+  // A changed value rolls the services through a new revision instead (src/api/secrets.ts).
+  const secrets = {
+    ...(spec.secretEnv && Object.keys(spec.secretEnv).length ? { secretEnv: spec.secretEnv } : {}),
+    ...(spec.secrets?.length ? { secretVolumes: spec.secrets } : {}),
+  };
+  return sha({
+    image, build, command, args, env, workingDir, user, resources, volumes,
+    ...(Object.keys(security).length ? { security } : {}), ...secrets,
+  });
 }
 
 /** Canonical → manifest with human units and defaults shown, for `get -o yaml`, `describe` and `diff`. */
@@ -175,7 +201,8 @@ export function toManifest(obj: ServiceObject): ServiceManifest {
   if (s.build !== null) spec.build = { context: s.build.context, cartefile: s.build.cartefile, ...(Object.keys(s.build.args).length ? { args: s.build.args } : {}) };
   if (s.command !== null) spec.command = s.command;
   if (s.args !== null) spec.args = s.args;
-  if (Object.keys(s.env).length) spec.env = s.env;
+  const env = { ...s.env, ...(s.secretEnv ?? {}) };
+  if (Object.keys(env).length) spec.env = env;
   if (s.workingDir !== null) spec.workingDir = s.workingDir;
   if (s.user !== null) spec.user = s.user;
   spec.replicas = s.replicas;
@@ -198,6 +225,11 @@ export function toManifest(obj: ServiceObject): ServiceManifest {
     spec.volumes = s.volumes.map((v) => (v.kind === 'named'
       ? { name: v.name, mountPath: v.mountPath, readOnly: v.readOnly }
       : { hostPath: v.hostPath, mountPath: v.mountPath, readOnly: v.readOnly }));
+  }
+  if (s.secrets?.length) {
+    spec.secrets = s.secrets.map((v) => ({
+      name: v.name, mountPath: v.mountPath, ...(v.items ? { items: v.items } : {}), mode: `0${v.mode.toString(8)}`,
+    }));
   }
   if (s.health) {
     const c = s.health.check;

@@ -50,18 +50,36 @@ export function checkService(m: ServiceManifest, locator: Locator): ManifestProb
     }
   });
 
-  const mounts = new Map<string, number>();
+  const mounts = new Map<string, string>();
+  const checkMount = (list: 'volumes' | 'secrets', i: number, mountPath: string) => {
+    // Normalized: "/proc/sys/../.." is "/" (an outside test had it admitted).
+    const mount = path.posix.normalize(mountPath).replace(/\/+$/, '') || '/';
+    const kernel = KERNEL_MOUNTS.find((k) => mount === k || mount.startsWith(`${k}/`));
+    if (mount === '/') report(['spec', list, i, 'mountPath'], 'cannot mount a volume over the container\'s root "/"');
+    else if (kernel) report(['spec', list, i, 'mountPath'], `cannot mount a volume over or inside ${kernel}: the kernel's view there is carte's to set up (mount it elsewhere, e.g. /data)`);
+    if (mounts.has(mount)) report(['spec', list, i, 'mountPath'], `"${mount}" is already mounted by ${mounts.get(mount)}`);
+    else mounts.set(mount, `${list}[${i}]`);
+  };
   (s.volumes ?? []).forEach((v, i) => {
     if ((v.name === undefined) === (v.hostPath === undefined)) {
       report(['spec', 'volumes', i], 'set exactly one of "name" (a named volume) or "hostPath" (a host folder)');
     }
-    // Normalized: "/proc/sys/../.." is "/" (an outside test had it admitted).
-    const mount = path.posix.normalize(v.mountPath).replace(/\/+$/, '') || '/';
-    const kernel = KERNEL_MOUNTS.find((k) => mount === k || mount.startsWith(`${k}/`));
-    if (mount === '/') report(['spec', 'volumes', i, 'mountPath'], 'cannot mount a volume over the container\'s root "/"');
-    else if (kernel) report(['spec', 'volumes', i, 'mountPath'], `cannot mount a volume over or inside ${kernel}: the kernel's view there is carte's to set up (mount it elsewhere, e.g. /data)`);
-    if (mounts.has(mount)) report(['spec', 'volumes', i, 'mountPath'], `"${mount}" is already mounted by volumes[${mounts.get(mount)}]`);
-    else mounts.set(mount, i);
+    checkMount('volumes', i, v.mountPath);
+  });
+  (s.secrets ?? []).forEach((v, i) => {
+    checkMount('secrets', i, v.mountPath);
+    const paths = new Map<string, number>();
+    (v.items ?? []).forEach((item, j) => {
+      const at = ['spec', 'secrets', i, 'items', j, 'path'];
+      const file = path.posix.normalize(item.path);
+      if (file === '.' || file.endsWith('/') || file.split('/').includes('..')) {
+        report(at, `${JSON.stringify(item.path)} must name a file inside mountPath (no "..", not a folder)`);
+      } else if (paths.has(file)) {
+        report(at, `"${file}" is already the path of items[${paths.get(file)}]`);
+      } else {
+        paths.set(file, j);
+      }
+    });
   });
 
   const h = s.health;

@@ -9,11 +9,11 @@ import { ManifestError, UsageError, type ManifestProblem } from '../errors.js';
 import { canonicalize } from './canonical.js';
 import { checkService } from './checks.js';
 import { Locator, type PathSegment } from './locate.js';
-import { API_VERSION, KINDS, type ServiceManifest } from './service-schema.js';
+import { API_VERSION, KINDS, SECRET_KEY_PATTERN, type SealedSecretManifest, type ServiceManifest } from './service-schema.js';
 import { checkSet, type SetMember } from './set-checks.js';
 import { placeSyntaxErrors, shapeOf } from './syntax.js';
 import { LIMITS, type ServiceObject } from './types.js';
-import { closest, validateService } from './validate.js';
+import { closest, validateSealedSecret, validateService } from './validate.js';
 
 export interface ManifestText {
   /** Path as shown in messages (relative to the working directory when inside it). */
@@ -41,7 +41,29 @@ export interface LoadedService {
   locate: (segments: PathSegment[]) => ReturnType<Locator['locate']>;
 }
 
+/**
+ * A SealedSecret document, checked but still sealed: its values are opened
+ * (decrypted with the server's key) by src/secrets/sealed.ts, which needs the
+ * key and is asynchronous; parsing stays pure.
+ */
+export interface LoadedSealedSecret {
+  name: string;
+  /** Key → the armored ciphertext, as written. */
+  data: Record<string, string>;
+  /** `file:line:column` of the document's metadata.name. */
+  origin: string;
+  file: string;
+  locate: (segments: PathSegment[]) => ReturnType<Locator['locate']>;
+}
+
+/** Everything a set of manifest texts holds. */
+export interface ManifestSet {
+  services: LoadedService[];
+  sealedSecrets: LoadedSealedSecret[];
+}
+
 const MANIFEST_FILE = /\.ya?ml$/i;
+const SECRET_KEY = new RegExp(SECRET_KEY_PATTERN);
 
 function displayPath(abs: string, cwd: string): string {
   const rel = path.relative(cwd, abs);
@@ -142,9 +164,10 @@ export function readYamlDocuments(t: { display: string; text: string }): { docs:
   return { docs, problems };
 }
 
-/** Parses and validates manifest texts; returns services and every problem found (per document and across the set). */
-export function parseManifests(texts: readonly ManifestText[]): { services: LoadedService[]; problems: ManifestProblem[] } {
+/** Parses and validates manifest texts; returns services, sealed secrets and every problem found (per document and across the set). */
+export function parseManifests(texts: readonly ManifestText[]): ManifestSet & { problems: ManifestProblem[] } {
   const services: LoadedService[] = [];
+  const sealedSecrets: LoadedSealedSecret[] = [];
   const problems: ManifestProblem[] = [];
   for (const t of texts) {
     const read = readYamlDocuments(t);
@@ -153,6 +176,16 @@ export function parseManifests(texts: readonly ManifestText[]): { services: Load
       const kindProblem = checkKind(data, locator);
       if (kindProblem) {
         problems.push(kindProblem);
+        continue;
+      }
+      const origin = () => {
+        const o = locator.locate(['metadata', 'name']);
+        return `${o.file}:${o.line}:${o.column}`;
+      };
+      if ((data as { kind: string }).kind === 'SealedSecret') {
+        const sealed = parseSealedSecret(data, locator);
+        if (Array.isArray(sealed)) problems.push(...sealed);
+        else sealedSecrets.push({ ...sealed, origin: origin(), file: t.display, locate: (segments) => locator.locate(segments) });
         continue;
       }
       const schemaProblems = validateService(data, locator);
@@ -166,11 +199,10 @@ export function parseManifests(texts: readonly ManifestText[]): { services: Load
         problems.push(...semantic);
         continue;
       }
-      const origin = locator.locate(['metadata', 'name']);
       services.push({
         object: canonicalize(manifest, t.baseDir),
         manifest,
-        origin: `${origin.file}:${origin.line}:${origin.column}`,
+        origin: origin(),
         file: t.display,
         root: t.root ?? t.baseDir,
         locate: (segments) => locator.locate(segments),
@@ -179,18 +211,45 @@ export function parseManifests(texts: readonly ManifestText[]): { services: Load
   }
   // Whether a dependency exists depends on what is stored: planApply checks that.
   problems.push(...checkSet(services.map(toSetMember), { dependenciesKnown: false }));
-  return { services, problems: sortProblems(problems, texts.map((t) => t.display)) };
+  const firstSealed = new Map<string, LoadedSealedSecret>();
+  for (const s of sealedSecrets) {
+    const first = firstSealed.get(s.name);
+    if (first) problems.push({ position: s.locate(['metadata', 'name']), path: 'metadata.name', message: `secret "${s.name}" is already defined at ${first.origin}` });
+    else firstSealed.set(s.name, s);
+  }
+  return { services, sealedSecrets, problems: sortProblems(problems, texts.map((t) => t.display)) };
+}
+
+/** A SealedSecret's schema and key names; its values are opened later (they need the server's key). */
+function parseSealedSecret(data: unknown, locator: Locator): Pick<LoadedSealedSecret, 'name' | 'data'> | ManifestProblem[] {
+  const problems = validateSealedSecret(data, locator);
+  if (problems.length) return problems;
+  const m = data as SealedSecretManifest;
+  for (const key of Object.keys(m.spec.data)) {
+    if (!SECRET_KEY.test(key)) {
+      problems.push({
+        position: locator.locate(['spec', 'data', key], { key: true }), path: `spec.data.${key}`,
+        message: `${JSON.stringify(key)} is not a valid secret key (letters, digits, "-", "_" and ".", at most 253 characters)`,
+      });
+    }
+  }
+  return problems.length ? problems : { name: m.metadata.name, data: { ...m.spec.data } };
 }
 
 export function toSetMember(s: LoadedService): SetMember {
   return { name: s.object.name, spec: s.object.spec, locate: s.locate, describe: s.origin };
 }
 
-/** Reads, parses and validates; throws one ManifestError carrying every problem. */
+/** Reads, parses and validates; throws one ManifestError carrying every problem. Sealed secrets are left out. */
 export function loadManifests(inputs: readonly string[], opts: Parameters<typeof readManifestInputs>[1] = {}): LoadedService[] {
-  const { services, problems } = parseManifests(readManifestInputs(inputs, opts));
+  return loadManifestSet(inputs, opts).services;
+}
+
+/** Reads, parses and validates services and sealed secrets; throws one ManifestError carrying every problem. */
+export function loadManifestSet(inputs: readonly string[], opts: Parameters<typeof readManifestInputs>[1] = {}): ManifestSet {
+  const { services, sealedSecrets, problems } = parseManifests(readManifestInputs(inputs, opts));
   if (problems.length) throw new ManifestError(problems);
-  return services;
+  return { services, sealedSecrets };
 }
 
 /** Orders problems as a reader meets them: by file (in input order), line, column. */
@@ -213,6 +272,9 @@ function checkKind(data: unknown, locator: Locator): ManifestProblem | null {
   if (d.apiVersion === undefined) return at([], `missing required field "apiVersion" (write apiVersion: ${API_VERSION})`);
   if (d.apiVersion !== API_VERSION) return at(['apiVersion'], `${JSON.stringify(d.apiVersion)} is not a known apiVersion (write apiVersion: ${API_VERSION})`);
   if (d.kind === undefined) return at([], `missing required field "kind" (write kind: ${KINDS.join(' or ')})`);
+  if (d.kind === 'Secret') {
+    return at(['kind'], '"Secret" is not a kind of carte/v1: secret values never sit in manifests (store one with "carte secret set NAME", or commit the output of "carte secret seal NAME" as a SealedSecret)');
+  }
   if (!(KINDS as readonly unknown[]).includes(d.kind)) {
     const guess = typeof d.kind === 'string' ? closest(d.kind, KINDS) : undefined;
     return at(['kind'], `${JSON.stringify(d.kind)} is not a kind of ${API_VERSION} (${guess ? `did you mean "${guess}"?` : `known kinds: ${KINDS.join(', ')}`})`);

@@ -11,7 +11,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { LIMITS } from './types.js';
 
 export const API_VERSION = 'carte/v1';
-export const KINDS = ['Service'] as const;
+export const KINDS = ['Service', 'SealedSecret'] as const;
 
 type Unit = 'cpu' | 'memory' | 'duration' | 'percent' | 'int-or-percent' | 'cron' | 'ip';
 
@@ -93,6 +93,35 @@ const Autoscale = Obj({
 
 const IntOrPercent = Unit<number | string>('int-or-percent', ['integer', 'string']);
 
+/** A key inside a secret: what Kubernetes allows in a Secret's data (also a file name in a secret volume). */
+export const SECRET_KEY_PATTERN = '^[-._a-zA-Z0-9]{1,253}$';
+const SecretKey = Type.String({ pattern: SECRET_KEY_PATTERN, 'x-hint': 'a secret key (letters, digits, "-", "_" and ".")' });
+
+const SecretRefObject = Obj({ secret: Name, key: SecretKey });
+export type SecretRefInput = Static<typeof SecretRefObject>;
+/**
+ * An environment value: a string (numbers and booleans become strings), or
+ * `{ secret, key }`, the value of one key of a stored secret, resolved when
+ * an instance is created and never written into desired state.
+ */
+const EnvValue = Type.Unsafe<string | number | boolean | SecretRefInput>({
+  ...SecretRefObject,
+  type: ['string', 'number', 'boolean', 'object'],
+  'x-hint': 'a string, a number, true or false, or a secret reference { secret: NAME, key: KEY }',
+});
+
+/** A secret mounted as files: one file per key (or per item), on a tmpfs, read-only. */
+const SecretVolume = Obj({
+  name: Name,
+  mountPath: Path('inside the container'),
+  items: Opt(Type.Array(Obj({
+    key: SecretKey,
+    path: Type.String({ pattern: '^[^/]', minLength: 1, 'x-hint': 'a relative file path (inside mountPath, not starting with /)' }),
+  }), { minItems: 1 })),
+  // A string: YAML 1.2 reads an unquoted 0400 as the decimal number 400.
+  mode: Opt(Type.String({ pattern: '^0?[0-7]{3}$', 'x-hint': 'an octal file mode in quotes, e.g. "0440"' })),
+});
+
 export const ServiceSpecSchema = Obj({
   image: Opt(Type.String({ minLength: 1 })),
   build: Opt(Obj({
@@ -102,7 +131,7 @@ export const ServiceSpecSchema = Obj({
   })),
   command: Opt(Type.Array(Type.String(), { minItems: 1 })),
   args: Opt(Type.Array(Type.String())),
-  env: Opt(Type.Record(Type.String(), Type.Unsafe<string | number | boolean>({ type: ['string', 'number', 'boolean'] }))),
+  env: Opt(Type.Record(Type.String(), EnvValue)),
   workingDir: Opt(Path('inside the container')),
   user: Opt(Type.String({ pattern: '^([a-z_][-a-z0-9_]*|\\d+)(:([a-z_][-a-z0-9_]*|\\d+))?$', 'x-hint': 'a user (a name or uid, optionally :group, e.g. 1000:1000)' })),
   replicas: Opt(Type.Integer({ minimum: 0, maximum: LIMITS.replicasMax })),
@@ -113,6 +142,7 @@ export const ServiceSpecSchema = Obj({
   })),
   ports: Opt(Type.Array(Port)),
   volumes: Opt(Type.Array(Volume)),
+  secrets: Opt(Type.Array(SecretVolume)),
   health: Opt(Health),
   restart: Opt(StringEnum(RESTART_POLICIES)),
   update: Opt(Obj({
@@ -143,6 +173,25 @@ export const ServiceManifestSchema = Obj({
   // Written by `carte get -o yaml` so its output can be applied again; ignored on apply.
   status: Opt(Type.Unknown()),
 });
+
+/**
+ * A secret sealed for Git: each value is encrypted (age, armored) to the
+ * server's public key by `carte secret seal`, and opened only on the server.
+ * Its keys are checked in code (load.ts), for a located message per key.
+ */
+export const SealedSecretManifestSchema = Obj({
+  apiVersion: Type.Literal(API_VERSION),
+  kind: Type.Literal('SealedSecret'),
+  metadata: Obj({
+    name: Name,
+    labels: Opt(Type.Record(Type.String(), Type.String())),
+  }),
+  spec: Obj({
+    data: Type.Record(Type.String(), Type.String({ minLength: 1 }), { minProperties: 1 }),
+  }),
+});
+
+export type SealedSecretManifest = Static<typeof SealedSecretManifestSchema>;
 
 /** A Service manifest exactly as written (after schema validation, before defaults). */
 export type ServiceManifest = Static<typeof ServiceManifestSchema>;

@@ -27,6 +27,23 @@ export type VolumeSpec =
   | { kind: 'named'; name: string; mountPath: string; readOnly: boolean }
   | { kind: 'host'; hostPath: string; mountPath: string; readOnly: boolean };
 
+/** One key of a stored secret (desired state holds the reference, never the value). */
+export interface SecretKeyRef {
+  secret: string;
+  key: string;
+}
+
+/** A secret mounted as read-only files on a tmpfs of its own. */
+export interface SecretVolumeSpec {
+  /** The secret's name. */
+  name: string;
+  mountPath: string;
+  /** Which keys become which files (relative paths); null: every key, as a file named after it. */
+  items: Array<{ key: string; path: string }> | null;
+  /** File mode, e.g. 0o400 (the default). */
+  mode: number;
+}
+
 export type HealthCheck =
   | { kind: 'http'; path: string; port: number }
   | { kind: 'tcp'; port: number }
@@ -70,12 +87,20 @@ export interface ServiceSpec {
   command: string[] | null;
   args: string[] | null;
   env: Record<string, string>;
+  /**
+   * Environment variables whose values come from secrets, resolved when an
+   * instance is created. Absent when there are none (and in specs stored by
+   * a carte from before secrets), so their hashes are unchanged.
+   */
+  secretEnv?: Record<string, SecretKeyRef>;
   workingDir: string | null;
   user: string | null;
   replicas: number;
   resources: { cpuMillis: number | null; memoryBytes: number | null; pids: number | null };
   ports: PortSpec[];
   volumes: VolumeSpec[];
+  /** Secrets mounted as files; absent when there are none (as secretEnv). */
+  secrets?: SecretVolumeSpec[];
   health: HealthSpec | null;
   restart: RestartPolicy;
   update: { maxSurge: IntOrPercent; maxUnavailable: IntOrPercent; progressDeadlineMs: number };
@@ -115,6 +140,7 @@ export const DEFAULTS = {
   stopGracePeriodMs: 10_000,
   cartefile: 'Cartefile',
   readOnlyRootfs: false,
+  secretFileMode: 0o400,
   balance: 'round-robin' as Balance,
   protocol: 'tcp' as Protocol,
 };

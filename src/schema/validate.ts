@@ -7,7 +7,7 @@ import cron from 'node-cron';
 import { isIP } from 'node:net';
 import type { ManifestProblem } from '../errors.js';
 import { formatPath, type Locator, type PathSegment } from './locate.js';
-import { ServiceManifestSchema } from './service-schema.js';
+import { SealedSecretManifestSchema, ServiceManifestSchema } from './service-schema.js';
 import { parseCpu, parseDuration, parseIntOrPercent, parseMemory, parsePercent, type Parsed } from './units.js';
 
 // ajv-formats is CommonJS with `exports.default`; under NodeNext that arrives one level down.
@@ -64,6 +64,13 @@ const serviceValidator = schemaValidator(ServiceManifestSchema);
 /** Validates one Service document against the schema; returns every problem, located. */
 export function validateService(data: unknown, locator: Locator): ManifestProblem[] {
   return serviceValidator(data, locator);
+}
+
+const sealedValidator = schemaValidator(SealedSecretManifestSchema);
+
+/** Validates one SealedSecret document against the schema; returns every problem, located. */
+export function validateSealedSecret(data: unknown, locator: Locator): ManifestProblem[] {
+  return sealedValidator(data, locator);
 }
 
 function translateAll(errors: ErrorObject[], locator: Locator): ManifestProblem[] {
@@ -125,8 +132,11 @@ function translate(err: ErrorObject, locator: Locator): ManifestProblem {
     }
     case 'required':
       return located(at, `missing required field "${String(params.missingProperty)}"`);
-    case 'type':
-      return located(at, `expected ${typeName(params.type)}, got ${show(err.data)}`);
+    case 'type': {
+      // A value that may take several shapes says so in its own words (x-hint) rather than as a list of types.
+      const hint = Array.isArray(parent?.type) ? parent?.['x-hint'] as string | undefined : undefined;
+      return located(at, `expected ${hint ?? typeName(params.type)}, got ${show(err.data)}`);
+    }
     case 'enum':
       return located(at, `${show(err.data)} is not one of: ${(params.allowedValues as unknown[]).join(', ')}`);
     case 'const':
@@ -141,6 +151,8 @@ function translate(err: ErrorObject, locator: Locator): ManifestProblem {
       return located(at, `needs at least ${String(params.limit)} ${params.limit === 1 ? 'item' : 'items'}`);
     case 'uniqueItems':
       return located([...at, Number(params.i)], `${show((err.data as unknown[])[Number(params.i)])} is listed twice`);
+    case 'minProperties':
+      return located(at, `needs at least ${String(params.limit)} ${params.limit === 1 ? 'entry' : 'entries'}`);
     case 'minLength':
       return located(at, 'must not be empty');
     case 'pattern': {

@@ -25,7 +25,9 @@ export interface Revision {
   /** Git commit the manifests were read at, when the source is Git. */
   commit: string | null;
   /** Why this revision exists: written by apply, or copied back by rollback. */
-  cause: { kind: 'apply' } | { kind: 'rollback'; to: number } | { kind: 'restart' } | { kind: 'scale'; from: number };
+  cause: { kind: 'apply' } | { kind: 'rollback'; to: number } | { kind: 'restart' } | { kind: 'scale'; from: number }
+    /** A secret the service uses changed value: same spec, new template (its instances are replaced). */
+    | { kind: 'secret'; name: string };
   at: string;
 }
 
@@ -44,6 +46,25 @@ export interface StoredService {
   /** The current revision; `history` ends with it. */
   revision: Revision;
   history: Revision[];
+}
+
+/**
+ * A stored secret as the state file knows it: never a value. The values are
+ * in CARTE_HOME/secrets/<name>.<digest>.age, encrypted to the server's key
+ * (src/secrets/vault.ts).
+ */
+export interface StoredSecret {
+  name: string;
+  keys: string[];
+  /** sha256 (16 hex) of the current encrypted file: names the version, says nothing of the values. */
+  digest: string;
+  /** `cli` for `carte secret set` (and SealedSecrets given to `carte apply`), else the folder or Git source of its SealedSecret. */
+  source: SourceId;
+  /** file:line:column of the SealedSecret it came from; null for `carte secret set`. */
+  origin: string | null;
+  commit: string | null;
+  createdAt: string;
+  updatedAt: string;
 }
 
 export interface CarteEvent {
@@ -71,6 +92,8 @@ export interface StateData {
   sources: Record<SourceId, SourceStatus>;
   instances: Record<string, unknown>;
   images: Record<string, unknown>;
+  /** Secrets by name: keys and version only (absent in files of a carte from before secrets). */
+  secrets?: Record<string, StoredSecret>;
   /** Rollouts in progress, per service (written by the reconciler). */
   rollouts?: Record<string, { templateHash: string; startedAt: number }>;
   /**
@@ -115,6 +138,14 @@ export function emptyState(): StateData {
 
 export function serviceObject(s: StoredService): ServiceObject {
   return { name: s.name, labels: s.revision.labels, spec: s.revision.spec };
+}
+
+/** Appends a revision to a stored service (bounded history) and makes it current. */
+export function pushRevision(service: StoredService, revision: Revision): void {
+  service.history.push(revision);
+  if (service.history.length > REVISION_LIMIT) service.history.splice(0, service.history.length - REVISION_LIMIT);
+  service.revision = revision;
+  service.updatedAt = revision.at;
 }
 
 export function recordEvent(data: StateData, at: Date, ev: Omit<CarteEvent, 'seq' | 'at'>): CarteEvent {

@@ -11,7 +11,8 @@ import { cliLogger } from '../../src/log.js';
 
 const [optsText, specText, action = 'wait', execText] = process.argv.slice(2);
 const driver = new LinuxDriver({ ...JSON.parse(optsText!), log: cliLogger('error') });
-const spec = JSON.parse(specText!);
+// Secret volumes carry Buffers, which JSON writes as { type: 'Buffer', data: [...] }.
+const spec = JSON.parse(specText!, (_k, v: unknown) => (v && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data) ? Buffer.from((v as { data: number[] }).data) : v));
 const keepAlive = setInterval(() => {}, 60_000);
 if (spec) {
   await driver.create(spec);

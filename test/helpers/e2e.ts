@@ -26,7 +26,12 @@ export function makeE2eEnv(): E2eEnv {
   const id = randomBytes(2).toString('hex');
   const home = tempDir('carte-e2e-');
   const settings = { bridge: `ce${id}`, subnet: `10.201.${parseInt(id, 16) % 250}.0/24`, cgroupParent: `/carte-e2e-${id}` };
-  const env = { ...process.env, CARTE_HOME: home, CARTE_BRIDGE: settings.bridge, CARTE_SUBNET: settings.subnet, CARTE_CGROUP_PARENT: settings.cgroupParent, NO_COLOR: '1' };
+  // The secret key of its own, outside the home (as /etc/carte/secret.key is): tests never write /etc/carte.
+  const keyDir = tempDir('carte-key-');
+  const env = {
+    ...process.env, CARTE_HOME: home, CARTE_BRIDGE: settings.bridge, CARTE_SUBNET: settings.subnet, CARTE_CGROUP_PARENT: settings.cgroupParent,
+    CARTE_SECRET_KEY: path.join(keyDir, 'secret.key'), NO_COLOR: '1',
+  };
   const daemons: ChildProcess[] = [];
   return {
     home, env,
@@ -52,6 +57,7 @@ export function makeE2eEnv(): E2eEnv {
       removeCgroupParent(settings.cgroupParent, driver.paths.homeId);
       fs.rmSync(driver.runRoot, { recursive: true, force: true });
       fs.rmSync(home, { recursive: true, force: true });
+      fs.rmSync(keyDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,6 +1,6 @@
 // Builders so each test states only what differs from a plain valid Service.
 import { stringify } from 'yaml';
-import { parseManifests, type LoadedService } from '../../src/schema/load.js';
+import { parseManifests, type LoadedSealedSecret, type LoadedService } from '../../src/schema/load.js';
 import type { ManifestProblem } from '../../src/errors.js';
 import { formatProblem } from '../../src/errors.js';
 
@@ -13,7 +13,7 @@ export function yaml(...docs: Record<string, unknown>[]): string {
 }
 
 /** Parses texts given as { 'file.yaml': text }, in order. */
-export function parse(files: Record<string, string>): { services: LoadedService[]; problems: ManifestProblem[] } {
+export function parse(files: Record<string, string>): { services: LoadedService[]; sealedSecrets: LoadedSealedSecret[]; problems: ManifestProblem[] } {
   return parseManifests(Object.entries(files).map(([display, text]) => ({ display, baseDir: '/srv/app', text })));
 }
 

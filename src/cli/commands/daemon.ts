@@ -71,6 +71,7 @@ export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
   const running = await startDaemon({ home: ctx.home, log, driver, ...sources, policy, resyncMs: duration('--resync', opts.resync), publishAddress: opts.publishAddress,
     scaler: { intervalMs: duration('--metrics-interval', opts.metricsInterval), memoryReserveBytes: memory('--memory-reserve', opts.memoryReserve) },
     diskIntervalMs: duration('--disk-interval', opts.diskInterval),
+    vault: ctx.vault(),
   });
   await new Promise<void>((resolve) => {
     const stop = () => {

@@ -10,6 +10,7 @@ const asObject = (name: string, r: Revision) => ({ name, labels: r.labels, spec:
 export function changeCause(name: string, r: Revision, previous: Revision | undefined): string {
   if (r.cause.kind === 'rollback') return `rollback to ${r.cause.to}`;
   if (r.cause.kind === 'restart') return 'restart';
+  if (r.cause.kind === 'secret') return `secret ${r.cause.name} changed`;
   if (r.cause.kind === 'scale') return `scale ${r.cause.from} → ${r.spec.replicas}`;
   if (!previous) return 'created';
   return changedFields(asObject(name, previous), asObject(name, r), 3) || 'no change';

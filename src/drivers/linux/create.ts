@@ -25,6 +25,7 @@ import { resolveCapabilities } from './capabilities.js';
 import { STAGING_FOLDER, stageHostVolume } from './host-volumes.js';
 import { readImageFile } from './image-file.js';
 import { mountOverlay, unmountAll } from './rootfs.js';
+import { SECRETS_FOLDER, stageSecretVolume } from './secret-volumes.js';
 import { buildSpec, resolveArgs, resolveEnv, resolveUser } from './spec.js';
 
 /** Where a carte killed mid-create can stop (see src/util/fault.ts), in order. */
@@ -56,6 +57,40 @@ export function hostsFileText(name: string, ip: string | null, hosts: Record<str
 
 async function exists(p: string): Promise<boolean> {
   return fsp.access(p).then(() => true, () => false);
+}
+
+/** Where the config of an instance with secret environment values lives: a tmpfs of its own in the instance's folder. */
+export const SECRET_CONFIG_FOLDER = 'secret-config';
+
+/**
+ * Writes the bundle's config.json. It holds the process's environment, so
+ * for an instance with secret environment values it must never reach a
+ * disk: it is written to a small tmpfs mounted in the instance's folder
+ * (root-only), and bundle/config.json is a symbolic link to it. runc reads it
+ * through the link at create, and again at every `runc exec` (exec takes its
+ * base process, env included, from the bundle), so the tmpfs lives as long
+ * as the instance; remove() and gc unmount it with the instance's other
+ * mounts. Not /run/carte: /run is not a tmpfs on every machine (it is a
+ * folder of the root disk on this project's own server). Other instances
+ * keep a plain file, readable after a reboot by whoever debugs.
+ */
+async function writeConfig(ctx: DriverContext, spec: InstanceSpec, config: Record<string, unknown>): Promise<void> {
+  const bundled = ctx.paths.dir(spec.name, 'bundle', 'config.json');
+  const text = JSON.stringify(config);
+  if (!Object.keys(spec.secretEnv ?? {}).length) {
+    await fsp.writeFile(bundled, text, { mode: 0o600 });
+    return;
+  }
+  const dir = ctx.paths.dir(spec.name, SECRET_CONFIG_FOLDER);
+  await fsp.mkdir(dir, { mode: 0o700 });
+  const size = Math.ceil((Buffer.byteLength(text) + 65536) / 4096) * 4096;
+  const options = ['nosuid', 'nodev', 'noexec', 'mode=0700', `size=${size}`];
+  const mount = (opts: string[]) => ctx.runner.run('mount', ['-t', 'tmpfs', '-o', opts.join(','), 'carte-secret-config', dir], { step: 'mount the config tmpfs of', resource: spec.name });
+  // noswap (Linux 6.4): not even a swap device sees the values. Older kernels refuse the option.
+  await mount([...options, 'noswap']).catch(() => mount(options));
+  const file = path.join(dir, 'config.json');
+  await fsp.writeFile(file, text, { mode: 0o600 });
+  await fsp.symlink(file, bundled);
 }
 
 /** New instances (their writable layers, logs, volumes) never eat the room the state file needs. */
@@ -120,7 +155,7 @@ async function createSteps(ctx: DriverContext, spec: InstanceSpec): Promise<void
   const hostsText = (ip: string | null) => hostsFileText(name, ip, spec.hosts ?? {});
 
   const [config] = await Promise.all([prepareBundle(ctx, spec, image, place, etc, hostsText(null)), ctx.network.createNamespace(name, place.netns)]);
-  await fsp.writeFile(paths.dir(name, 'bundle', 'config.json'), JSON.stringify(config));
+  await writeConfig(ctx, spec, config);
   phase('bundle and namespace');
   faultPoint('create:bundle-and-netns');
 
@@ -141,6 +176,11 @@ async function createSteps(ctx: DriverContext, spec: InstanceSpec): Promise<void
   if (spec.spec.volumes.some((v) => v.kind === 'host')) {
     const left = await unmountAll(ctx.runner, paths.dir(name, STAGING_FOLDER), name);
     if (left.length) throw new DriverError('unmount the staged host volumes of', name, `still mounted: ${left.join(', ')}`);
+  }
+  // The same for secret volumes: their tmpfs lives on in the container alone, and goes with it.
+  if (spec.secretVolumes?.length) {
+    const left = await unmountAll(ctx.runner, paths.dir(name, SECRETS_FOLDER), name);
+    if (left.length) throw new DriverError('unmount the staged secret volumes of', name, `still mounted: ${left.join(', ')}`);
   }
   faultPoint('create:container-created');
   // Rewritten in place: the bind mount made at create refers to this same inode.
@@ -193,6 +233,12 @@ async function prepareBundle(
     }
   }
 
+  for (const [i, v] of (spec.secretVolumes ?? []).entries()) {
+    // Read-only and after the other volumes: a secret cannot be written to, nor hidden under a volume.
+    const staged = await stageSecretVolume(ctx.runner, name, v, paths.dir(name, SECRETS_FOLDER, String(i)), user);
+    binds.push({ source: staged, destination: v.mountPath, readOnly: true });
+  }
+
   await fsp.mkdir(etc, { recursive: true });
   const hostResolv = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
   await Promise.all([
@@ -206,7 +252,7 @@ async function prepareBundle(
   return buildSpec({
     hostname: name,
     args,
-    env: resolveEnv(image.config.env, spec.spec.env, name),
+    env: resolveEnv(image.config.env, { ...spec.spec.env, ...spec.secretEnv }, name),
     cwd: spec.spec.workingDir ?? image.config.workingDir ?? '/',
     uid: user.uid, gid: user.gid, additionalGids: [],
     rootfs: 'rootfs',

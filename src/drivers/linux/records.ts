@@ -6,7 +6,10 @@
 //
 // Files per instance:
 //   CARTE_HOME/instances/NAME/      instance.json (the record), bundle/ (config.json, rootfs
-//                                   mount), upper/, work/, etc/, container.log
+//                                   mount), upper/, work/, etc/, container.log; with secrets,
+//                                   secret-config/ (a tmpfs holding config.json, which
+//                                   bundle/config.json links to) and secret-volumes/ (tmpfs
+//                                   staged until runc create returns)
 //   /run/carte/HOMEID/NAME/         conmon pid, exit code, oom marker, attach socket (tmpfs:
 //                                   runtime state does not outlive a reboot, nor do containers)
 //   CARTE_HOME/logs/previous/NAME.log   the log of NAME's previous life

@@ -83,7 +83,7 @@ ${yaml(serviceDoc('redis'))}`;
       ['wrong apiVersion', 'apiVersion: v1\nkind: Service\n', ['x.yaml:1:13: apiVersion: "v1" is not a known apiVersion (write apiVersion: carte/v1)']],
       ['missing apiVersion', 'kind: Service\n', ['x.yaml:1:1: missing required field "apiVersion" (write apiVersion: carte/v1)']],
       ['misspelt kind', 'apiVersion: carte/v1\nkind: Servce\n', ['x.yaml:2:7: kind: "Servce" is not a kind of carte/v1 (did you mean "Service"?)']],
-      ['unknown kind', 'apiVersion: carte/v1\nkind: Deployment\n', ['x.yaml:2:7: kind: "Deployment" is not a kind of carte/v1 (known kinds: Service)']],
+      ['unknown kind', 'apiVersion: carte/v1\nkind: Deployment\n', ['x.yaml:2:7: kind: "Deployment" is not a kind of carte/v1 (known kinds: Service, SealedSecret)']],
       ['bad memory unit', `apiVersion: carte/v1
 kind: Service
 metadata: { name: login }
@@ -153,7 +153,7 @@ spec:
         'x.yaml:8:5: spec.env.1BAD: "1BAD" is not a valid environment variable name (letters, digits and "_", not starting with a digit)',
       ]],
       ['env values', yaml(serviceDoc('a', { env: { LIST: [1] } })), [
-        'x.yaml:8:5: spec.env.LIST: expected a string, a number or true or false, got a list',
+        'x.yaml:8:5: spec.env.LIST: expected a string, a number, true or false, or a secret reference { secret: NAME, key: KEY }, got a list',
       ]],
     ];
     for (const [name, text, expected] of cases) {
@@ -196,7 +196,7 @@ spec:
           assert.equal(e.message, '2 problems in manifests; nothing was applied');
           assert.deepEqual(e.details, [
             'a.yaml:7:13: spec.replicas: -1 is below the minimum of 0',
-            'b.yaml:4:19: spec.cpu: unknown field "cpu" (known fields: image, build, command, args, env, workingDir, user, replicas, resources, ports, volumes, health, restart, update, autoscale, dependsOn, stopGracePeriod, readOnlyRootfs, capabilities, userns)',
+            'b.yaml:4:19: spec.cpu: unknown field "cpu" (known fields: image, build, command, args, env, workingDir, user, replicas, resources, ports, volumes, secrets, health, restart, update, autoscale, dependsOn, stopGracePeriod, readOnlyRootfs, capabilities, userns)',
           ]);
           assert.equal(e.exitCode, 2);
           return true;

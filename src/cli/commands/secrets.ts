@@ -1,0 +1,127 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { listSecrets, removeSecret, rotateKey, setSecret } from '../../api/secrets.js';
+import { NotFoundError, UsageError } from '../../errors.js';
+import { formatMemory } from '../../schema/units.js';
+import { NAME_PATTERN, SECRET_KEY_PATTERN } from '../../schema/service-schema.js';
+import { isRecipient } from '../../secrets/age.js';
+import { sealedSecretYaml } from '../../secrets/sealed.js';
+import type { SecretValues } from '../../secrets/vault.js';
+import type { Context } from '../context.js';
+import { convergeAfterChange } from '../converge.js';
+import { age, table, write } from '../output.js';
+import { timeoutOf } from './services.js';
+
+/** All values of one secret together, at most (Kubernetes' limit too): they live in memory and on a tmpfs per instance. */
+export const SECRET_MAX_BYTES = 1024 * 1024;
+
+export interface ValueOptions {
+  fromLiteral?: string[];
+  fromFile?: string[];
+}
+
+const NAME = new RegExp(NAME_PATTERN);
+const KEY = new RegExp(SECRET_KEY_PATTERN);
+
+function checkName(name: string): void {
+  if (!NAME.test(name)) throw new UsageError(`"${name}" is not a valid secret name (lowercase letters, digits and "-", starting with a letter, at most 40 characters)`);
+}
+
+/**
+ * The values given on the command line: --from-literal key=value,
+ * --from-file [key=]file, else standard input as key "value". Errors name
+ * keys and files, never a value.
+ */
+export function readValues(opts: ValueOptions, stdin: () => Buffer | null = readStdin): SecretValues {
+  const values: SecretValues = {};
+  const add = (key: string, value: Buffer, what: string) => {
+    if (!KEY.test(key)) throw new UsageError(`${what}: "${key}" is not a valid secret key (letters, digits, "-", "_" and ".")`);
+    if (values[key]) throw new UsageError(`${what}: key "${key}" is given twice`);
+    values[key] = value;
+  };
+  for (const l of opts.fromLiteral ?? []) {
+    const i = l.indexOf('=');
+    if (i <= 0) throw new UsageError('--from-literal takes key=value (the key before the first "=")');
+    add(l.slice(0, i), Buffer.from(l.slice(i + 1)), '--from-literal');
+  }
+  for (const f of opts.fromFile ?? []) {
+    const i = f.indexOf('=');
+    const [key, file] = i > 0 ? [f.slice(0, i), f.slice(i + 1)] : [path.basename(f), f];
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(file);
+    } catch (e) {
+      throw new UsageError(`--from-file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+    add(key, bytes, `--from-file ${file}`);
+  }
+  if (!Object.keys(values).length) {
+    const input = stdin();
+    if (input === null) throw new UsageError('give the values with --from-literal key=value or --from-file key=file, or the value of key "value" on standard input');
+    values.value = input;
+  }
+  const size = Object.values(values).reduce((n, v) => n + v.length, 0);
+  if (size > SECRET_MAX_BYTES) throw new UsageError(`the values add up to ${formatMemory(size)}; a secret holds at most ${formatMemory(SECRET_MAX_BYTES)}`);
+  return values;
+}
+
+/** Standard input whole, or null when it is a terminal (nothing was piped in). */
+function readStdin(): Buffer | null {
+  if (process.stdin.isTTY) return null;
+  return fs.readFileSync(0);
+}
+
+export async function set(ctx: Context, name: string, opts: ValueOptions & { force?: boolean; wait?: boolean; timeout?: string; start?: boolean }): Promise<void> {
+  checkName(name);
+  const values = readValues(opts);
+  const r = await setSecret(ctx.store(), ctx.vault(), name, values, { force: opts.force, now: ctx.now() });
+  write(`secret/${name} ${r.action}`);
+  for (const s of r.rolled) write(`service/${s} rolling: secret ${name} changed`);
+  if (!r.rolled.length || opts.start === false) return;
+  await convergeAfterChange(ctx, { wait: opts.wait === true, timeoutMs: timeoutOf(opts), services: r.rolled });
+}
+
+export async function list(ctx: Context): Promise<void> {
+  const now = ctx.now();
+  const rows = listSecrets(await ctx.store().read());
+  if (!rows.length) {
+    write('no secrets');
+    return;
+  }
+  write(table(['NAME', 'KEYS', 'SOURCE', 'UPDATED', 'USED BY'], rows.map((r) => [r.name, r.keys.join(','), r.source, age(r.updatedAt, now), r.users.join(',') || '<none>'])));
+}
+
+export async function get(ctx: Context, name: string): Promise<void> {
+  const s = (await ctx.store().read()).secrets?.[name];
+  if (!s) throw new NotFoundError(`secret "${name}" not found`);
+  write(s.keys.join('\n'));
+}
+
+export async function rm(ctx: Context, name: string, opts: { force?: boolean }): Promise<void> {
+  const r = await removeSecret(ctx.store(), ctx.vault(), name, { force: opts.force, now: ctx.now() });
+  write(`secret/${name} removed`);
+  if (r.users.length) ctx.log.warn(`${r.users.map((u) => `service/${u}`).join(', ')} still ${r.users.length === 1 ? 'uses' : 'use'} secret ${name}: ${r.users.length === 1 ? 'its' : 'their'} new instances will fail to start until it is set again`);
+}
+
+export async function seal(ctx: Context, name: string, opts: ValueOptions & { publicKey?: string }): Promise<void> {
+  checkName(name);
+  if (opts.publicKey !== undefined && !isRecipient(opts.publicKey)) {
+    throw new UsageError(`--public-key: "${opts.publicKey}" is not an age public key (age1…, as "carte secret public-key" prints on the server)`);
+  }
+  const values = readValues(opts);
+  const recipient = opts.publicKey ?? (await ctx.vault().key()).recipient;
+  process.stdout.write(await sealedSecretYaml(recipient, name, values));
+}
+
+export async function publicKey(ctx: Context): Promise<void> {
+  write((await ctx.vault().key()).recipient);
+}
+
+export async function rotate(ctx: Context, opts: { keepOld?: boolean }): Promise<void> {
+  const r = await rotateKey(ctx.store(), ctx.vault(), { keepOld: opts.keepOld, now: ctx.now() });
+  write(`new public key: ${r.recipient}`);
+  write(`${r.secrets.length} ${r.secrets.length === 1 ? 'secret' : 'secrets'} encrypted again${r.secrets.length ? `: ${r.secrets.join(', ')}` : ''}`);
+  write(opts.keepOld
+    ? 'the old keys still open (SealedSecrets sealed to them keep working); seal them again, then remove the old AGE-SECRET-KEY lines from the key file'
+    : `${r.dropped} old ${r.dropped === 1 ? 'key' : 'keys'} dropped: SealedSecrets sealed to the old public key must be sealed again`);
+}
