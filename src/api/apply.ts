@@ -17,7 +17,7 @@ import { DEFAULT_POLICY } from '../policy/policy.js';
 import { DEFAULT_HOME } from '../store/store.js';
 import type { OpenedSecret } from '../secrets/sealed.js';
 import { sameValues, type SecretValues, type SecretVault } from '../secrets/vault.js';
-import { checkSecretRefs, commitSecret, missingKeys, secretsOf, usesOf, versionsNamed } from './secret-state.js';
+import { checkSecretRefs, commitSecret, missingKeys, secretsOf, usableBy, usableByOf, usesOf, versionsNamed } from './secret-state.js';
 
 export interface ApplyRequest {
   services: readonly LoadedService[];
@@ -129,13 +129,21 @@ export function planApply(data: StateData, req: ApplyRequest, secrets: readonly 
 
   const secretChanges = planSecretChanges(data, req, secrets, problems);
   // Every secret reference, against the secrets as they will stand.
+  // Only those this source may use: a class's repository must not mount a secret the administrator set for another.
   const available = new Map<string, readonly string[]>();
-  for (const s of Object.values(data.secrets ?? {})) available.set(s.name, s.keys);
+  const refused = new Map<string, { owner: SourceId; usableBy: readonly string[]; source: SourceId }>();
+  for (const s of Object.values(data.secrets ?? {})) {
+    if (usableBy(s, req.source)) available.set(s.name, s.keys);
+    else refused.set(s.name, { owner: s.source, usableBy: usableByOf(s), source: req.source });
+  }
   for (const c of secretChanges) {
     if (c.action === 'pruned') available.delete(c.name);
-    else available.set(c.name, c.planned!.keys);
+    else {
+      available.set(c.name, c.planned!.keys);
+      refused.delete(c.name);
+    }
   }
-  for (const loaded of services) problems.push(...checkSecretRefs(loaded.object.spec, loaded.locate, available));
+  for (const loaded of services) problems.push(...checkSecretRefs(loaded.object.spec, loaded.locate, available, refused));
 
   // Check the set as it would stand afterwards: these manifests plus what stays stored.
   const remaining = Object.values(data.services).filter((s) => !incoming.has(s.name) && !pruned.has(s.name));

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { ManifestProblem } from '../errors.js';
 import type { PathSegment } from '../schema/locate.js';
 import type { ServiceSpec } from '../schema/types.js';
+import { matchesSource } from '../policy/policy.js';
 import { pushRevision, recordEvent, type SourceId, type StateData, type StoredSecret } from '../store/state.js';
 
 /** One place a service uses a secret: `env TOKEN` or `volume /run/secrets/x`, with the keys it needs (null: all). */
@@ -58,13 +59,24 @@ export function missingKeys(uses: readonly SecretUse[], keys: readonly string[])
  * The problems of a manifest's secret references against the secrets as they
  * will stand (name → keys): each at the reference, with what to do.
  */
-export function checkSecretRefs(spec: ServiceSpec, locate: (segments: PathSegment[]) => ManifestProblem['position'], secrets: ReadonlyMap<string, readonly string[]>): ManifestProblem[] {
+export function checkSecretRefs(
+  spec: ServiceSpec, locate: (segments: PathSegment[]) => ManifestProblem['position'], secrets: ReadonlyMap<string, readonly string[]>,
+  /** Secrets that exist but that this manifest's source may not use, with whose they are. */
+  refused: ReadonlyMap<string, { owner: SourceId; usableBy: readonly string[]; source: SourceId }> = new Map(),
+): ManifestProblem[] {
   const problems: ManifestProblem[] = [];
   const report = (segments: PathSegment[], message: string) => problems.push({ position: locate(segments), path: formatSegments(segments), message });
   const setHint = (name: string, keys: readonly string[]) => `carte secret set ${name} ${keys.map((k) => `--from-literal ${k}=...`).join(' ')}`;
   for (const name of secretsOf(spec)) {
     const uses = usesOf(spec, name);
     const keys = secrets.get(name);
+    const denied = refused.get(name);
+    if (!keys && denied) {
+      for (const u of uses) {
+        report([...u.at, u.at[1] === 'env' ? 'secret' : 'name'], `secret "${name}" is not usable by source ${denied.source}: it belongs to ${denied.owner} and is usable by ${denied.usableBy.join(', ')} (the administrator can allow it: carte secret set ${name} --usable-by '${denied.source}' with its values)`);
+      }
+      continue;
+    }
     if (!keys) {
       const needed = [...new Set(uses.flatMap((u) => u.keys ?? []))];
       for (const u of uses) {
@@ -96,6 +108,18 @@ export interface SecretVersion {
   commit: string | null;
   /** Keys whose value is new, added or gone (for the event); null when not known. */
   changedKeys: string[] | null;
+  /** Who may use it (`carte secret set --usable-by`); undefined keeps what was stored. */
+  usableBy?: string[];
+}
+
+/** The sources whose manifests may use `s`: its grant, else its own source. */
+export function usableByOf(s: Pick<StoredSecret, 'source' | 'usableBy'>): string[] {
+  return s.usableBy?.length ? s.usableBy : [s.source];
+}
+
+/** Whether manifests of `source` may use secret `s`. */
+export function usableBy(s: Pick<StoredSecret, 'source' | 'usableBy'>, source: SourceId): boolean {
+  return usableByOf(s).some((p) => matchesSource(p, source));
 }
 
 /** The template hash a service rolls to when secret `name` becomes version `digest`. */
@@ -115,6 +139,7 @@ export function commitSecret(data: StateData, v: SecretVersion, now: Date, skip:
   const at = now.toISOString();
   const stored: StoredSecret = {
     name: v.name, keys: [...v.keys].sort(), digest: v.digest, source: v.source, origin: v.origin, commit: v.commit,
+    ...((v.usableBy ?? before?.usableBy) ? { usableBy: v.usableBy ?? before!.usableBy } : {}),
     createdAt: before?.createdAt ?? at, updatedAt: at,
   };
   secrets[v.name] = stored;

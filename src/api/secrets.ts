@@ -11,7 +11,7 @@ import { acquireLock } from '../util/lock.js';
 import { generateIdentity } from '../secrets/age.js';
 import { keyFileText, writeKeyFile } from '../secrets/key.js';
 import { changedKeysOf } from './apply.js';
-import { commitSecret, describeUsers, missingKeys, usersOf, versionsNamed } from './secret-state.js';
+import { commitSecret, describeUsers, missingKeys, usableByOf, usersOf, versionsNamed } from './secret-state.js';
 
 export interface SetSecretResult {
   action: 'created' | 'updated' | 'unchanged';
@@ -24,7 +24,7 @@ export interface SetSecretResult {
  * secret). Refused when another source owns it, or when it would lose a key
  * a service uses (unless `force`). An unchanged value writes nothing.
  */
-export async function setSecret(store: Store, vault: SecretVault, name: string, values: SecretValues, opts: { force?: boolean; now?: Date } = {}): Promise<SetSecretResult> {
+export async function setSecret(store: Store, vault: SecretVault, name: string, values: SecretValues, opts: { force?: boolean; now?: Date; usableBy?: string[] } = {}): Promise<SetSecretResult> {
   const now = opts.now ?? new Date();
   return store.update(async (data) => {
     const key = await vault.key();
@@ -33,7 +33,14 @@ export async function setSecret(store: Store, vault: SecretVault, name: string, 
       throw new ConflictError(`secret "${name}" belongs to source ${stored.source} (a SealedSecret at ${stored.origin ?? '?'}); change it there, or remove it first with "carte secret rm ${name}"`);
     }
     const old = stored ? await vault.read(name, stored.digest, key).catch(() => null) : null;
-    if (old && sameValues(old, values)) return { action: 'unchanged', rolled: [] };
+    if (old && sameValues(old, values)) {
+      // The same values with a new grant: only who may use it changes (nothing rolls).
+      const grant = opts.usableBy;
+      if (!grant || usableByOf(stored!).join('\n') === grant.join('\n')) return { action: 'unchanged', rolled: [] };
+      stored!.usableBy = grant;
+      recordEvent(data, now, { type: 'Normal', object: `secret/${name}`, reason: 'Updated', message: `usable by ${grant.join(', ')} (was ${usableByOf({ ...stored!, usableBy: undefined }).join(', ')})` });
+      return { action: 'updated', rolled: [] };
+    }
     if (!opts.force) {
       const lost = usersOf(data, name)
         .map((u) => ({ ...u, missing: missingKeys(u.uses, Object.keys(values)) }))
@@ -45,7 +52,7 @@ export async function setSecret(store: Store, vault: SecretVault, name: string, 
     await vault.prune(versionsNamed(data));
     const digest = await vault.write(name, values, key);
     const rolled = commitSecret(data, {
-      name, keys: Object.keys(values), digest, source: 'cli', origin: null, commit: null, changedKeys: old ? changedKeysOf(old, values) : null,
+      name, keys: Object.keys(values), digest, source: 'cli', origin: null, commit: null, changedKeys: old ? changedKeysOf(old, values) : null, usableBy: opts.usableBy,
     }, now);
     return { action: stored ? 'updated' : 'created', rolled };
   });
@@ -88,6 +95,8 @@ export interface SecretRow {
   name: string;
   keys: string[];
   source: string;
+  /** Sources (or patterns) whose manifests may use it. */
+  usableBy: string[];
   updatedAt: string;
   users: string[];
 }
@@ -96,7 +105,7 @@ export interface SecretRow {
 export function listSecrets(data: Readonly<StateData>): SecretRow[] {
   return Object.values(data.secrets ?? {})
     .sort((a, b) => (a.name < b.name ? -1 : 1))
-    .map((s) => ({ name: s.name, keys: s.keys, source: s.source, updatedAt: s.updatedAt, users: usersOf(data, s.name).map((u) => u.service) }));
+    .map((s) => ({ name: s.name, keys: s.keys, source: s.source, usableBy: usableByOf(s), updatedAt: s.updatedAt, users: usersOf(data, s.name).map((u) => u.service) }));
 }
 
 /**

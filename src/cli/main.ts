@@ -130,6 +130,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--from-literal <key=value>', 'a key and its value; repeatable', collect)
     .option('--from-file <[key=]file>', 'a key and a file holding its value (key: the file\'s name); repeatable', collect)
     .option('--force', 'store it even if it drops a key a service uses')
+    .option('--usable-by <source>', 'a source (or pattern: cli, folder:/srv/carte/*, git:*) whose manifests may use it; repeatable (default: cli only, or what was set before)', collect)
     .option('--wait', 'wait until the rolled services are converged, or fail after --timeout')
     .option('--timeout <duration>', 'how long --wait and an in-process converge may take (default 2m)')
     .option('--no-start', 'only change desired state: start and stop nothing (a running daemon still acts)')

@@ -63,6 +63,12 @@ export interface StoredSecret {
   /** file:line:column of the SealedSecret it came from; null for `carte secret set`. */
   origin: string | null;
   commit: string | null;
+  /**
+   * Which sources' manifests may use it: source ids or patterns (`*` any run
+   * of characters, as in the policy's `match`). Absent: its own source only,
+   * so a class's repository cannot mount a secret the administrator set.
+   */
+  usableBy?: string[];
   createdAt: string;
   updatedAt: string;
 }

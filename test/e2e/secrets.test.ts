@@ -98,7 +98,7 @@ describe('e2e: secrets', function () {
     assert.equal(fs.statSync(e.env.CARTE_SECRET_KEY!).mode & 0o777, 0o600);
     assert.deepEqual(e.state().secrets?.metaverse?.keys, ['token']);
     const list = await e.carte(['secret', 'list']);
-    assert.match(list.stdout, /^NAME\s+KEYS\s+SOURCE\s+UPDATED\s+USED BY\nmetaverse\s+token\s+cli\s+\d+s\s+<none>\n$/);
+    assert.match(list.stdout, /^NAME\s+KEYS\s+SOURCE\s+USABLE BY\s+UPDATED\s+USED BY\nmetaverse\s+token\s+cli\s+cli\s+\d+s\s+<none>\n$/);
     assert.deepEqual((await e.carte(['secret', 'get', 'metaverse', '--keys'])).stdout, 'token\n');
   });
 

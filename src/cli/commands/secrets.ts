@@ -71,10 +71,12 @@ function readStdin(): Buffer | null {
   return fs.readFileSync(0);
 }
 
-export async function set(ctx: Context, name: string, opts: ValueOptions & { force?: boolean; wait?: boolean; timeout?: string; start?: boolean }): Promise<void> {
+export async function set(ctx: Context, name: string, opts: ValueOptions & { force?: boolean; wait?: boolean; timeout?: string; start?: boolean; usableBy?: string[] }): Promise<void> {
   checkName(name);
+  const usableBy = opts.usableBy?.map((p) => p.trim());
+  if (usableBy?.some((p) => !p)) throw new UsageError('--usable-by takes a source id or pattern, e.g. cli, folder:/srv/carte/*, git:*');
   const values = readValues(opts);
-  const r = await setSecret(ctx.store(), ctx.vault(), name, values, { force: opts.force, now: ctx.now() });
+  const r = await setSecret(ctx.store(), ctx.vault(), name, values, { force: opts.force, now: ctx.now(), usableBy });
   write(`secret/${name} ${r.action}`);
   for (const s of r.rolled) write(`service/${s} rolling: secret ${name} changed`);
   if (!r.rolled.length || opts.start === false) return;
@@ -88,7 +90,7 @@ export async function list(ctx: Context): Promise<void> {
     write('no secrets');
     return;
   }
-  write(table(['NAME', 'KEYS', 'SOURCE', 'UPDATED', 'USED BY'], rows.map((r) => [r.name, r.keys.join(','), r.source, age(r.updatedAt, now), r.users.join(',') || '<none>'])));
+  write(table(['NAME', 'KEYS', 'SOURCE', 'USABLE BY', 'UPDATED', 'USED BY'], rows.map((r) => [r.name, r.keys.join(','), r.source, r.usableBy.join(','), age(r.updatedAt, now), r.users.join(',') || '<none>'])));
 }
 
 export async function get(ctx: Context, name: string): Promise<void> {

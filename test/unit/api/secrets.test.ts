@@ -14,8 +14,8 @@ import { request, serviceDoc, stateWith, T0 } from '../../helpers/state.js';
 const uses = { env: { TOKEN: { secret: 'metaverse', key: 'token' } }, secrets: [{ name: 'metaverse', mountPath: '/run/secrets/m', items: [{ key: 'url', path: 'url' }] }] };
 
 /** A stored secret (a version that exists only in the state: pure tests never read values). */
-function withSecret(data: StateData, name: string, keys: string[], digest = 'd1', source = 'cli', origin: string | null = null): StateData {
-  commitSecret(data, { name, keys, digest, source, origin, commit: null, changedKeys: null }, T0);
+function withSecret(data: StateData, name: string, keys: string[], digest = 'd1', source = 'cli', origin: string | null = null, usableBy?: string[]): StateData {
+  commitSecret(data, { name, keys, digest, source, origin, commit: null, changedKeys: null, usableBy }, T0);
   return data;
 }
 
@@ -43,16 +43,30 @@ describe('secrets in desired state', () => {
     assert.deepEqual(problems(planApply(withSecret(stateWith([]), 'metaverse', ['token', 'url']), request([serviceDoc('web', uses)]))), []);
   });
 
+  it('a source uses only the secrets granted to it: its own by default; a grant names sources or patterns', () => {
+    const data = withSecret(stateWith([]), 'metaverse', ['token', 'url']);
+    const fromClass = request([serviceDoc('web', uses)], { source: 'git:https://git.example/class.git#main:.' });
+    const refusal = 'secret "metaverse" is not usable by source git:https://git.example/class.git#main:.: it belongs to cli and is usable by cli (the administrator can allow it: carte secret set metaverse --usable-by \'git:https://git.example/class.git#main:.\' with its values)';
+    assert.deepEqual(problems(planApply(data, fromClass)), [`new.yaml:9:15: spec.env.TOKEN.secret: ${refusal}`, `new.yaml:12:13: spec.secrets[0].name: ${refusal}`]);
+    assert.deepEqual(problems(planApply(data, request([serviceDoc('web', uses)]))), []);
+    const granted = withSecret(stateWith([]), 'metaverse', ['token', 'url'], 'd1', 'cli', null, ['cli', 'git:*']);
+    assert.deepEqual(problems(planApply(granted, fromClass)), []);
+    assert.deepEqual(problems(planApply(granted, request([serviceDoc('web', uses)], { source: 'folder:/srv/m' }))).length, 2);
+  });
+
   it('a SealedSecret of the same set satisfies a reference; one another source owns is refused at its name', () => {
     assert.deepEqual(problems(planApply(stateWith([]), request([serviceDoc('web', uses)]), [planned('metaverse', ['token', 'url'])])), []);
     const data = withSecret(stateWith([]), 'metaverse', ['token', 'url'], 'd1', 'git:repo', 'x.yaml:3:9');
     assert.deepEqual(problems(planApply(data, request([serviceDoc('web', uses)]), [planned('metaverse', ['token', 'url'])])), [
       'sealed.yaml:5:3: metadata.name: secret "metaverse" belongs to source git:repo; change it there, or remove it first with "carte secret rm metaverse"',
+      // And the stored one is not the CLI's to use.
+      'new.yaml:9:15: spec.env.TOKEN.secret: secret "metaverse" is not usable by source cli: it belongs to git:repo and is usable by git:repo (the administrator can allow it: carte secret set metaverse --usable-by \'cli\' with its values)',
+      'new.yaml:12:13: spec.secrets[0].name: secret "metaverse" is not usable by source cli: it belongs to git:repo and is usable by git:repo (the administrator can allow it: carte secret set metaverse --usable-by \'cli\' with its values)',
     ]);
   });
 
   it('a prune or a SealedSecret that drops a key a stored service uses is refused', () => {
-    let data = withSecret(stateWith([]), 'metaverse', ['token', 'url'], 'd1', 'folder:/m', 'm.yaml:3:9');
+    let data = withSecret(stateWith([]), 'metaverse', ['token', 'url'], 'd1', 'folder:/m', 'm.yaml:3:9', ['folder:/m', 'cli']);
     data = stateWith([serviceDoc('web', uses)], 'cli', data);
     assert.deepEqual(problems(planApply(data, request([], { source: 'folder:/m', prune: true }))), [
       'service "web" (source cli) uses secret "metaverse", which --prune would delete',
@@ -108,6 +122,9 @@ describe('secrets in desired state', () => {
         stateWith([serviceDoc('web', uses)], 'cli', data);
       });
       assert.deepEqual(await setSecret(store, vault, 'metaverse', v('one'), { now: T0 }), { action: 'unchanged', rolled: [] });
+      // The same values with a new grant: only who may use it changes, nothing rolls; the grant stays on later sets.
+      assert.deepEqual(await setSecret(store, vault, 'metaverse', v('one'), { now: T0, usableBy: ['cli', 'git:*'] }), { action: 'updated', rolled: [] });
+      assert.equal((await store.read()).events.at(-1)!.message, 'usable by cli, git:* (was cli)');
       assert.deepEqual(await setSecret(store, vault, 'metaverse', v('two'), { now: T0 }), { action: 'updated', rolled: ['web'] });
       const data = await store.read();
       assert.equal(data.events.at(-1)!.message, 'updated by cli (keys changed: token); rolling service/web');
@@ -117,7 +134,7 @@ describe('secrets in desired state', () => {
       await assert.rejects(setSecret(store, vault, 'metaverse', { token: Buffer.from('x') }), {
         message: 'secret "metaverse" would lose key "url", which service web uses: set it with that key too, or add --force (new instances will then fail to start)',
       });
-      assert.deepEqual(listSecrets(await store.read()).map((r) => [r.name, r.keys, r.source, r.users]), [['metaverse', ['token', 'url'], 'cli', ['web']]]);
+      assert.deepEqual(listSecrets(await store.read()).map((r) => [r.name, r.keys, r.source, r.usableBy, r.users]), [['metaverse', ['token', 'url'], 'cli', ['cli', 'git:*'], ['web']]]);
       await assert.rejects(removeSecret(store, vault, 'metaverse'), {
         message: 'secret "metaverse" is used by service web (env TOKEN, volume /run/secrets/m): change that service first, or add --force (its new instances will then fail to start)',
       });
