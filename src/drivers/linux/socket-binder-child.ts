@@ -26,7 +26,14 @@ if (!process.send) {
   process.stderr.write('socket-binder-child: must be started by carte with an IPC channel\n');
   process.exit(2);
 }
-const send = process.send.bind(process);
+const channel = process.send.bind(process);
+/** Sends to the daemon; if it is gone, so is the reason to run. */
+function send(message: object, handle?: net.Server | net.Socket | dgram.Socket): void {
+  if (!process.connected) process.exit(0);
+  channel(message, handle, {}, (e: Error | null) => {
+    if (e) process.exit(0);
+  });
+}
 const held = new Map<number, net.Server | dgram.Socket>();
 
 function fail(id: number, e: NodeJS.ErrnoException): void {

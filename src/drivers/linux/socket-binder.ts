@@ -82,8 +82,10 @@ export class SocketBinder implements ServiceSockets {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { ...make(id, resolve, reject), child });
+      this.holdOpen(child);
       child.send({ type: 'bind', id, kind, address, port }, (e) => {
         if (!e || !this.pending.delete(id)) return;
+        this.holdOpen(child);
         reject(e);
       });
     });
@@ -118,9 +120,9 @@ export class SocketBinder implements ServiceSockets {
     const child = this.runner.spawn(nsenter, [`--net=${this.netnsPath}`, '--', process.execPath, '--max-semi-space-size=1', '--max-old-space-size=32', CHILD], {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
-    // Neither the child nor its channel keeps the daemon (or a test) alive.
+    // Neither the child nor its channel keeps the daemon (or a test) alive, except while an answer is awaited.
     child.unref();
-    child.channel?.unref();
+    child.channel?.ref();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
@@ -156,12 +158,14 @@ export class SocketBinder implements ServiceSockets {
             }
             this.child = child;
             this.childNetns = expected;
+            this.holdOpen(child);
             resolve(child);
             return;
           case 'bound':
           case 'error': {
             const p = this.pending.get(m.id);
             this.pending.delete(m.id);
+            this.holdOpen(child);
             if (m.type === 'error') p?.reject(bindError(m.code, m.message));
             else if (!handle || !p) (handle as net.Server | dgram.Socket | undefined)?.close(); // nobody waits for it any more
             else this.adopt(child, m.id, p, handle as net.Server | dgram.Socket);
@@ -176,6 +180,13 @@ export class SocketBinder implements ServiceSockets {
         }
       });
     });
+  }
+
+  /** The channel keeps the process alive only while an answer from `child` is awaited. */
+  private holdOpen(child: ChildProcess): void {
+    const awaited = [...this.pending.values()].some((p) => p.child === child);
+    if (awaited) child.channel?.ref();
+    else child.channel?.unref();
   }
 
   /**
