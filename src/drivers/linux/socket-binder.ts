@@ -69,6 +69,7 @@ export class SocketBinder implements ServiceSockets {
     this.child = null;
     if (child && child.exitCode === null && child.signalCode === null) {
       const gone = new Promise((r) => child.once('exit', r));
+      child.ref(); // until it is gone
       child.kill('SIGTERM');
       await gone;
     }
