@@ -55,12 +55,12 @@ export class SocketBinder implements ServiceSockets {
 
   async tcp(address: string, port: number, onConnection: (socket: net.Socket) => void): Promise<net.Server> {
     const server = net.createServer(PROXY_SERVER_OPTIONS, onConnection);
-    await this.request<void>((id, resolve, reject) => ({ id, kind: 'tcp', server, resolve: () => resolve(), reject }), 'tcp', address, port);
+    await this.request<void>((resolve, reject) => ({ kind: 'tcp', server, resolve: () => resolve(), reject }), 'tcp', address, port);
     return server;
   }
 
   async udp(address: string, port: number, onMessage: (msg: Buffer, from: dgram.RemoteInfo) => void): Promise<dgram.Socket> {
-    return this.request<dgram.Socket>((id, resolve, reject) => ({ id, kind: 'udp', onMessage, resolve, reject }), 'udp', address, port);
+    return this.request<dgram.Socket>((resolve, reject) => ({ kind: 'udp', onMessage, resolve, reject }), 'udp', address, port);
   }
 
   /** Ends the child (a later request starts another); sockets handed out keep working (the daemon holds its own descriptors). */
@@ -76,13 +76,13 @@ export class SocketBinder implements ServiceSockets {
   }
 
   private async request<T>(
-    make: (id: number, resolve: (v: T) => void, reject: (e: Error) => void) => Pending & { id: number },
+    make: (resolve: (v: T) => void, reject: (e: Error) => void) => Pending,
     kind: 'tcp' | 'udp', address: string, port: number,
   ): Promise<T> {
     const child = await this.start();
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { ...make(id, resolve, reject), child });
+      this.pending.set(id, { ...make(resolve, reject), child });
       this.holdOpen(child);
       child.send({ type: 'bind', id, kind, address, port }, (e) => {
         if (!e || !this.pending.delete(id)) return;
@@ -197,10 +197,14 @@ export class SocketBinder implements ServiceSockets {
   private adopt(child: ChildProcess, id: number, p: Pending, handle: net.Server | dgram.Socket): void {
     if (p.kind === 'tcp') {
       const { server } = p;
-      server.once('error', p.reject);
+      const failed = (e: Error) => {
+        (handle as net.Server).close(); // Node's own wrapper of the received socket: the descriptor goes with it
+        p.reject(e);
+      };
+      server.once('error', failed);
       // Documented: listen(handle) takes any object with a `_handle`; this server then owns the socket.
       server.listen(handle as net.Server, () => {
-        server.off('error', p.reject);
+        server.off('error', failed);
         p.resolve();
       });
       this.adopted.set(id, server);
