@@ -7,12 +7,13 @@ cd "$(dirname "$0")/.."
 # Debian packages carte needs at run time or in its tests:
 #   runc (the OCI runtime), conmon (the per-instance monitor), the CNI
 #   reference plugins (bridge, host-local, loopback in /usr/lib/cni), iproute2
-#   (ip netns), busybox-static (small images for tests and examples), git,
+#   (ip netns), iptables (the gateway namespace's firewall; nf_tables),
+#   busybox-static (small images for tests and examples), git,
 #   wrk (the gateway benchmark), redis-server (the metaverse demo's database
 #   image is built from its binary; the host service itself is not started),
 #   gcc and libc6-dev (the root tests compile a small static program that
 #   makes syscalls the seccomp profile must refuse).
-packages=(runc conmon containernetworking-plugins iproute2 busybox-static git wrk redis-server gcc libc6-dev)
+packages=(runc conmon containernetworking-plugins iproute2 iptables busybox-static git wrk redis-server gcc libc6-dev)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then

@@ -99,6 +99,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     defaultAddress: opts.publishAddress ?? '0.0.0.0',
     ...opts.gateway,
     setServiceAddresses: (ips) => driver.setServiceAddresses(ips),
+    serviceSockets: driver.serviceSockets,
     wake: async (service) => {
       await wakeService(store, service);
       reconciler.trigger();
@@ -202,6 +203,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       await step('stop disk quota', diskQuota.stop(), 500);
       await step('stop reconciler', reconciler.stop({ abandon: true, flushTimeoutMs: 1500 }), 2000);
       await step('close gateway', gateway.close(), 1000);
+      await step('end the socket binder', driver.serviceSockets.close(), 500);
       await step('close api', api.close(), 500);
       await step('release lock', lock.release(), 500);
       log.info({ ms: Math.round(performance.now() - started) }, 'daemon stopped; instances keep running');

@@ -3,6 +3,8 @@
 // implementation lives in drivers/linux/, and tests use an in-memory one.
 // Shaped after Nomad's task driver: start, recover (list what exists), stop,
 // destroy, inspect, stats, exec, plus logs.
+import type dgram from 'node:dgram';
+import type net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { ServiceSpec } from '../schema/types.js';
 
@@ -146,6 +148,21 @@ export interface CleanupReport {
   failures: Array<{ step: string; resource: string; error: string }>;
 }
 
+/**
+ * Listening sockets, made somewhere the caller cannot bind itself (the Linux
+ * driver: in the gateway's own network namespace). The caller owns what it
+ * gets and closes it. A bind failure rejects with the system's code
+ * (EADDRINUSE, EADDRNOTAVAIL, ...), as a local bind would.
+ */
+export interface ServiceSockets {
+  /** A listening TCP server: connections reach `onConnection` paused, with half-close allowed and Nagle off (as a proxy wants them). */
+  tcp(address: string, port: number, onConnection: (socket: net.Socket) => void): Promise<net.Server>;
+  /** A bound UDP socket whose datagrams reach `onMessage`. */
+  udp(address: string, port: number, onMessage: (msg: Buffer, from: dgram.RemoteInfo) => void): Promise<dgram.Socket>;
+  /** Ends whatever makes them; sockets already handed out keep working. */
+  close(): Promise<void>;
+}
+
 export interface Driver {
   /** Creates and starts an instance. Fails with a DriverError naming the step; leaves nothing behind on failure. */
   create(spec: InstanceSpec): Promise<ObservedInstance>;
@@ -169,8 +186,17 @@ export interface Driver {
   watch(onChange: () => void): () => void;
   /** A service's stable address on the instances' network, by its slot; null past the range. */
   serviceAddress(index: number): string | null;
-  /** Makes exactly these service addresses local to the host, reachable from instances (for the gateway to listen on). */
-  setServiceAddresses(ips: readonly string[]): Promise<void>;
+  /**
+   * Makes exactly these service addresses reachable from instances, and not
+   * from the host's own processes (for the gateway to listen on, through
+   * serviceSockets); cheap when nothing changed. Resolves to an id of where
+   * they are (`none` when nowhere yet): when it changes from another (that
+   * place was removed and made again), sockets made on them before reach
+   * nothing any more.
+   */
+  setServiceAddresses(ips: readonly string[]): Promise<string>;
+  /** Where the gateway's sockets on service addresses are made. */
+  readonly serviceSockets: ServiceSockets;
   /** Rewrites an instance's extra /etc/hosts entries in place (service names → addresses); a missing instance is fine. */
   setHosts(name: string, hosts: Record<string, string>): Promise<void>;
   /** Removes whatever this driver made that no live instance owns. */

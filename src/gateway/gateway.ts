@@ -1,13 +1,17 @@
 // The gateway, run inside the daemon: it owns every port carte publishes and
-// every service address containers use to reach each other. It follows the
+// every service address containers use to reach each other (those live in
+// the driver's gateway namespace, out of the host's reach: their sockets come
+// from the driver's serviceSockets, published ones are bound here). It follows the
 // reconciler's membership (after every pass and readiness change): opens and
 // closes listeners to match desired state, and sends each connection to a
 // ready instance. A port it cannot bind is reported for its service and
 // retried later; it never stops the other listeners or the daemon.
+import type { ServiceSockets } from '../drivers/driver.js';
 import type { Logger } from '../log.js';
 import type { Membership } from '../model/instances.js';
 import { HttpListener } from './http.js';
 import { servicesOf, wantedListeners, type ListenerSpec } from './listeners.js';
+import { hostSockets, type Sockets } from './sockets.js';
 import { TcpListener } from './tcp.js';
 import { UdpListener } from './udp.js';
 import { Upstreams, type Activity } from './upstreams.js';
@@ -16,8 +20,15 @@ export interface GatewayOptions {
   log: Logger;
   /** Bind address of published ports that do not name one. */
   defaultAddress: string;
-  /** Makes the service addresses local to the host (the driver's setServiceAddresses). */
-  setServiceAddresses(ips: readonly string[]): Promise<void>;
+  /**
+   * Makes the service addresses reachable from instances (the driver's
+   * setServiceAddresses: cheap when nothing changed, so called on every
+   * update); resolves to where they are, which changes when that place was
+   * made again (then the sockets on them are made again too).
+   */
+  setServiceAddresses(ips: readonly string[]): Promise<string>;
+  /** Where sockets on service addresses are made (the driver's serviceSockets). */
+  serviceSockets: Pick<ServiceSockets, 'tcp' | 'udp'>;
   /** Asks for one instance of a service sleeping at zero (writes desired state). */
   wake(service: string): Promise<void>;
   /** The ports the gateway cannot serve changed: service → why (empty: all served). */
@@ -55,7 +66,8 @@ export class Gateway {
   private readonly open = new Map<string, { spec: ListenerSpec; impl: Impl }>();
   private readonly failed = new Map<string, { problem: string; at: number }>();
   private readonly waking = new Set<string>();
-  private addressesApplied: string | null = null;
+  /** Where the service addresses are (setServiceAddresses's answer), null until known. */
+  private addressesIn: string | null = null;
   private addressProblem: string | null = null;
   /** null until the first update, which always reports (clearing what an earlier daemon left). */
   private errorsReported: string | null = null;
@@ -63,6 +75,7 @@ export class Gateway {
   private closed = false;
   private readonly holdMs: number;
   private readonly clock: () => number;
+  private readonly published: Sockets = hostSockets();
 
   constructor(private readonly opts: GatewayOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -108,15 +121,23 @@ export class Gateway {
     const live = new Set(m.instances.map((i) => i.name));
     for (const { impl } of this.open.values()) if (impl instanceof HttpListener) impl.prune((i) => live.has(i) && !this.upstreams.isDraining(i));
 
+    // Level-based: the driver compares with what is there, so a namespace removed by hand is made again.
     const ips = [...new Set(Object.values(m.addresses))].sort();
-    if (JSON.stringify(ips) !== this.addressesApplied) {
-      try {
-        await this.opts.setServiceAddresses(ips);
-        this.addressesApplied = JSON.stringify(ips);
-        this.addressProblem = null;
-      } catch (e) {
-        this.addressProblem = `service addresses could not be set up: ${(e as Error).message}`;
+    try {
+      const place = await this.opts.setServiceAddresses(ips);
+      // `none`: there was no place yet, so no listener on it either.
+      if (this.addressesIn !== null && this.addressesIn !== 'none' && place !== this.addressesIn) {
+        this.opts.log.warn({ was: this.addressesIn, now: place }, 'the service addresses were made again; opening their listeners again');
+        for (const [key, { spec, impl }] of this.open) {
+          if (spec.published) continue;
+          this.open.delete(key);
+          await impl.close();
+        }
       }
+      this.addressesIn = place;
+      this.addressProblem = null;
+    } catch (e) {
+      this.addressProblem = `service addresses could not be set up: ${(e as Error).message}`;
     }
 
     const wanted = wantedListeners(m.services, this.addressProblem ? {} : m.addresses, this.opts.defaultAddress);
@@ -136,7 +157,6 @@ export class Gateway {
         held.spec = spec;
         if (held.impl instanceof HttpListener && spec.kind === 'http') held.impl.routes = spec.routes;
         else if (!(held.impl instanceof HttpListener) && spec.kind !== 'http') held.impl.target = spec.target;
-        if (!(held.impl instanceof UdpListener)) held.impl.local = spec.local ?? {};
         continue;
       }
       const failure = this.failed.get(spec.key);
@@ -145,9 +165,8 @@ export class Gateway {
         continue;
       }
       const impl = this.make(spec);
-      if (!(impl instanceof UdpListener)) impl.local = spec.local ?? {};
       try {
-        await impl.listen(spec.address, spec.port);
+        await impl.listen(spec.published ? this.published : this.opts.serviceSockets, spec.address, spec.port);
         this.open.set(spec.key, { spec, impl });
         this.failed.delete(spec.key);
         this.opts.log.info({ listener: spec.key, services: servicesOf(spec) }, 'listening');
@@ -179,7 +198,7 @@ export class Gateway {
     }
   }
 
-  /** Closes every listener and ends waits; service addresses stay (instances keep them in /etc/hosts). */
+  /** Closes every listener and ends waits; service addresses stay (instances keep them in /etc/hosts). The caller ends the driver's serviceSockets. */
   async close(): Promise<void> {
     this.closed = true;
     await this.chain;

@@ -9,7 +9,8 @@ import http from 'node:http';
 import net from 'node:net';
 import type { Logger } from '../log.js';
 import type { Target } from './listeners.js';
-import { connectTarget, listenOn, localAddressOf, proxyConnection, spliceTracked } from './tcp.js';
+import type { Sockets } from './sockets.js';
+import { connectTarget, spliceTracked } from './tcp.js';
 import type { Lease, Upstreams } from './upstreams.js';
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are the proxy's own business, never forwarded.
@@ -38,11 +39,9 @@ function reply(res: http.ServerResponse, status: number, message: string): void 
 }
 
 export class HttpListener {
-  /** Accepts connections: HTTP ones go to `server`; those to a service address in `local` are plain TCP. */
-  private readonly front: net.Server;
+  /** Accepts connections (from the gateway's sockets, like every listener) and hands them to `server`. */
+  private front: net.Server | null = null;
   private readonly server: http.Server;
-  /** Targets by local address: service addresses this (wildcard) listener also serves, as plain TCP. */
-  public local: Record<string, Target> = {};
   private readonly agents = new Map<string, http.Agent>();
   private readonly sockets = new Set<net.Socket>();
 
@@ -53,19 +52,14 @@ export class HttpListener {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
-    this.front = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => {
-      const tcp = this.local[localAddressOf(s)];
-      if (tcp) {
-        void proxyConnection(s, tcp, this.upstreams, this.opts, this.sockets);
-        return;
-      }
+  }
+
+  async listen(sockets: Sockets, address: string, port: number): Promise<void> {
+    this.front = await sockets.tcp(address, port, (s) => {
       this.server.emit('connection', s);
       s.resume();
     });
-  }
-
-  listen(address: string, port: number): Promise<void> {
-    return listenOn(this.front, address, port, this.log);
+    this.front.on('error', (e) => this.log.warn({ err: e.message, address, port }, 'listener error'));
   }
 
   private agent(lease: Lease): http.Agent {
@@ -186,7 +180,8 @@ export class HttpListener {
 
   close(): Promise<void> {
     return new Promise((resolve) => {
-      this.front.close(() => resolve());
+      if (this.front) this.front.close(() => resolve());
+      else resolve();
       for (const s of this.sockets) s.destroy();
       for (const a of this.agents.values()) a.destroy();
     });

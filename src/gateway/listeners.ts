@@ -5,12 +5,9 @@
 //   published  `ports[].publish` on the host (bind address from the manifest,
 //              else the daemon's default); with `host`, an HTTP listener shared
 //              by every service published on that address and port.
-// A published port on a wildcard address (0.0.0.0, ::) also receives what is
-// sent to a service address on the same port: the kernel refuses to bind
-// both. So the wildcard listener takes over those service addresses and picks
-// the target by the connection's local address (`local`); for UDP, where the
-// local address is not known, only a service address with the same target is
-// taken over (a different one stays a reported bind conflict).
+// Service addresses live in the gateway's own network namespace (the
+// driver's), not the host's: a published port on 0.0.0.0, or any host
+// program's, never collides with one.
 import type { DesiredService } from '../model/instances.js';
 import type { Balance, Protocol } from '../schema/types.js';
 
@@ -21,12 +18,10 @@ export interface Target {
   balance: Balance;
 }
 
+/** `published`: on the host; else on a service address, in the gateway's namespace. */
 export type ListenerSpec =
-  | { key: string; kind: Protocol; address: string; port: number; target: Target; published: boolean; local?: Record<string, Target> }
-  | { key: string; kind: 'http'; address: string; port: number; routes: Record<string, Target>; published: true; local?: Record<string, Target> };
-
-const WILDCARD = new Set(['0.0.0.0', '::']);
-const sameTarget = (a: Target, b: Target) => a.service === b.service && a.port === b.port;
+  | { key: string; kind: Protocol; address: string; port: number; target: Target; published: boolean }
+  | { key: string; kind: 'http'; address: string; port: number; routes: Record<string, Target>; published: true };
 
 export function listenerKey(kind: string, address: string, port: number): string {
   return `${kind} ${address.includes(':') ? `[${address}]` : address}:${port}`;
@@ -55,15 +50,6 @@ export function wantedListeners(services: readonly DesiredService[], addresses: 
         // Two services on one key are refused at apply (set checks); the first keeps it if it happens anyway.
         if (!out.has(key)) out.set(key, { key, kind: p.protocol, address, port: p.publish.port, target, published: true });
       }
-    }
-  }
-  for (const wide of [...out.values()].filter((l) => l.published && WILDCARD.has(l.address))) {
-    const covered = [...out.values()].filter((l) => !l.published && l.port === wide.port && (l.kind === wide.kind || (wide.kind === 'http' && l.kind === 'tcp')));
-    for (const inner of covered) {
-      if (inner.kind === 'http') continue;
-      if (inner.kind === 'udp' && !(wide.kind === 'udp' && sameTarget(wide.target, inner.target))) continue;
-      (wide.local ??= {})[inner.address] = inner.target;
-      out.delete(inner.key);
     }
   }
   return [...out.values()];

@@ -7,6 +7,7 @@
 import net from 'node:net';
 import type { Logger } from '../log.js';
 import type { Target } from './listeners.js';
+import type { Sockets } from './sockets.js';
 import type { Lease, Upstreams } from './upstreams.js';
 
 export interface ProxyOptions {
@@ -91,18 +92,6 @@ export function splice(client: net.Socket, upstream: net.Socket, done: () => voi
   client.resume();
 }
 
-/** Binds a server; rejects with the bind error (EADDRINUSE, EACCES, ...), later errors are logged. */
-export function listenOn(server: net.Server, address: string, port: number, log: Logger): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: address, port, exclusive: true }, () => {
-      server.off('error', reject);
-      server.on('error', (e) => log.warn({ err: e.message, address, port }, 'listener error'));
-      resolve();
-    });
-  });
-}
-
 /** Splices an accepted client to the instance found for it, tracking the upstream socket until both close. */
 export function spliceTracked(client: net.Socket, found: { lease: Lease; socket: net.Socket }, sockets: Set<net.Socket>): void {
   sockets.add(found.socket);
@@ -132,32 +121,23 @@ export async function proxyConnection(client: net.Socket, target: Target, upstre
   spliceTracked(client, found, sockets);
 }
 
-/** A connection's local address without the IPv4-mapped prefix. */
-export const localAddressOf = (s: net.Socket) => (s.localAddress ?? '').replace(/^::ffff:/, '');
-
 export class TcpListener {
-  private readonly server: net.Server;
+  private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
-  /** Targets by local address: service addresses this (wildcard) listener also serves. */
-  public local: Record<string, Target> = {};
 
-  constructor(public target: Target, private readonly upstreams: Upstreams, private readonly opts: ProxyOptions, private readonly log: Logger) {
-    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (c) => void this.handle(c));
-  }
+  constructor(public target: Target, private readonly upstreams: Upstreams, private readonly opts: ProxyOptions, private readonly log: Logger) {}
 
-  listen(address: string, port: number): Promise<void> {
-    return listenOn(this.server, address, port, this.log);
-  }
-
-  private handle(client: net.Socket): Promise<void> {
-    return proxyConnection(client, this.local[localAddressOf(client)] ?? this.target, this.upstreams, this.opts, this.sockets);
+  async listen(sockets: Sockets, address: string, port: number): Promise<void> {
+    this.server = await sockets.tcp(address, port, (c) => void proxyConnection(c, this.target, this.upstreams, this.opts, this.sockets));
+    this.server.on('error', (e) => this.log.warn({ err: e.message, address, port }, 'listener error'));
   }
 
   /** Stops accepting; open connections are cut (the port is no longer carte's to serve). */
   close(): Promise<void> {
     return new Promise((resolve) => {
-      this.server.close(() => resolve());
       for (const s of this.sockets) s.destroy();
+      if (this.server) this.server.close(() => resolve());
+      else resolve();
     });
   }
 }

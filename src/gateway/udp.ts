@@ -8,6 +8,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Logger } from '../log.js';
 import type { Target } from './listeners.js';
+import type { Sockets } from './sockets.js';
 import type { Lease, Upstreams } from './upstreams.js';
 
 const QUEUE_MAX = 32;
@@ -26,19 +27,10 @@ export class UdpListener {
 
   constructor(public target: Target, private readonly upstreams: Upstreams, private readonly opts: { holdMs: number; idleMs: number }, private readonly log: Logger) {}
 
-  listen(address: string, port: number): Promise<void> {
-    const socket = dgram.createSocket({ type: net.isIPv6(address) ? 'udp6' : 'udp4' });
-    this.socket = socket;
-    return new Promise((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind({ address, port, exclusive: true }, () => {
-        socket.off('error', reject);
-        socket.on('error', (e) => this.log.warn({ err: e.message }, 'udp listener error'));
-        socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
-        this.sweeper = setInterval(() => this.sweep(), Math.min(this.opts.idleMs, 5000));
-        resolve();
-      });
-    });
+  async listen(sockets: Sockets, address: string, port: number): Promise<void> {
+    this.socket = await sockets.udp(address, port, (msg, rinfo) => this.receive(msg, rinfo));
+    this.socket.on('error', (e) => this.log.warn({ err: e.message }, 'udp listener error'));
+    this.sweeper = setInterval(() => this.sweep(), Math.min(this.opts.idleMs, 5000));
   }
 
   private receive(msg: Buffer, from: dgram.RemoteInfo): void {

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { buildImages, carteWith, copyManifests, SERVICES, waitConverged } from '../../examples/metaverse/demo.js';
 import { call, GameClient, type Endpoints } from '../../examples/metaverse/loadgen/client.js';
+import { gatewayNames } from '../../src/drivers/linux/gateway-netns.js';
 import { homeIdOf } from '../../src/drivers/linux/records.js';
 import { makeE2eEnv, type E2eEnv } from '../helpers/e2e.js';
 import { eventually, requireRoot } from '../helpers/linux.js';
@@ -173,7 +174,8 @@ describe('metaverse demo (root: its images, manifests and a real daemon)', funct
     const bridge = env.env.CARTE_BRIDGE!;
     const netns = fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns').filter((n) => n.startsWith(`carte-${homeIdOf(env.home)}-`)) : [];
     assert.deepEqual(netns, [], 'no network namespaces left');
-    assert.equal(execFileSync('ip', ['-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).includes(`lo:${bridge}`), false, 'no service addresses left on lo');
+    assert.equal(execFileSync('ip', ['-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }).includes(`lo:${bridge}`), false, 'no service addresses on lo');
+    assert.equal(execFileSync('ip', ['-n', gatewayNames(bridge).netns, '-o', '-4', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' }), '', 'no service addresses left in the gateway\'s namespace');
     const cgroups = `/sys/fs/cgroup/memory${env.env.CARTE_CGROUP_PARENT}/${homeIdOf(env.home)}`;
     assert.deepEqual(fs.existsSync(cgroups) ? fs.readdirSync(cgroups, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name) : [], [], 'no instance cgroups left');
     assert.equal(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(env.home), false, 'no mounts left');

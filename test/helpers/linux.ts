@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Context as MochaContext } from 'mocha';
 import type { InstanceSpec, SecuritySpec } from '../../src/drivers/driver.js';
 import { LinuxDriver, type LinuxDriverOptions } from '../../src/drivers/linux/driver.js';
+import { gatewayNames } from '../../src/drivers/linux/gateway-netns.js';
 import { cliLogger } from '../../src/log.js';
 import { ROOT, tempDir } from './paths.js';
 
@@ -64,13 +65,18 @@ export function removeCgroupParent(cgroupParent: string, homeId: string): void {
   }
 }
 
-/** Everything a test host's instances could leave on the machine (previous logs are kept on purpose, so not counted). */
+/**
+ * Everything a test host's instances could leave on the machine (previous
+ * logs are kept on purpose, so not counted). The gateway's namespace and veth
+ * are the bridge's, not an instance's: see bridgeTraces.
+ */
 export function traces(host: TestHost) {
   const mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   const cgroupDir = `/sys/fs/cgroup/memory${host.cgroupParent}/${host.driver.paths.homeId}`;
   const runc = JSON.parse(execFileSync(host.driver.runtime.path, ['--root', host.driver.runtime.root, 'list', '--format', 'json']).toString() || 'null') as unknown[] | null;
   const leaseDir = path.join(host.home, 'cni', host.bridge);
-  const bridgeIfs = fs.existsSync(`/sys/class/net/${host.bridge}/brif`) ? fs.readdirSync(`/sys/class/net/${host.bridge}/brif`) : [];
+  const gatewayVeth = gatewayNames(host.bridge).veth;
+  const bridgeIfs = fs.existsSync(`/sys/class/net/${host.bridge}/brif`) ? fs.readdirSync(`/sys/class/net/${host.bridge}/brif`).filter((i) => i !== gatewayVeth) : [];
   return {
     mounts: mountinfo.split('\n').filter((l) => l.includes(host.home)).length,
     netns: fs.readdirSync('/run/netns').filter((n) => n.startsWith(`carte-${host.driver.paths.homeId}-`) || n.startsWith(`${host.bridge}-`)),
@@ -84,6 +90,34 @@ export function traces(host: TestHost) {
 }
 
 export const CLEAN = { mounts: 0, netns: [], veths: [], cgroups: [], runc: [], leases: [], instances: [], runFolders: [] };
+
+/**
+ * What a test host's bridge brings with it: the bridge, the gateway's
+ * namespace and veth, the binder processes running in that namespace, and
+ * service addresses on the host's `lo` (where an older carte put them).
+ */
+export function bridgeTraces(host: Pick<TestHost, 'bridge' | 'driver'>) {
+  const { netns, netnsPath, veth } = gatewayNames(host.bridge);
+  const nsInode = fs.existsSync(netnsPath) ? fs.statSync(netnsPath).ino : null;
+  const inNamespace = nsInode === null ? [] : fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return fs.statSync(`/proc/${p}/ns/net`).ino === nsInode;
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+  const label = host.driver.network.legacyServiceLabel;
+  const lo = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show', 'dev', 'lo']).toString()) as Array<{ addr_info: Array<{ local: string; label?: string }> }>;
+  return {
+    bridge: fs.existsSync(`/sys/class/net/${host.bridge}`),
+    gatewayNetns: fs.readdirSync('/run/netns').filter((n) => n === netns),
+    gatewayVeth: fs.existsSync(`/sys/class/net/${veth}`),
+    processesInNetns: inNamespace.length,
+    loAddresses: lo[0]!.addr_info.filter((a) => a.label === label).map((a) => a.local),
+  };
+}
+
+export const BRIDGE_GONE = { bridge: false, gatewayNetns: [], gatewayVeth: false, processesInNetns: 0, loAddresses: [] };
 
 export const BUSYBOX_CARTEFILE = `FROM scratch
 COPY --from=host /bin/busybox /bin/busybox

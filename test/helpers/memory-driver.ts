@@ -2,8 +2,9 @@
 // records, "processes" never run. Tests steer it (crash an instance, fail the
 // next create) to drive the reconciler through situations. It passes the same
 // contract suite as the Linux driver, so the two cannot disagree on meaning.
-import type { BuildPolicy, CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, ObservedInstance } from '../../src/drivers/driver.js';
+import type { BuildPolicy, CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, ObservedInstance, ServiceSockets } from '../../src/drivers/driver.js';
 import { DriverError } from '../../src/errors.js';
+import { hostSockets } from '../../src/gateway/sockets.js';
 
 export class MemoryDriver implements Driver {
   readonly instances = new Map<string, ObservedInstance>();
@@ -98,9 +99,13 @@ export class MemoryDriver implements Driver {
     return index >= 1 && index < 255 ? `10.96.0.${index}` : null;
   }
 
-  async setServiceAddresses(ips: readonly string[]): Promise<void> {
+  async setServiceAddresses(ips: readonly string[]): Promise<string> {
     this.serviceAddresses = [...ips];
+    return 'memory';
   }
+
+  /** Sockets on the host itself (its 10.96.0.x service addresses are not the host's: binding them fails with EADDRNOTAVAIL). */
+  readonly serviceSockets: ServiceSockets = { ...hostSockets(), close: async () => undefined };
 
   async setHosts(name: string, hosts: Record<string, string>): Promise<void> {
     if (this.instances.has(name)) this.hosts.set(name, { ...hosts });

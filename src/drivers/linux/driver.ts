@@ -11,7 +11,9 @@
 //                → unmount → cgroup → files), and gc of what a crash left
 //   previous-logs.ts  the log of an instance's previous life
 // Below them: images/, rootfs.ts, spec.ts, runtime.ts (runc), monitor.ts
-// (conmon), network.ts (CNI), cgroups.ts, logs.ts, exec.ts (the one Runner).
+// (conmon), network.ts (CNI), cgroups.ts, logs.ts, exec.ts (the one Runner);
+// for the gateway: gateway-netns.ts (the namespace of service addresses) and
+// socket-binder.ts (sockets made in it).
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -34,6 +36,7 @@ import { list, observe } from './observe.js';
 import { readPreviousLog } from './previous-logs.js';
 import { HomePaths, placementOf, readRecord, type Placement } from './records.js';
 import { Runtime } from './runtime.js';
+import { SocketBinder } from './socket-binder.js';
 import { parseHostRlimits } from './spec.js';
 
 export interface LinuxDriverOptions {
@@ -70,6 +73,7 @@ export class LinuxDriver implements Driver {
   readonly images: ImageStore;
   readonly builder: ImageBuilder;
   readonly network: CniNetwork;
+  readonly serviceSockets: SocketBinder;
   readonly runtime: Runtime;
   readonly paths: HomePaths;
   private readonly ctx: DriverContext;
@@ -89,6 +93,7 @@ export class LinuxDriver implements Driver {
       cniPath: opts.cniPath ?? '/usr/lib/cni',
       owner: this.paths.home,
     });
+    this.serviceSockets = new SocketBinder(runner, opts.log, this.network.gateway.names.netnsPath);
     const cgroupRoot = opts.cgroupRoot ?? '/sys/fs/cgroup';
     this.ctx = {
       paths: this.paths, log: opts.log, runner, runtime: this.runtime, network: this.network, images: this.images,
@@ -168,7 +173,7 @@ export class LinuxDriver implements Driver {
     return this.network.plan.serviceAddress(index);
   }
 
-  setServiceAddresses(ips: readonly string[]): Promise<void> {
+  setServiceAddresses(ips: readonly string[]): Promise<string> {
     return this.network.setServiceAddresses(ips);
   }
 
@@ -205,7 +210,7 @@ async function exists(p: string): Promise<boolean> {
 /** Checks the tools the driver runs exist, with one message for all that are missing. */
 export async function checkHostTools(opts: { runtime?: string; conmon?: string; cniPath?: string } = {}): Promise<void> {
   const missing: string[] = [];
-  for (const tool of [opts.runtime ?? 'runc', opts.conmon ?? 'conmon', 'ip', 'mount', 'ldd']) if (!findExecutable(tool)) missing.push(tool);
+  for (const tool of [opts.runtime ?? 'runc', opts.conmon ?? 'conmon', 'ip', 'mount', 'ldd', 'nsenter', 'iptables-restore']) if (!findExecutable(tool)) missing.push(tool);
   for (const plugin of ['bridge', 'host-local', 'loopback']) if (!(await exists(path.join(opts.cniPath ?? '/usr/lib/cni', plugin)))) missing.push(`CNI plugin ${plugin}`);
   if (missing.length) throw new CarteError('driver', `missing on this machine: ${missing.join(', ')} (run "make setup" as root)`);
 }

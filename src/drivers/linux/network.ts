@@ -8,6 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { bridgeOwner, claimBridge } from './bridge.js';
 import type { Runner } from './exec.js';
+import { GatewayNamespace } from './gateway-netns.js';
 
 export interface NetworkOptions {
   /** Bridge name (≤ 15 characters); also the CNI network name. */
@@ -28,15 +29,18 @@ const intToIp = (n: number) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) 
 /**
  * How a subnet is split: instances lease from the lower 15/16 (host-local's
  * range), services get stable addresses from the top 1/16 (like Kubernetes'
- * service CIDR, but on the same bridge so instances reach them on-link).
+ * service CIDR, but on the same bridge so instances reach them on-link: they
+ * live in the gateway's namespace, see gateway-netns.ts). The host's address
+ * on the bridge is the subnet's first (host-local's default gateway).
  */
-export function addressPlan(subnet: string): { instanceRangeEnd: string; serviceAddress(index: number): string | null } {
+export function addressPlan(subnet: string): { bridgeAddress: string; instanceRangeEnd: string; serviceAddress(index: number): string | null } {
   const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(subnet);
   if (!m || Number(m[2]) > 28) throw new Error(`subnet ${subnet}: expected an IPv4 CIDR of /28 or larger, like 10.77.0.0/16`);
   const size = 2 ** (32 - Number(m[2]));
   const base = ipToInt(m[1]!) - (ipToInt(m[1]!) % size);
   const serviceBase = base + size - size / 16;
   return {
+    bridgeAddress: intToIp(base + 1),
     instanceRangeEnd: intToIp(serviceBase - 1),
     // Index 1.. up to the one before the broadcast address.
     serviceAddress: (index) => (index >= 1 && index < size / 16 - 1 ? intToIp(serviceBase + index) : null),
@@ -45,17 +49,23 @@ export function addressPlan(subnet: string): { instanceRangeEnd: string; service
 
 export class CniNetwork {
   readonly plan: ReturnType<typeof addressPlan>;
+  /** Where the service addresses live (one namespace per bridge). */
+  readonly gateway: GatewayNamespace;
+  /** Whether service addresses an older carte put on the host's `lo` were looked for (once per process). */
+  private hostAddressesMigrated = false;
 
   constructor(private readonly runner: Runner, readonly opts: NetworkOptions) {
     this.plan = addressPlan(opts.subnet);
+    this.gateway = new GatewayNamespace(runner, { bridge: opts.bridge, subnet: opts.subnet, bridgeAddress: this.plan.bridgeAddress, claimBridge: () => this.claimBridge() });
   }
 
   /**
-   * The label marking this network's service addresses on the loopback
-   * device (`lo:` + bridge name, at most 15 characters), so they can be told
-   * apart from anyone else's addresses there.
+   * The label an older carte marked this network's service addresses with
+   * on the host's loopback device (`lo:` + bridge name, at most 15
+   * characters); they are removed (they would make the addresses the
+   * host's, reachable by any local user).
    */
-  get serviceLabel(): string {
+  get legacyServiceLabel(): string {
     return `lo:${this.opts.bridge.slice(0, 12)}`;
   }
 
@@ -135,27 +145,29 @@ export class CniNetwork {
   }
 
   /**
-   * Makes exactly `ips` local addresses of the host, so the gateway can
-   * listen on them and instances reach them through the bridge (the host
-   * answers ARP for any of its addresses). They live on `lo` under this
-   * network's label: no kernel module needed (a dummy device may not exist).
+   * Makes exactly `ips` the service addresses, in the gateway's namespace
+   * (made on first use); the first call also removes those an older carte
+   * left on the host's `lo`.
    */
-  async setServiceAddresses(ips: readonly string[]): Promise<void> {
-    const current = new Set(await this.serviceAddresses());
-    const wanted = new Set(ips);
-    for (const ip of wanted) {
-      if (!current.has(ip)) await this.runner.run('ip', ['addr', 'add', `${ip}/32`, 'dev', 'lo', 'label', this.serviceLabel], { step: 'add service address', resource: ip, okCodes: [2] });
+  async setServiceAddresses(ips: readonly string[]): Promise<string> {
+    if (!this.hostAddressesMigrated) {
+      await this.removeLegacyServiceAddresses();
+      this.hostAddressesMigrated = true;
     }
-    for (const ip of current) {
-      if (!wanted.has(ip)) await this.runner.run('ip', ['addr', 'del', `${ip}/32`, 'dev', 'lo'], { step: 'remove service address', resource: ip, okCodes: [2] });
-    }
+    return this.gateway.setAddresses(ips);
   }
 
-  /** The service addresses of this network that are on the host now. */
-  async serviceAddresses(): Promise<string[]> {
+  /** Service addresses of this network an older carte put on the host's `lo` (see legacyServiceLabel). */
+  async legacyServiceAddresses(): Promise<string[]> {
     const show = await this.runner.run('ip', ['-j', '-4', 'addr', 'show', 'dev', 'lo'], { step: 'list the service addresses on', resource: 'lo' });
     const links = JSON.parse(show.stdout || '[]') as Array<{ addr_info?: Array<{ local: string; label?: string }> }>;
-    return (links[0]?.addr_info ?? []).filter((a) => a.label === this.serviceLabel).map((a) => a.local);
+    return (links[0]?.addr_info ?? []).filter((a) => a.label === this.legacyServiceLabel).map((a) => a.local);
+  }
+
+  private async removeLegacyServiceAddresses(): Promise<void> {
+    for (const ip of await this.legacyServiceAddresses()) {
+      await this.runner.run('ip', ['addr', 'del', `${ip}/32`, 'dev', 'lo'], { step: 'remove the old host service address', resource: ip, okCodes: [2] });
+    }
   }
 
   /**
@@ -172,13 +184,15 @@ export class CniNetwork {
   private claiming: Promise<void> | null = null;
 
   /**
-   * Removes the bridge and the service addresses (for tests and `carte gc
-   * --all`) when the bridge is this home's (or nobody's); missing is fine.
+   * Removes the bridge, the gateway's namespace and veth with it, and any
+   * service addresses an older carte left on `lo` (for tests), when the
+   * bridge is this home's (or nobody's); missing is fine.
    */
   async removeBridge(): Promise<void> {
     const owner = bridgeOwner(this.opts.bridge);
     if (owner !== undefined && owner !== this.opts.owner && owner !== null && fsSync.existsSync(owner)) return;
+    await this.gateway.remove();
     await this.runner.run('ip', ['link', 'delete', this.opts.bridge], { step: 'delete bridge', resource: this.opts.bridge, okCodes: [1] });
-    await this.setServiceAddresses([]);
+    await this.removeLegacyServiceAddresses();
   }
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { gatewayFirewall, gatewayNames } from '../../../src/drivers/linux/gateway-netns.js';
 import { addressPlan } from '../../../src/drivers/linux/network.js';
 import { choose, type Candidate } from '../../../src/gateway/balance.js';
 import { wantedListeners } from '../../../src/gateway/listeners.js';
@@ -46,10 +47,10 @@ describe('gateway: listeners from desired state', () => {
       serviceDoc('worker'),
     ]);
     const listeners = wantedListeners(desiredServices(data), { login: '10.77.240.1', asset: '10.77.240.2', game: '10.77.240.3' }, '0.0.0.0');
-    assert.deepEqual(listeners.map((l) => l.key), [
-      'tcp 10.77.240.2:8080', 'http 0.0.0.0:80', 'tcp 0.0.0.0:7000', 'udp 10.77.240.3:7001', 'udp 127.0.0.1:7001', 'tcp 10.77.240.1:8080',
+    assert.deepEqual(listeners.map((l) => [l.key, l.published]), [
+      ['tcp 10.77.240.2:8080', false], ['http 0.0.0.0:80', true], ['tcp 10.77.240.3:7000', false], ['tcp 0.0.0.0:7000', true],
+      ['udp 10.77.240.3:7001', false], ['udp 127.0.0.1:7001', true], ['tcp 10.77.240.1:8080', false],
     ]);
-    assert.deepEqual(listeners.find((l) => l.key === 'tcp 0.0.0.0:7000')!.local, { '10.77.240.3': { service: 'game', port: 7000, balance: 'round-robin' } }, 'game:7000 is served by the wildcard listener');
     const http = listeners.find((l) => l.kind === 'http');
     assert.ok(http && http.kind === 'http');
     assert.deepEqual(http.routes, {
@@ -60,7 +61,7 @@ describe('gateway: listeners from desired state', () => {
 });
 
 describe('gateway: wildcard published ports', () => {
-  it('take over the service addresses on the same port, choosing the target by local address', () => {
+  it('are listeners of their own beside the service addresses on the same port (those are not the host\'s)', () => {
     const data = stateWith([
       serviceDoc('login', { ports: [{ port: 8080, publish: 8080 }] }),
       serviceDoc('admin', { ports: [{ port: 8080 }] }),
@@ -68,17 +69,7 @@ describe('gateway: wildcard published ports', () => {
       serviceDoc('dns', { ports: [{ port: 7001, protocol: 'udp' }] }),
     ]);
     const listeners = wantedListeners(desiredServices(data), { login: '10.77.240.1', admin: '10.77.240.2', game: '10.77.240.3', dns: '10.77.240.4' }, '0.0.0.0');
-    // admin's own 8080 and login's are served by the one wildcard listener; UDP cannot tell
-    // local addresses apart, so only game's own address is taken over and dns keeps its (conflicting) one.
-    assert.deepEqual(listeners.map((l) => l.key), ['udp 10.77.240.4:7001', 'udp 0.0.0.0:7001', 'tcp 0.0.0.0:8080']);
-    const tcp = listeners.find((l) => l.key === 'tcp 0.0.0.0:8080')!;
-    assert.deepEqual(tcp.local, {
-      '10.77.240.1': { service: 'login', port: 8080, balance: 'round-robin' },
-      '10.77.240.2': { service: 'admin', port: 8080, balance: 'round-robin' },
-    });
-    assert.deepEqual(listeners.find((l) => l.key === 'udp 0.0.0.0:7001')!.local, { '10.77.240.3': { service: 'game', port: 7001, balance: 'round-robin' } });
-    const specific = wantedListeners(desiredServices(data), { login: '10.77.240.1', admin: '10.77.240.2', game: '10.77.240.3', dns: '10.77.240.4' }, '127.0.0.1');
-    assert.equal(specific.filter((l) => l.local).length, 0, 'a specific address never conflicts with service addresses');
+    assert.deepEqual(listeners.map((l) => l.key), ['tcp 10.77.240.2:8080', 'udp 10.77.240.4:7001', 'udp 10.77.240.3:7001', 'udp 0.0.0.0:7001', 'tcp 10.77.240.1:8080', 'tcp 0.0.0.0:8080']);
   });
 });
 
@@ -89,10 +80,34 @@ describe('gateway: service addresses', () => {
     assert.equal(p.serviceAddress(1), '10.77.240.1');
     assert.equal(p.serviceAddress(4094), '10.77.255.254');
     assert.equal(p.serviceAddress(4095), null, 'never the broadcast address');
+    assert.equal(p.bridgeAddress, '10.77.0.1', 'host-local\'s default gateway: the host\'s address on the bridge');
     const small = addressPlan('10.200.7.0/24');
     assert.equal(small.instanceRangeEnd, '10.200.7.239');
     assert.deepEqual([1, 14, 15].map((i) => small.serviceAddress(i)), ['10.200.7.241', '10.200.7.254', null]);
     assert.throws(() => addressPlan('10.0.0.0/30'), /expected an IPv4 CIDR of \/28 or larger/);
+  });
+
+  it('live in a namespace per bridge, joined by a veth named for it (≤ 15 characters)', () => {
+    const names = gatewayNames('carte0');
+    assert.deepEqual({ ...names, mac: undefined }, { netns: 'carte-gw-carte0', netnsPath: '/run/netns/carte-gw-carte0', veth: 'gw-carte0', mac: undefined });
+    assert.match(names.mac, /^02(:[0-9a-f]{2}){5}$/, 'locally administered, unicast');
+    assert.equal(gatewayNames('carte0').mac, names.mac, 'the same every time');
+    assert.equal(gatewayNames('abcdefghijkl').veth, 'gw-abcdefghijkl');
+    const long = gatewayNames('abcdefghijklmno').veth;
+    assert.match(long, /^gw-abcd[0-9a-f]{8}$/);
+    assert.notEqual(long, gatewayNames('abcdefghijklmnp').veth);
+  });
+
+  it('which take in only what comes from the subnet, and refuse the host\'s bridge address', () => {
+    assert.equal(gatewayFirewall('10.77.0.0/16', '10.77.0.1'), `*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -i lo -j ACCEPT
+-A INPUT -s 10.77.0.1/32 -j REJECT --reject-with icmp-admin-prohibited
+-A INPUT -i eth0 -s 10.77.0.0/16 -j ACCEPT
+COMMIT
+`);
   });
 
   it('gives each service a stable slot, the lowest free, and frees it on delete', () => {
