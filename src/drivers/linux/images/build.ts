@@ -20,6 +20,7 @@ import type { Runner } from '../exec.js';
 import { scanArchive, unpackArchive } from './archive.js';
 import { parseCartefile, type Step } from './cartefile.js';
 import { folderLinksRefusal, readContextFile, resolveContextSource } from './context-sources.js';
+import { verifiedCopy } from './verified-copy.js';
 import { sharedLibraries } from './host-binary.js';
 import { DEFAULT_HOST_COPY_PREFIXES, type HostCopyRules } from './host-policy.js';
 import { checkHostPath, hostCopyRules } from './host-sources.js';
@@ -185,7 +186,7 @@ export class ImageBuilder {
           }
           const staged = await this.images.stagingDir();
           try {
-            await stage(items, staged, ignored, (reason) => fail(`${step.text}: ${reason}`));
+            await stage(items, staged, ignored, (reason) => fail(`${step.text}: ${reason}`), context);
             const layer = await this.images.addLayer(staged);
             layers.push(layer.digest);
             cache[key] = layer.digest;
@@ -307,7 +308,7 @@ async function cacheKey(step: Extract<Step, { op: 'COPY' }>, layers: string[], w
 }
 
 /** Copies the items into a staging folder laid out as the image's root. */
-async function stage(items: CopyItem[], staged: string, ignored: IgnoreMatcher, refuse: (reason: string) => never): Promise<void> {
+async function stage(items: CopyItem[], staged: string, ignored: IgnoreMatcher, refuse: (reason: string) => never, context: string): Promise<void> {
   for (const item of items) {
     const target = path.join(staged, item.dest);
     if (item.unpack) {
@@ -317,12 +318,17 @@ async function stage(items: CopyItem[], staged: string, ignored: IgnoreMatcher, 
       continue;
     }
     await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
+    if (!item.follow) {
+      // The context is its author's, who may swap a folder for a link while it is copied: each
+      // object is checked as it is opened (verified-copy.ts). Links inside it stay links.
+      const keep = (src: string) => src === item.source || !ignored(path.posix.join(item.rel, path.relative(item.source, src).split(path.sep).join('/')));
+      await verifiedCopy(item.source, target, { root: context, keep, refuse });
+      continue;
+    }
+    // Host programs and libraries, from folders only root writes, copied as files.
     await fsp.cp(item.source, target, {
-      recursive: true,
-      // Host programs and libraries are copied as files; links inside a context folder stay links.
-      ...(item.follow ? { dereference: true } : { verbatimSymlinks: true }),
-      force: true,
-      filter: item.follow ? (src) => !item.skip?.has(path.relative(item.source, src)) : (src) => src === item.source || !ignored(path.posix.join(item.rel, path.relative(item.source, src).split(path.sep).join('/'))),
+      recursive: true, dereference: true, force: true,
+      filter: (src) => !item.skip?.has(path.relative(item.source, src)),
     });
   }
 }
