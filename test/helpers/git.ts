@@ -36,7 +36,7 @@ export function makeGitRemote(): GitRemote {
   const commitFiles: GitRemote['commitFiles'] = (files, message) => {
     for (const [file, content] of Object.entries(files)) {
       const p = path.join(work, file);
-      fs.rmSync(p, { force: true });
+      fs.rmSync(p, { force: true, recursive: true });
       if (content === null) continue;
       fs.mkdirSync(path.dirname(p), { recursive: true });
       if (typeof content === 'string') fs.writeFileSync(p, content);

@@ -121,8 +121,9 @@ export class GitSource {
     this.lastTried = commit;
     let texts;
     try {
+      const dir = manifestsFolder(tree, this.opts.path, commit);
       // The source tree a build context must stay in is the commit's whole tree, not only its manifests folder.
-      texts = readManifestInputs([path.join(tree, this.opts.path)], { allowEmpty: true, cwd: tree }).map((t) => ({ ...t, root: tree }));
+      texts = readManifestInputs([dir], { allowEmpty: true, cwd: tree }).map((t) => ({ ...t, root: tree }));
     } catch (e) {
       await recordSourceError(this.store, this.id, (e as Error).message, commit);
       return { ok: false, lines: [(e as Error).message] };
@@ -170,3 +171,24 @@ export class GitSource {
 }
 
 const firstLine = (e: unknown) => (e as Error).message.trim().split('\n')[0];
+
+/**
+ * The commit's manifests folder, read only if it is a folder of the commit
+ * itself: a commit that makes `--path` (or a folder on the way) a symbolic
+ * link would otherwise have carte, as root, read YAML anywhere on the host
+ * (an outside test read a root-only folder that way, and deployed from it).
+ */
+export function manifestsFolder(tree: string, rel: string, commit: string): string {
+  const realTree = fs.realpathSync(tree);
+  const wanted = path.join(realTree, rel);
+  let real: string;
+  try {
+    real = fs.realpathSync(path.join(tree, rel));
+  } catch {
+    return path.join(tree, rel); // missing: readManifestInputs says so
+  }
+  if (real !== wanted) {
+    throw new Error(`--path ${rel}: in commit ${commit.slice(0, 12)} it leads to ${path.relative(realTree, real).startsWith('..') ? real : path.relative(realTree, real)} through a symbolic link; carte reads manifests only from the commit's own folders`);
+  }
+  return path.join(tree, rel);
+}

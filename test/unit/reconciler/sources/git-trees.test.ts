@@ -74,6 +74,21 @@ describe('Git source: one tree per commit', () => {
     assert.deepEqual(fs.readdirSync(path.join(base(), 'repo')), ['.git']);
   });
 
+  it('refuses a commit whose manifests folder is a symbolic link: carte reads YAML only from the commit\'s own folders', async () => {
+    const secret = tempDir('carte-git-secret-');
+    fs.writeFileSync(path.join(secret, 'x.yaml'), 'apiVersion: carte/v1\nkind: Service\nmetadata: { name: x }\nspec: { image: x:1, env: { DB_PASSWORD: hunter2 } }\n');
+    try {
+      const c1 = remote.commitFiles({ manifests: { symlink: secret } }, 'manifests is a link');
+      const outcome = await source().sync();
+      const message = `--path manifests: in commit ${c1.slice(0, 12)} it leads to ${secret} through a symbolic link; carte reads manifests only from the commit's own folders`;
+      assert.deepEqual(outcome, { ok: false, lines: [message] });
+      assert.deepEqual(Object.keys((await store.read()).services), []);
+      assert.ok(!JSON.stringify(await store.read()).includes('hunter2'));
+    } finally {
+      fs.rmSync(secret, { recursive: true, force: true });
+    }
+  });
+
   it('a refused commit that rewrites the Cartefile and adds a symlink changes nothing the stored revision builds from, and its tree is removed', async () => {
     const c1 = good();
     const git = source();
