@@ -47,7 +47,12 @@ export interface ReplicaLimits {
   total: number;
 }
 
-export async function scaleService(store: Store, name: string, replicas: number, now = new Date(), limits?: ReplicaLimits): Promise<{ from: number; source: string } | null> {
+/**
+ * `limits`: the policy's replica limits, or a function giving them for the
+ * service's source (its section: a class's service is held to the class's
+ * limits even when the administrator scales it).
+ */
+export async function scaleService(store: Store, name: string, replicas: number, now = new Date(), limits?: ReplicaLimits | ((source: string) => ReplicaLimits)): Promise<{ from: number; source: string } | null> {
   return store.update((data) => {
     const s = find(data, name);
     const r = s.revision;
@@ -56,7 +61,7 @@ export async function scaleService(store: Store, name: string, replicas: number,
       throw new CarteError('conflict', `service "${name}" is autoscaled (${a.min}–${a.max} replicas): change autoscale.min/max in its manifest instead`);
     }
     if (r.spec.replicas === replicas) return null;
-    if (limits) checkScale(data, name, replicas, limits);
+    if (limits) checkScale(data, name, replicas, typeof limits === 'function' ? limits(s.source) : limits);
     const spec = { ...r.spec, replicas };
     pushRevision(s, { ...r, revision: r.revision + 1, spec, hash: specHash({ name, labels: r.labels, spec }), cause: { kind: 'scale', from: r.spec.replicas }, at: now.toISOString() });
     recordEvent(data, now, { type: 'Normal', object: `service/${name}`, reason: 'Scaled', message: `${r.spec.replicas} → ${replicas} replicas (revision ${r.revision + 1})` });

@@ -44,8 +44,8 @@ export async function restart(ctx: Context, name: string, opts: ChangeOptions): 
 export async function scale(ctx: Context, name: string, opts: ChangeOptions & { replicas: string }): Promise<void> {
   const replicas = Number(opts.replicas);
   if (!Number.isInteger(replicas) || replicas < 0 || replicas > 1000) throw new UsageError(`scale: --replicas takes a number from 0 to 1000, got "${opts.replicas}"`);
-  const limits = rulesFor(await ctx.policy(), 'cli').rules.replicas;
-  const r = await scaleService(ctx.store(), name, replicas, ctx.now(), limits);
+  const policy = await ctx.policy();
+  const r = await scaleService(ctx.store(), name, replicas, ctx.now(), (source) => rulesFor(policy, source).rules.replicas);
   write(r ? `service/${name} scaled ${r.from} → ${replicas}` : `service/${name} already has ${replicas} replicas`);
   if (r && r.source !== 'cli') ctx.log.warn(`service/${name} belongs to source ${r.source}: its next sync puts the manifests' replicas back`);
   await after(ctx, name, opts);

@@ -26,6 +26,13 @@ describe('carte scale under the server policy', () => {
     assert.deepEqual(await scaleService(store, 'db', 1, new Date(), { perService: 0, total: 0 }), { from: 3, source: 'cli' });
     assert.equal((await store.read()).services.web!.revision.spec.replicas, 4);
   });
+
+  it('holds a service to its own source\'s limits', async () => {
+    await applyServices(store, { services: services({ 'c.yaml': yaml(serviceDoc('class', { replicas: 1 })) }), source: 'git:class', prune: false });
+    const bySource = (source: string) => (source === 'git:class' ? { perService: 2, total: 100 } : { perService: 50, total: 100 });
+    await assert.rejects(scaleService(store, 'class', 3, new Date(), bySource), { message: 'cannot scale service "class" to 3: above the server policy\'s maximum of 2 replicas per service' });
+    assert.deepEqual(await scaleService(store, 'web', 30, new Date(), bySource), { from: 2, source: 'cli' });
+  });
 });
 
 describe('carte rollback under the server policy', () => {
