@@ -30,6 +30,12 @@ export function checkService(m: ServiceManifest, locator: Locator): ManifestProb
   if (s.image === undefined && s.build === undefined) report(['spec'], 'set either "image" (an image name:tag) or "build" (a Cartefile context)');
   if (s.image !== undefined && s.build !== undefined) report(['spec', 'build'], 'set "image" or "build", not both (build already names the image after the service)', true);
 
+  // A numeric uid or gid the kernel can hold (runc fails with raw JSON otherwise); 2^32-1 is "no id".
+  if (s.user !== undefined) {
+    const ids = s.user.split(':').filter((part) => /^\d+$/.test(part));
+    if (ids.some((id) => Number(id) > 4294967294)) report(['spec', 'user'], `"${s.user}" has an id above 4294967294, the largest a Linux uid or gid may be`);
+  }
+
   for (const key of Object.keys(s.env ?? {})) {
     if (!ENV_NAME.test(key)) report(['spec', 'env', key], `"${key}" is not a valid environment variable name (letters, digits and "_", not starting with a digit)`, true);
   }

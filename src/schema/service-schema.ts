@@ -94,7 +94,8 @@ const Autoscale = Obj({
 const IntOrPercent = Unit<number | string>('int-or-percent', ['integer', 'string']);
 
 /** A key inside a secret: what Kubernetes allows in a Secret's data (also a file name in a secret volume). */
-export const SECRET_KEY_PATTERN = '^[-._a-zA-Z0-9]{1,253}$';
+// Also a file name in a secret volume: never `.` or `..`.
+export const SECRET_KEY_PATTERN = '^(?!\\.{1,2}$)[-._a-zA-Z0-9]{1,253}$';
 const SecretKey = Type.String({ pattern: SECRET_KEY_PATTERN, 'x-hint': 'a secret key (letters, digits, "-", "_" and ".")' });
 
 const SecretRefObject = Obj({ secret: Name, key: SecretKey });

@@ -47,3 +47,14 @@ describe('manifest confinement fields', () => {
     assert.notEqual(templateHash(confined.spec), templateHash(plain.spec));
   });
 });
+
+describe('ids and secret file names the kernel and the secret volume can hold', () => {
+  it('refuses a uid above 4294967294 and a secret key "." or ".."', () => {
+    const doc = (spec: Record<string, unknown>) => ({ 'web.yaml': yaml(serviceDoc('web', spec)) });
+    assert.deepEqual(problemLines(doc({ user: '4294967296:0' })), ['web.yaml:7:9: spec.user: "4294967296:0" has an id above 4294967294, the largest a Linux uid or gid may be']);
+    assert.deepEqual(problemLines(doc({ user: '4294967294:4294967294' })), []);
+    const lines = problemLines(doc({ env: { A: { secret: 's', key: '..' } } }));
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /^web\.yaml:\d+:\d+: spec\.env\.A\.key: /);
+  });
+});
