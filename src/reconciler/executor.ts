@@ -83,8 +83,10 @@ export class Executor {
       }, (e: Error) => {
         this.opts.log.warn({ service: a.service, instance: a.name, action: a.kind, err: e.message }, 'action failed');
         if (a.kind !== 'remove') {
-          const failures = (this.failures.get(a.service)?.failures ?? 0) + 1;
-          this.failures.set(a.service, { failures, until: this.clock() + restartDelay(failures - 1) });
+          const before = this.failures.get(a.service);
+          const same = before?.templateHash === a.templateHash;
+          const failures = (same ? before!.failures : 0) + 1;
+          this.failures.set(a.service, { failures, until: this.clock() + restartDelay(failures - 1), templateHash: a.templateHash });
         }
         this.events.push({ type: 'Warning', object: `service/${a.service}`, reason: a.kind === 'remove' ? 'RemoveFailed' : 'CreateFailed', message: `${a.name}: ${e.message}` });
       })

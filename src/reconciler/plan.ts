@@ -150,7 +150,9 @@ function planService(
     }
     return names;
   };
-  const backoff = input.createBackoff?.[service];
+  // A backoff earned by another template does not hold back this one: a fixed revision starts at once.
+  const earned = input.createBackoff?.[service];
+  const backoff = earned && (earned.templateHash === undefined || earned.templateHash === svc.templateHash) ? earned : undefined;
   const create = (n: number, reason: string) => {
     if (n <= 0) return;
     if (blockedBy.length) return;

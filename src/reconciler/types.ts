@@ -48,6 +48,8 @@ export interface RolloutState {
 export interface CreateBackoff {
   failures: number;
   until: number;
+  /** The revision's template that kept failing: a new one (the fix) is tried at once. */
+  templateHash?: string;
 }
 
 export interface PlanInput {

@@ -202,6 +202,14 @@ describe('plan', () => {
       assert.deepEqual(brief(plan({ desired: [web], instances: [inst(web, 1)], rollouts: {}, createBackoff: { web: { failures: 3, until: NOW } }, now: NOW })), ['create web-2']);
     });
 
+    it('a backoff earned by another template does not hold back a new revision (the fix starts at once)', () => {
+      const web = svc('web', { replicas: 2 });
+      const earned = { web: { failures: 6, until: NOW + 60_000, templateHash: 'the-broken-one' } };
+      assert.deepEqual(brief(plan({ desired: [web], instances: [inst(web, 1)], rollouts: {}, createBackoff: earned, now: NOW })), ['create web-2']);
+      const same = { web: { ...earned.web, templateHash: web.templateHash } };
+      assert.deepEqual(brief(plan({ desired: [web], instances: [inst(web, 1)], rollouts: {}, createBackoff: same, now: NOW })), ['wait web: creating instances failed 6 times; retrying in 60s']);
+    });
+
     it('a backoff of one service does not hold another', () => {
       const a = svc('a');
       const b = svc('b');
