@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CarteError, NotFoundError } from '../errors.js';
 import { removeLeftovers, writeFileDurably } from '../util/durable-json-file.js';
-import { acquireLock, type LockOptions } from '../util/lock.js';
+import { acquireLock, STALE_MS, type LockOptions } from '../util/lock.js';
 import { checkFile, Generations, GENERATIONS_KEPT, keepDamaged, type FileCheck } from './generations.js';
 import { encodeState } from './state-file.js';
 import { emptyState, recordEvent, type StateData, type StateRecovery } from './state.js';
@@ -52,6 +52,21 @@ type Current =
   | { kind: 'damaged'; check: FileCheck };
 
 const EVENT_OBJECT = 'store/state';
+
+/**
+ * The error of an update whose lock proper-lockfile declared compromised: the
+ * process stalled past the lock's stale time, so another writer may have
+ * taken it over. state.json is whole either way (it is only ever replaced by
+ * a rename); the caller retries the update.
+ */
+function lostLock(while_: 'changing' | 'writing', lockPath: string, mayHaveRaced: boolean, cause?: unknown): CarteError {
+  const what = mayHaveRaced
+    ? 'the change may have raced another writer and been lost or overwritten; state.json is whole'
+    : 'nothing was written';
+  return new CarteError('store-locked',
+    `failed to update state: lost the store lock ${lockPath} while ${while_} state (this process stalled past the lock's ${STALE_MS / 1000}s stale time, so another writer may have taken it over); ${what}; retry the update`,
+    cause === undefined ? undefined : { cause });
+}
 
 export class Store {
   readonly file: string;
@@ -146,10 +161,20 @@ export class Store {
       }
       const data = cur.kind === 'ok' ? cur.data : emptyState();
       const result = await change(data);
-      if (lock.compromised) {
-        throw new CarteError('store-locked', 'lost the store lock while changing state (the process stalled for seconds); nothing was written, run the command again');
+      if (lock.compromised) throw lostLock('changing', this.lockPath, false);
+      try {
+        // Checked again just before the rename: a writer that lost the lock while writing
+        // its temporary file does not replace the file another writer may have written.
+        await this.writeLocked(data, cur, null, () => {
+          if (lock.compromised) throw lostLock('writing', this.lockPath, false);
+        });
+      } catch (e) {
+        if (lock.compromised && (e as CarteError).code !== 'store-locked') throw lostLock('writing', this.lockPath, true, e);
+        throw e;
       }
-      await this.writeLocked(data, cur);
+      // The rename happened, but the lock was lost during the write: another writer may have
+      // read the file before it and written over it, losing this change. Say so; a retry is safe.
+      if (lock.compromised) throw lostLock('writing', this.lockPath, true);
       return result;
     } finally {
       await lock.release();
@@ -251,7 +276,7 @@ export class Store {
    * the new generation is numbered after what it claimed to be). Returns the
    * generation written.
    */
-  private async writeLocked(data: StateData, cur: Current, damaged: FileCheck | null = null): Promise<number> {
+  private async writeLocked(data: StateData, cur: Current, damaged: FileCheck | null = null, stillHeld?: () => void): Promise<number> {
     const listed = await this.generations.list();
     const before = cur.kind === 'ok' ? (cur.data.generation ?? 0) : (damaged?.generation ?? 0);
     const generation = Math.max(before, listed[0] ?? 0) + 1;
@@ -259,7 +284,10 @@ export class Store {
     data.writtenAt = this.now().toISOString();
     const keepCurrent = cur.kind === 'ok' && this.keep > 0;
     await writeFileDurably(this.file, encodeState(data), {
-      beforeRename: keepCurrent ? () => this.generations.keep(this.file, before) : undefined,
+      beforeRename: async () => {
+        stillHeld?.();
+        if (keepCurrent) await this.generations.keep(this.file, before);
+      },
     });
     if (this.keep > 0) await this.generations.prune(this.keep);
     return generation;

@@ -8,19 +8,36 @@ import path from 'node:path';
 import type { Adapter } from 'lowdb';
 import { CarteError } from '../errors.js';
 import { spaceOf } from './disk.js';
+import { STALE_MS } from './lock.js';
 
 /** The temporary file a writer of `file` uses; `removeLeftovers` finds killed writers' ones by this shape. */
 const tmpPrefix = (file: string) => `.${path.basename(file)}.`;
 
 /**
- * Removes temporary files left by writers of `file` killed mid-write. Only
- * safe while holding the writers' lock: then no other write is in flight.
+ * Every write has its own temporary file (pid and a counter): two writes of
+ * one process can overlap when a stalled writer's lock was taken over by
+ * another in the same process, and with a shared name the second removed or
+ * replaced the first's file (its rename failed with ENOENT).
  */
-export async function removeLeftovers(file: string): Promise<void> {
+let writes = 0;
+/** This process's temporary files being written now: never leftovers. */
+const inFlight = new Set<string>();
+
+/**
+ * Removes temporary files left by writers of `file` killed mid-write. Called
+ * under the writers' lock; still, a writer that stalled and lost the lock may
+ * be writing its file now, so only files of no write of this process and
+ * untouched for longer than the lock's stale time are leftovers.
+ */
+export async function removeLeftovers(file: string, now = Date.now()): Promise<void> {
   const dir = path.dirname(file);
   const prefix = tmpPrefix(file);
   for (const name of await fs.readdir(dir)) {
-    if (name.startsWith(prefix) && name.endsWith('.tmp')) await fs.rm(path.join(dir, name), { force: true });
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    const p = path.join(dir, name);
+    if (inFlight.has(p)) continue;
+    const st = await fs.stat(p).catch(() => null);
+    if (st && now - st.mtimeMs > STALE_MS) await fs.rm(p, { force: true });
   }
 }
 
@@ -40,7 +57,8 @@ export interface DurableWriteOptions {
  */
 export async function writeFileDurably(file: string, text: string, opts: DurableWriteOptions = {}): Promise<void> {
   const dir = path.dirname(file);
-  const tmp = path.join(dir, `${tmpPrefix(file)}${process.pid}.tmp`);
+  const tmp = path.join(dir, `${tmpPrefix(file)}${process.pid}.${++writes}.tmp`);
+  inFlight.add(tmp);
   try {
     const handle = await fs.open(tmp, 'w', 0o600);
     try {
@@ -55,6 +73,8 @@ export async function writeFileDurably(file: string, text: string, opts: Durable
   } catch (e) {
     await fs.rm(tmp, { force: true }).catch(() => undefined);
     throw writeError(file, e);
+  } finally {
+    inFlight.delete(tmp);
   }
   const dirHandle = await fs.open(dir, 'r');
   try {

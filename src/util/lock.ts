@@ -1,12 +1,20 @@
 // One writer at a time across processes. proper-lockfile makes the lock an
-// atomically created folder whose mtime the holder refreshes every second;
+// atomically created folder whose mtime the holder refreshes every UPDATE_MS;
 // a holder that crashed stops refreshing, so after STALE_MS its lock is
 // taken over instead of being waited on forever.
+//
+// A live holder whose event loop stalls past STALE_MS (a loaded machine) has
+// its lock marked compromised by proper-lockfile, and another writer may take
+// it over. The stale time is long enough that a busy machine does not do that
+// to a live holder (5 s did, with one of two CPUs pinned), and short enough
+// that a crashed holder's lock clears itself soon. A compromised lock is a
+// state of the handle, never an exception: `compromised` says it, and
+// `release()` of it (or a second release) does nothing.
 import lockfile from 'proper-lockfile';
 import { CarteError } from '../errors.js';
 
-export const STALE_MS = 5_000;
-const UPDATE_MS = 1_000;
+export const STALE_MS = 15_000;
+const UPDATE_MS = 2_000;
 
 export interface LockOptions {
   /** How long to wait for another holder before giving up (0: try once). */
@@ -34,12 +42,23 @@ export async function acquireLock(lockPath: string, opts: LockOptions = {}): Pro
           state.compromised = true;
         },
       });
+      let released = false;
       return {
         get compromised() {
           return state.compromised;
         },
         release: async () => {
-          if (!state.compromised) await release();
+          if (released || state.compromised) return;
+          released = true;
+          try {
+            await release();
+          } catch (e) {
+            // ERELEASED: proper-lockfile gave the lock up itself (compromised) between our check
+            // and this call; ENOTACQUIRED: the same, seen from its table. Nothing left to release.
+            const code = (e as NodeJS.ErrnoException).code;
+            if (code === 'ERELEASED' || code === 'ENOTACQUIRED') return;
+            throw new CarteError('io', `failed to release ${lockPath}: ${(e as Error).message}`, { cause: e });
+          }
         },
       };
     } catch (e) {

@@ -11,6 +11,8 @@ import type { Store } from '../../store/store.js';
 import { recordSourceError, syncTexts, type SyncOutcome } from './record.js';
 
 export const FOLDER_DEBOUNCE_MS = 150;
+/** After a sync that could not be saved (the store's lock lost under load, a full disk), the next try. */
+export const FOLDER_RETRY_MS = 2_000;
 
 export class FolderSource {
   readonly id: string;
@@ -18,6 +20,8 @@ export class FolderSource {
   private timer: NodeJS.Timeout | null = null;
   private syncing: Promise<SyncOutcome> | null = null;
   private again = false;
+  private retry: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(private readonly dir: string, private readonly store: Store, private readonly log: Logger, private readonly onApplied: () => void, private readonly admission: AdmissionContext) {
     this.dir = path.resolve(dir);
@@ -43,7 +47,15 @@ export class FolderSource {
       this.again = true;
       return this.syncing;
     }
-    this.syncing = this.syncOnce().finally(() => {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    this.syncing = this.syncOnce().catch((e: Error) => {
+      // Nothing of this sync was saved: log it and read the folder again soon, rather than
+      // leaving a floating rejection (which ends the daemon) or waiting for the next change.
+      this.log.error({ source: this.id, err: e.message }, `folder sync failed; retrying in ${FOLDER_RETRY_MS / 1000}s`);
+      if (!this.stopped) this.retry = setTimeout(() => void this.sync(), FOLDER_RETRY_MS);
+      return { ok: false, lines: [`failed to apply ${this.id}: ${e.message}`] };
+    }).finally(() => {
       this.syncing = null;
       if (this.again) {
         this.again = false;
@@ -76,7 +88,9 @@ export class FolderSource {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.retry) clearTimeout(this.retry);
     await this.watcher?.close();
     await this.syncing;
   }

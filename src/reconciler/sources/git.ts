@@ -83,8 +83,16 @@ export class GitSource {
   }
 
   /** Fetches and, if the branch moved (or the last attempt failed), applies its manifests. One at a time. */
+  /** Fetches and applies now; never rejects (a failure is logged, retried on the next interval). */
   sync(): Promise<SyncOutcome> {
-    this.syncing ??= this.syncOnce().finally(() => {
+    this.syncing ??= this.syncOnce().catch((e: Error) => {
+      // The store could not be written (its lock lost under load, a full disk): nothing
+      // here is applied, so the next round tries this commit again.
+      this.lastTried = null;
+      const message = `failed to apply ${this.id}: ${e.message}`;
+      this.log.error({ source: this.id, err: e.message }, 'git sync failed; retrying on the next interval');
+      return { ok: false, lines: [message] };
+    }).finally(() => {
       this.syncing = null;
     });
     return this.syncing;

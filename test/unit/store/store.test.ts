@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CarteError } from '../../../src/errors.js';
 import { STATE_VERSION } from '../../../src/store/state.js';
 import { Store } from '../../../src/store/store.js';
 import { kill9, waitForOutput } from '../../helpers/process.js';
@@ -58,21 +59,66 @@ describe('store', function () {
     const holder = child('hold');
     await waitForOutput(holder, 'locked');
     assert.equal(await kill9(holder), true, 'the holder was still running, holding the lock, when killed');
-    // The default wait is 30 s; succeeding at all shows the stale lock (5 s) was taken over.
+    // The default wait is 30 s; succeeding at all shows the stale lock (15 s) was taken over.
     await Store.open(home).update((d) => void (d.images.after = true));
     assert.equal((await Store.open(home).read()).images.after, true);
+  });
+
+  it('an update whose lock was taken over while it ran fails with a clear error, writes nothing, and the next update succeeds', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const store = Store.open(home);
+      await store.update((d) => void (d.images.x = 1));
+      await assert.rejects(store.update(async (d) => {
+        d.images.x = 2;
+        // As when this process stalls past the stale time: another writer removes the lock
+        // folder and takes it; proper-lockfile sees it at its next refresh (every 2 s).
+        fs.rmSync(`${store.lockPath}.lock`, { recursive: true });
+        fs.mkdirSync(`${store.lockPath}.lock`);
+        await new Promise((r) => setTimeout(r, 3_000));
+      }), (e: CarteError) => {
+        assert.equal(e.code, 'store-locked');
+        assert.equal(e.message, `failed to update state: lost the store lock ${store.lockPath} while changing state (this process stalled past the lock's 15s stale time, so another writer may have taken it over); nothing was written; retry the update`);
+        return true;
+      });
+      assert.equal((await store.read()).images.x, 1);
+      // The other writer is done (its lock folder removed): the next update goes through.
+      fs.rmSync(`${store.lockPath}.lock`, { recursive: true });
+      await store.update((d) => void (d.images.x = 3));
+      assert.equal((await store.read()).images.x, 3);
+      assert.deepEqual((await store.verify()).current?.problem, null);
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('leaves a writer\'s temporary file alone while it may still be written, and removes it once older than the stale time', async () => {
+    const store = Store.open(home);
+    const tmp = path.join(home, '.state.json.999999.1.tmp');
+    fs.writeFileSync(tmp, 'half');
+    await store.update(() => undefined);
+    assert.equal(fs.existsSync(tmp), true);
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(tmp, old, old);
+    await store.update(() => undefined);
+    assert.equal(fs.existsSync(tmp), false);
   });
 
   it('waits for a live holder and gives up with a clear error', async () => {
     const holder = child('hold');
     await waitForOutput(holder, 'locked');
     await assert.rejects(Store.open(home).update(() => undefined, { timeoutMs: 300 }), (e: Error) => {
-      assert.match(e.message, /^failed to lock the store: .*state\.lock is held by another carte process for over 0s \(a crashed holder's lock clears itself after 5s; a running daemon holds it while it runs\)$/);
+      assert.match(e.message, /^failed to lock the store: .*state\.lock is held by another carte process for over 0s \(a crashed holder's lock clears itself after 15s; a running daemon holds it while it runs\)$/);
       return true;
     });
   });
 
-  it('leaves a readable, consistent state when a writer is killed at any moment', async () => {
+  it('leaves a readable, consistent state when a writer is killed at any moment', async function () {
+    // A writer killed holding the lock leaves it to go stale (15 s) before the next writer starts.
+    this.timeout(75_000);
     let last = 0;
     for (let round = 0; round < 2; round++) {
       const writer = child('count');
@@ -93,7 +139,9 @@ describe('store', function () {
       assert.ok(counter === last || counter === last + 1, `round ${round}: saved ${counter}, printed ${last}`);
       last = counter;
     }
-    // Temp files of killed writers are removed by the next writer.
+    // Temp files of killed writers are removed by the next writer, once older than the lock's stale time.
+    const old = new Date(Date.now() - 60_000);
+    for (const f of fs.readdirSync(home).filter((n) => n.endsWith('.tmp'))) fs.utimesSync(path.join(home, f), old, old);
     await Store.open(home).update(() => undefined);
     assert.deepEqual(fs.readdirSync(home).filter((f) => f.endsWith('.tmp')), []);
   });
