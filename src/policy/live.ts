@@ -22,6 +22,9 @@ export class LivePolicy {
   private reloading: Promise<ReloadOutcome> | null = null;
   private again = false;
 
+  /** Where a reload that failed for a reason of its own (not the file's problems) is reported. */
+  onError: (e: Error) => void = () => {};
+
   /** `location` null: a fixed policy (tests, and callers that read no file). */
   constructor(initial: ServerPolicy, private readonly location: PolicyLocation | null = null) {
     this.policy = initial;
@@ -83,7 +86,7 @@ export class LivePolicy {
     if (!this.location) return () => {};
     const file = this.location.file;
     const listener = (cur: fs.Stats, prev: fs.Stats) => {
-      if (cur.mtimeMs !== prev.mtimeMs || cur.ino !== prev.ino || cur.size !== prev.size) void this.reload();
+      if (cur.mtimeMs !== prev.mtimeMs || cur.ino !== prev.ino || cur.size !== prev.size) this.reload().catch((e: Error) => this.onError(e));
     };
     fs.watchFile(file, { interval: intervalMs, persistent: false }, listener);
     return () => fs.unwatchFile(file, listener);

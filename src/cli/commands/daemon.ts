@@ -65,8 +65,9 @@ export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
   // A broken policy file stops the daemon here, with its located problems: never run with no policy or half of one.
   // Then it is read again on SIGHUP and whenever the file changes (src/policy/live.ts).
   const policy = new LivePolicy(await ctx.policy(), await ctx.policyLocation());
-  process.on('SIGHUP', () => void policy.reload());
   const log = daemonLogger(opts.logLevel as 'info');
+  policy.onError = (e) => log.error({ err: e.message }, 'reading the server policy again failed; the policy in force stays');
+  process.on('SIGHUP', () => void policy.reload().catch(policy.onError));
   const driver = await linuxDriver({ ...ctx, log }, { underPolicy: () => policy.current });
   const running = await startDaemon({ home: ctx.home, log, driver, ...sources, policy, resyncMs: duration('--resync', opts.resync), publishAddress: opts.publishAddress,
     scaler: { intervalMs: duration('--metrics-interval', opts.metricsInterval), memoryReserveBytes: memory('--memory-reserve', opts.memoryReserve) },
