@@ -17,6 +17,8 @@ import { DEFAULT_POLICY } from '../policy/policy.js';
 import { DEFAULT_HOME } from '../store/store.js';
 import type { OpenedSecret } from '../secrets/sealed.js';
 import { sameValues, type SecretValues, type SecretVault } from '../secrets/vault.js';
+import { formatPath, type PathSegment } from '../schema/locate.js';
+import { readVolumeOwners, volumesDirOf, type VolumeOwners } from '../util/volume-owners.js';
 import { checkSecretRefs, commitSecret, missingKeys, secretsOf, usableBy, usableByOf, usesOf, versionsNamed } from './secret-state.js';
 
 export interface ApplyRequest {
@@ -41,6 +43,12 @@ export interface ApplyRequest {
    * not rebuild and roll it out.
    */
   reuseContexts?: ReadonlyMap<string, ReusedContext>;
+  /**
+   * Who owns each named volume (CARTE_HOME/volumes/.owners.json, see
+   * src/util/volume-owners.ts). applyManifests reads the store's home's when absent; for
+   * planApply, absent means no volume has an owner on record yet.
+   */
+  volumeOwners?: Readonly<VolumeOwners>;
 }
 
 export interface ReusedContext {
@@ -127,6 +135,8 @@ export function planApply(data: StateData, req: ApplyRequest, secrets: readonly 
     changes.push({ name, action: 'pruned', before: serviceObject(stored), after: null, loaded: null });
   }
 
+  problems.push(...checkVolumeOwners(data, req, services));
+
   const secretChanges = planSecretChanges(data, req, secrets, problems);
   // Every secret reference, against the secrets as they will stand.
   // Only those this source may use: a class's repository must not mount a secret the administrator set for another.
@@ -173,6 +183,37 @@ export function planApply(data: StateData, req: ApplyRequest, secrets: readonly 
     }
   }
   return { changes, secretChanges, problems };
+}
+
+/**
+ * A named volume belongs to the source that first used it: the registry's
+ * owner, else another source's stored service that uses it (its instances may
+ * not have made it yet). Another source naming it is refused, so a manifest
+ * from a watched folder or a Git repository cannot read or write the data of
+ * the administrator's services, or of another repository's.
+ */
+function checkVolumeOwners(data: StateData, req: ApplyRequest, services: readonly LoadedService[]): ManifestProblem[] {
+  const owners = new Map<string, SourceId>();
+  for (const s of Object.values(data.services)) {
+    if (s.source === req.source) continue;
+    for (const v of s.revision.spec.volumes) if (v.kind === 'named' && !owners.has(v.name)) owners.set(v.name, s.source);
+  }
+  // The registry has the last word: it outlives the services.
+  for (const [name, owner] of Object.entries(req.volumeOwners ?? {})) owners.set(name, owner);
+  const problems: ManifestProblem[] = [];
+  for (const loaded of services) {
+    for (const [i, v] of loaded.object.spec.volumes.entries()) {
+      if (v.kind !== 'named') continue;
+      const owner = owners.get(v.name);
+      if (owner === undefined || owner === req.source) continue;
+      const at: PathSegment[] = ['spec', 'volumes', i, 'name'];
+      problems.push({
+        position: loaded.locate(at), path: formatPath(at),
+        message: `volume "${v.name}" belongs to source ${owner}; use another name (volumes are private to the source that made them)`,
+      });
+    }
+  }
+  return problems;
 }
 
 /** Created, updated, unchanged or pruned, per secret; a secret another source owns is a problem. */
@@ -318,7 +359,9 @@ export async function applyServices(store: Store, req: ApplyRequest, opts: Apply
 /** applyServices, with what happened to the set's secrets too. */
 export async function applyManifests(store: Store, req: ApplyRequest, opts: ApplyOptions = {}): Promise<{ changes: ApplyChange[]; secrets: SecretChange[] }> {
   const now = opts.now ?? (() => new Date());
-  const plan = async (data: StateData) => planApply(data, req, await planSecrets(data, req.secrets ?? [], opts.vault));
+  // Read at each plan (under the store lock when committing): the driver records owners as it makes volumes.
+  const owners = async () => req.volumeOwners ?? await readVolumeOwners(volumesDirOf(store.home));
+  const plan = async (data: StateData) => planApply(data, { ...req, volumeOwners: await owners() }, await planSecrets(data, req.secrets ?? [], opts.vault));
   if (opts.dryRun) {
     const p = await plan(await store.read());
     if (p.problems.length) throw new ManifestError(p.problems, 'nothing would be applied');

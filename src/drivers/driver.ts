@@ -13,6 +13,12 @@ export interface InstanceSpec {
   /** Unique, readable instance name, also its hostname: `login-1`. */
   name: string;
   service: string;
+  /**
+   * The source of the service (`cli`, `folder:…`, `git:…`). A named volume
+   * belongs to the first source that uses it; the driver refuses it to any
+   * other (admission refuses such manifests first; this is the last word).
+   */
+  source: string;
   /** Written onto the instance and given back by list(): service, spec hash, revision, ... */
   labels: Record<string, string>;
   /** The image reference (`name:tag`); the service spec's `image` or the name its build produced. */

@@ -422,7 +422,7 @@ export class Reconciler {
     const image = await this.image(svc);
     this.appliedHosts.set(name, JSON.stringify(this.addresses));
     return {
-      name, service: svc.name, image, hosts: { ...this.addresses },
+      name, service: svc.name, source: svc.source, image, hosts: { ...this.addresses },
       labels: { [LABELS.template]: svc.templateHash, [LABELS.revision]: String(svc.revision), [LABELS.restarts]: String(restarts) },
       spec: { command: s.command, args: s.args, env: s.env, workingDir: s.workingDir, user: s.user, resources: s.resources, volumes: s.volumes, ports: s.ports },
       security: { readOnlyRootfs: s.readOnlyRootfs === true, capAdd: s.capabilities?.add ?? [], capDrop: s.capabilities?.drop ?? [], userns: s.userns === true },

@@ -191,11 +191,11 @@ export async function imageFromTree(host: TestHost, tag: string, make: (dir: str
 
 /** An InstanceSpec with plain defaults; a test states only what differs. */
 export function instance(
-  name: string, over: Partial<InstanceSpec['spec']> & { image?: string; hosts?: Record<string, string>; security?: SecuritySpec } = {},
+  name: string, over: Partial<InstanceSpec['spec']> & { image?: string; hosts?: Record<string, string>; security?: SecuritySpec; source?: string } = {},
 ): InstanceSpec {
-  const { image, hosts, security, ...spec } = over;
+  const { image, hosts, security, source, ...spec } = over;
   return {
-    name, service: name.replace(/-\d+$/, ''), labels: { test: 'yes' }, image: image ?? 'test/busybox:1', hosts, ...(security ? { security } : {}),
+    name, service: name.replace(/-\d+$/, ''), source: source ?? 'cli', labels: { test: 'yes' }, image: image ?? 'test/busybox:1', hosts, ...(security ? { security } : {}),
     spec: {
       command: null, args: null, env: {}, workingDir: null, user: null,
       resources: { cpuMillis: null, memoryBytes: null, pids: null }, volumes: [], ports: [], ...spec,

@@ -2,6 +2,7 @@ import { planApply } from '../../api/apply.js';
 import { diffServices, formatChange } from '../../api/diff.js';
 import { ManifestError } from '../../errors.js';
 import { loadManifestSet } from '../../schema/load.js';
+import { readVolumeOwners, volumesDirOf } from '../../util/volume-owners.js';
 import type { Context } from '../context.js';
 import { write } from '../output.js';
 
@@ -18,7 +19,7 @@ export async function diff(ctx: Context, opts: DiffOptions): Promise<void> {
   const sealed = sealedSecrets.map((s) => ({
     name: s.name, keys: Object.keys(s.data).sort(), values: {}, changed: false, changedKeys: null, origin: s.origin, locate: s.locate,
   }));
-  const plan = planApply(await ctx.store().read(), { services, source: 'cli', prune: opts.prune === true, admission }, sealed);
+  const plan = planApply(await ctx.store().read(), { services, source: 'cli', prune: opts.prune === true, admission, volumeOwners: await readVolumeOwners(volumesDirOf(ctx.home)) }, sealed);
   if (plan.problems.length) throw new ManifestError(plan.problems, 'nothing would be applied');
   const lines: string[] = plan.secretChanges.filter((c) => c.action === 'created' || c.action === 'pruned').map((c) => `secret/${c.name} ${c.action}`);
   for (const c of plan.changes) {

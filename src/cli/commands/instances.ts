@@ -47,7 +47,8 @@ export async function run(ctx: Context, image: string, command: string[], opts: 
   const base = image.replace(/:.*$/, '').split('/').at(-1)!.replace(/[^a-z0-9-]/g, '-');
   const name = opts.name ?? `${base}-${randomBytes(2).toString('hex')}`;
   const spec: InstanceSpec = {
-    name, service: name, labels: { 'carte.run': 'true' }, image,
+    // `carte run` is the administrator's, as `carte apply` is: its volumes are the CLI's.
+    name, service: name, source: 'cli', labels: { 'carte.run': 'true' }, image,
     spec: {
       command: command.length ? command : null, args: null, env,
       workingDir: opts.workdir ?? null, user: opts.user ?? null,

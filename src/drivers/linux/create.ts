@@ -27,6 +27,7 @@ import { readImageFile } from './image-file.js';
 import { mountOverlay, unmountAll } from './rootfs.js';
 import { SECRETS_FOLDER, stageSecretVolume } from './secret-volumes.js';
 import { buildSpec, resolveArgs, resolveEnv, resolveUser } from './spec.js';
+import { claimVolumes } from './volumes.js';
 
 /** Where a carte killed mid-create can stop (see src/util/fault.ts), in order. */
 export const CREATE_FAULT_POINTS = ['create:record-written', 'create:bundle-and-netns', 'create:container-created', 'create:started'] as const;
@@ -114,6 +115,8 @@ export async function create(ctx: DriverContext, spec: InstanceSpec): Promise<Ob
   checkDiskReserve(ctx, name);
   // Before anything is made: a bridge that is another home's must change nothing.
   await ctx.network.claimBridge();
+  // Also before anything is made: another source's volume is refused, and the instance leaves nothing.
+  await claimVolumes(paths.volumesDir, spec);
   const started = performance.now();
   await fsp.mkdir(paths.dir(name), { recursive: true, mode: 0o700 });
   try {
@@ -223,8 +226,8 @@ async function prepareBundle(
   ];
   for (const [i, v] of spec.spec.volumes.entries()) {
     if (v.kind === 'named') {
+      // Made, and its owner checked and recorded, by claimVolumes before any step.
       const source = path.join(paths.volumesDir, v.name);
-      await fsp.mkdir(source, { recursive: true, mode: 0o755 });
       binds.push({ source, destination: v.mountPath, readOnly: v.readOnly });
     } else {
       // Mounted by carte from an open descriptor, runc mounts the staging point (see host-volumes.ts).

@@ -64,7 +64,7 @@ describe('reconciler (in-memory driver)', () => {
   });
 
   it('scales down, and leaves instances it does not manage (carte run) alone', async () => {
-    await driver.create({ name: 'adhoc-1', service: 'adhoc-1', labels: {}, image: 'x', spec: { command: null, args: null, env: {}, workingDir: null, user: null, resources: { cpuMillis: null, memoryBytes: null, pids: null }, volumes: [], ports: [] } });
+    await driver.create({ name: 'adhoc-1', service: 'adhoc-1', source: 'cli', labels: {}, image: 'x', spec: { command: null, args: null, env: {}, workingDir: null, user: null, resources: { cpuMillis: null, memoryBytes: null, pids: null }, volumes: [], ports: [] } });
     await apply(serviceDoc('web', { replicas: 3 }));
     const r = make();
     await step(r);
