@@ -131,6 +131,27 @@ describe('linux: what a build may read', function () {
       );
     });
 
+    it('refuses a host file in a folder someone other than root may change (an entry could be swapped mid-copy)', async () => {
+      const student = path.join(allowed, 'student');
+      fs.mkdirSync(student, { mode: 0o755 });
+      fs.writeFileSync(path.join(student, 'tool'), 'x\n', { mode: 0o644 });
+      fs.chownSync(student, 1000, 1000);
+      const open = path.join(allowed, 'open');
+      fs.mkdirSync(open);
+      fs.chmodSync(open, 0o777);
+      fs.writeFileSync(path.join(open, 'tool'), 'x\n', { mode: 0o644 });
+      try {
+        assert.equal(await refusal(`FROM scratch\nCOPY --from=host ${student}/tool /t\n`, widened),
+          `${cartefile}:2: COPY --from=host ${student}/tool: ${student}/tool is in ${student}, which user 1000 owns (mode 0755): a build copies host files only from folders only root can change (an entry could be swapped for a link mid-copy)`);
+        fs.rmSync(path.join(ctx, 'Cartefile'));
+        assert.equal(await refusal(`FROM scratch\nCOPY --from=host ${open} /t/\n`, widened),
+          `${cartefile}:2: COPY --from=host ${open}: it is in ${open}, which others may change (mode 0777): a build copies host files only from folders only root can change (an entry could be swapped for a link mid-copy)`);
+      } finally {
+        fs.rmSync(student, { recursive: true, force: true });
+        fs.rmSync(open, { recursive: true, force: true });
+      }
+    });
+
     it('a build\'s own prefixes (its source\'s policy section) replace the builder\'s', async () => {
       write('Cartefile', `FROM scratch\nCOPY --from=host ${allowed}/tool /section-tool\n`);
       const narrowed = await widened.build({ context: ctx, tag: 'trust/section:1', hostCopyPrefixes: ['/usr'] }).then(() => 'built', (e: Error) => e.message);

@@ -60,7 +60,14 @@ export type HostRefusal =
   | { kind: 'unreadable'; mode: number }
   | { kind: 'special'; what: string }
   | { kind: 'missing' }
-  | { kind: 'loop' };
+  | { kind: 'loop' }
+  /** A folder on the way that someone other than root may change (then swap an entry for a link mid-copy). */
+  | { kind: 'writable'; folder: string; uid: number; mode: number };
+
+/** Only root can change what `dir` holds: root's, and not group/other-writable unless sticky (as /tmp). */
+export function onlyRootChanges(st: { uid: number; mode: number }): boolean {
+  return st.uid === 0 && (!(st.mode & 0o022) || (st.mode & 0o1000) !== 0);
+}
 
 const KEY_NAME = /^(id_(rsa|dsa|ecdsa|ed25519)(_sk)?|ssh_host_.+_key)$/;
 
@@ -129,5 +136,7 @@ export function explainHostRefusal(subject: Subject, r: HostRefusal, rules: Host
       return `${lead} missing on this machine`;
     case 'loop':
       return `${lead} a loop of symbolic links`;
+    case 'writable':
+      return `${lead} in ${r.folder}, which ${r.uid === 0 ? 'others may change' : `user ${r.uid} owns`} (mode ${(r.mode & 0o7777).toString(8).padStart(4, '0')}): a build copies host files only from folders only root can change (an entry could be swapped for a link mid-copy)`;
   }
 }

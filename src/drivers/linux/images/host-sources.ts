@@ -8,7 +8,7 @@ import { createReadStream, realpathSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { resolvePath } from '../../../util/resolve-path.js';
-import { explainHostRefusal, hasPrivateKeyHeader, judgeHostPath, makeHostCopyRules, privateKeyByName, type HostCopyRules, type HostRefusal, type Subject } from './host-policy.js';
+import { explainHostRefusal, hasPrivateKeyHeader, judgeHostPath, makeHostCopyRules, onlyRootChanges, privateKeyByName, type HostCopyRules, type HostRefusal, type Subject } from './host-policy.js';
 
 /** Rules for these prefixes and CARTE_HOME, with the real paths of both as they are on this machine. */
 export function hostCopyRules(prefixes: readonly string[], home: string | undefined): HostCopyRules {
@@ -97,11 +97,17 @@ async function resolveChecked(named: string, name: string, physical: string, rul
   }
 }
 
-/** Every folder above `real` lets everyone in (o+x): otherwise its author could not reach the file. */
+/**
+ * Every folder above `real` lets everyone in (o+x): otherwise its author
+ * could not reach the file. And only root can change it: the copy reads by
+ * name after this check, so a folder another user may write would let them
+ * swap an entry for a link to /etc between the two.
+ */
 async function checkReachable(real: string, reachable: Set<string>): Promise<void> {
   for (let dir = path.dirname(real); dir !== '/' && !reachable.has(dir); dir = path.dirname(dir)) {
     const st = await fsp.stat(dir);
     if (!(st.mode & 0o001)) throw new Refused({ noun: dir, path: dir }, { kind: 'unreadable', mode: st.mode });
+    if (!onlyRootChanges(st)) throw new Refused({ noun: real, path: real }, { kind: 'writable', folder: dir, uid: st.uid, mode: st.mode });
     reachable.add(dir);
   }
 }
@@ -125,6 +131,7 @@ async function checkEntry(real: string, subject: { noun: string; path: string },
   }
   if (!st.isDirectory()) throw new Refused(subject, { kind: 'special', what: kindOf(st) });
   if ((st.mode & 0o005) !== 0o005) throw new Refused(subject, { kind: 'unreadable', mode: st.mode });
+  if (!onlyRootChanges(st)) throw new Refused(subject, { kind: 'writable', folder: real, uid: st.uid, mode: st.mode });
   if (walk.seen.has(real)) throw new Refused(subject, { kind: 'loop' });
   walk.seen.add(real);
   for (const entry of (await fsp.readdir(real)).sort()) {
