@@ -5,10 +5,10 @@
 // file first (durably), then the state that names it; a carte killed in
 // between leaves a file no state names, which the next secret write removes.
 // Files are replaced, never rewritten.
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { CarteError } from '../errors.js';
+import { writeFileDurably } from '../util/durable-json-file.js';
 import type { SecretReader, SecretValues } from '../model/secrets.js';
 import { decrypt, digestOf, encrypt, OpenError } from './age.js';
 import { loadSecretKey, type SecretKey } from './key.js';
@@ -47,7 +47,8 @@ export class SecretVault implements SecretReader {
     const ciphertext = await encrypt(k.recipient, Buffer.from(JSON.stringify(payload)));
     const digest = digestOf(ciphertext);
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await writeDurably(this.fileOf(name, digest), ciphertext);
+    // Temp file (0600, a name of its own), fsync, rename, fsync of the folder: a crash leaves the old set of files or the new one.
+    await writeFileDurably(this.fileOf(name, digest), ciphertext);
     return digest;
   }
 
@@ -99,26 +100,3 @@ export function sameValues(a: SecretValues, b: SecretValues): boolean {
   return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k]!.equals(b[k]!));
 }
 
-/** Temp file (0600), fsync, rename, fsync of the folder: a crash leaves the old set of files or the new one. */
-async function writeDurably(file: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    const h = await fsp.open(tmp, 'w', 0o600);
-    try {
-      await h.writeFile(bytes);
-      await h.sync();
-    } finally {
-      await h.close();
-    }
-    await fsp.rename(tmp, file);
-  } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw new CarteError('io', `failed to write ${file}: ${(e as Error).message} — nothing was changed`, { cause: e });
-  }
-  const dir = await fsp.open(path.dirname(file), fs.constants.O_RDONLY);
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-}

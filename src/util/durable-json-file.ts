@@ -55,7 +55,7 @@ export interface DurableWriteOptions {
  * (disk full, quota, I/O error) removes its temporary file and leaves the old
  * file exactly as it was: a partial file is never renamed over it.
  */
-export async function writeFileDurably(file: string, text: string, opts: DurableWriteOptions = {}): Promise<void> {
+export async function writeFileDurably(file: string, text: string | Uint8Array, opts: DurableWriteOptions = {}): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `${tmpPrefix(file)}${process.pid}.${++writes}.tmp`);
   inFlight.add(tmp);

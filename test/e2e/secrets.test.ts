@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { eventually, requireRoot } from '../helpers/linux.js';
 import { buildBusybox, makeE2eEnv, readiness, type E2eEnv } from '../helpers/e2e.js';
 import { makeGitRemote, type GitRemote } from '../helpers/git.js';
-import { CARTE, tempDir } from '../helpers/paths.js';
+import { CARTE, filesOnDisk, tempDir } from '../helpers/paths.js';
 import { kill9 } from '../helpers/process.js';
 
 const V1 = 'first-8c1e5a55d0';
@@ -44,18 +44,6 @@ spec:
   stopGracePeriod: 0s
 `;
 
-/** Every regular file below `dir` on its own filesystem: what is on the disk (not the rootfs mounts, not the tmpfs). */
-function filesOnDisk(dir: string, dev = fs.statSync(dir).dev): string[] {
-  const out: string[] = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    const st = fs.lstatSync(p);
-    if (st.dev !== dev) continue;
-    if (st.isDirectory()) out.push(...filesOnDisk(p, dev));
-    else if (st.isFile()) out.push(p);
-  }
-  return out;
-}
 
 describe('e2e: secrets', function () {
   this.timeout(180_000);

@@ -12,3 +12,16 @@ export const fixture = (...parts: string[]) => path.join(ROOT, 'test', 'fixtures
 export function tempDir(prefix = 'carte-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
+
+/** Every regular file below `dir` on its own filesystem: what is on the disk (mounts below it, such as a rootfs or a tmpfs, are not). */
+export function filesOnDisk(dir: string, dev = fs.statSync(dir).dev): string[] {
+  const out: string[] = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    const st = fs.lstatSync(p);
+    if (st.dev !== dev) continue;
+    if (st.isDirectory()) out.push(...filesOnDisk(p, dev));
+    else if (st.isFile()) out.push(p);
+  }
+  return out;
+}

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { InstanceSpec } from '../../src/drivers/driver.js';
 import { CREATE_FAULT_POINTS } from '../../src/drivers/linux/create.js';
 import { CLEAN, execOut, instance, traces, useTestHost } from '../helpers/linux.js';
+import { filesOnDisk } from '../helpers/paths.js';
 
 const CHILD = fileURLToPath(new URL('../helpers/driver-child.js', import.meta.url));
 const VALUE = 'hunter2-e8d1c0ffee';
@@ -25,18 +26,6 @@ function secretInstance(name: string): InstanceSpec {
   };
 }
 
-/** Every regular file below `dir` on the same filesystem (mounts below it, the rootfs and the tmpfs, are not the disk's). */
-function filesOnDisk(dir: string, dev = fs.statSync(dir).dev): string[] {
-  const out: string[] = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    const st = fs.lstatSync(p);
-    if (st.dev !== dev) continue;
-    if (st.isDirectory()) out.push(...filesOnDisk(p, dev));
-    else if (st.isFile()) out.push(p);
-  }
-  return out;
-}
 
 describe('linux driver: secrets', function () {
   this.timeout(300_000);
