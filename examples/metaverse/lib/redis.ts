@@ -46,7 +46,8 @@ export function replyError(e: RedisReplyError): Error {
 export function handshakeRefusal(reply: string, withPassword: boolean): string {
   if (/^NOAUTH\b/.test(reply)) return 'redis requires a password: set REDIS_PASSWORD to the password of its requirepass';
   if (/^WRONGPASS\b/.test(reply) || (withPassword && /^ERR invalid password/.test(reply))) return 'redis refused the password in REDIS_PASSWORD: it must be the password of its requirepass';
-  return `redis refused the connection: ${reply}`;
+  const busy = UNAVAILABLE_REPLIES[/^[A-Z]+/.exec(reply)?.[0] ?? ''];
+  return busy ? `redis is unavailable: ${busy}` : `redis refused the connection: ${reply}`;
 }
 
 /** AUTH's answer when Redis has no password at all: we are let in anyway. */

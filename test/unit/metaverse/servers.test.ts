@@ -252,6 +252,7 @@ describe('metaverse: rules behind the limits', () => {
     assert.equal(handshakeRefusal('NOAUTH Authentication required.', false), 'redis requires a password: set REDIS_PASSWORD to the password of its requirepass');
     assert.equal(handshakeRefusal('WRONGPASS invalid username-password pair or user is disabled.', true), 'redis refused the password in REDIS_PASSWORD: it must be the password of its requirepass');
     assert.equal(handshakeRefusal('ERR invalid password', true), 'redis refused the password in REDIS_PASSWORD: it must be the password of its requirepass', 'Redis before 6');
+    assert.equal(handshakeRefusal('LOADING Redis is loading the dataset in memory', false), 'redis is unavailable: it is still loading its data after a restart');
     assert.equal(handshakeRefusal('ERR unknown command', false), 'redis refused the connection: ERR unknown command');
   });
 
