@@ -10,7 +10,7 @@
 //    (goal: peak < 1 GiB).
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildImages, carteWith, copyManifests, SERVICES, waitConverged } from '../examples/metaverse/demo.js';
+import { buildImages, carteWith, copyManifests, ensureSecret, SERVICES, waitConverged } from '../examples/metaverse/demo.js';
 import { formatSummary, runLoad } from '../examples/metaverse/loadgen/loadgen.js';
 import { makeE2eEnv } from '../test/helpers/e2e.js';
 import { tempDir } from '../test/helpers/paths.js';
@@ -73,6 +73,7 @@ try {
   const ep = copyManifests(dir, { portOffset: 30_000, ...(GAME_MIN !== undefined ? { gameMin: GAME_MIN } : {}) });
   const carte = carteWith(e.env);
   await buildImages(carte);
+  await ensureSecret(carte, dir);
   const daemon = e.daemon(['--watch', dir, '--publish-address', '127.0.0.1']);
   await waitConverged(carte, SERVICES, 180_000);
   const parent = e.env.CARTE_CGROUP_PARENT!;

@@ -8,11 +8,19 @@
 //     stops that daemon, deletes the five services (their instances stop),
 //     keeps the volumes (accounts, rooms, assets).
 //   node dist/examples/metaverse/demo.js images  builds the images only.
+//   node dist/examples/metaverse/demo.js rotate  new values for the secret
+//     "metaverse" (the daemon rolls the services that use it).
+//
+// The manifests hold no credential: the session-token key and Redis's
+// password are the secret "metaverse", which `up` makes on its first run
+// (ensureSecret) through `carte secret set`, as an administrator would.
 //
 // The functions are exported for the e2e test and the benchmark, which run
 // the same steps on a CARTE_HOME of their own.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -63,6 +71,97 @@ export async function buildImages(carte: Carte, say: (line: string) => void = ()
     await must(carte, ['build', '-q', '-t', img.tag, '-f', img.cartefile, img.context]);
     say(`image ${img.tag} built in ${((performance.now() - started) / 1000).toFixed(1)}s`);
   }
+}
+
+/** The secret the manifests name, and its keys. */
+export const SECRET = 'metaverse';
+export const SECRET_KEYS = ['redis-password', 'redis.conf', 'token'] as const;
+
+/**
+ * Fresh values for the secret: the session-token key (TOKEN_SECRET) and
+ * Redis's password, 32 random bytes each in hex, and the Redis config that
+ * requires that password (the image reads it first: redis/Cartefile). Only
+ * the password goes in the config: the secret is kept across runs, so a
+ * setting put there would not follow a change of the checkout; the others
+ * are flags in the Cartefile.
+ */
+export function secretValues(random: (n: number) => Buffer = randomBytes): Record<(typeof SECRET_KEYS)[number], string> {
+  const password = random(32).toString('hex');
+  return {
+    token: random(32).toString('hex'),
+    'redis-password': password,
+    'redis.conf': `# The metaverse demo's Redis password (made by examples/metaverse/demo.ts; the servers get it as REDIS_PASSWORD).\nrequirepass ${password}\n`,
+  };
+}
+
+/**
+ * The sources that apply the demo's manifests: the daemon watching `dir`
+ * (folder:<absolute dir>) and `carte apply` (cli), which `up` uses when a
+ * daemon it did not start already runs. A secret set with `carte secret set`
+ * is usable by cli only unless granted (docs/security.md, "Secrets").
+ */
+export function secretGrant(dir: string): string[] {
+  return ['cli', `folder:${path.resolve(dir)}`];
+}
+
+/** The USABLE BY column of `carte secret list` for `name`, cut where the header's columns start (a path may hold spaces). */
+export function usableByOf(list: string, name: string): string[] | null {
+  const [head = '', ...rows] = list.split('\n');
+  const from = head.indexOf('USABLE BY');
+  const to = head.indexOf('UPDATED');
+  if (from < 0 || to < from) return null;
+  const row = rows.find((r) => r.split(/\s+/)[0] === name);
+  return row ? row.slice(from, to).trim().split(',').filter(Boolean) : null;
+}
+
+/** Whether a grant pattern (`*`: any characters, as in the policy's match) covers a source. */
+export function covers(pattern: string, source: string): boolean {
+  return new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`).test(source);
+}
+
+/**
+ * Makes sure the secret "metaverse" exists with its keys and is usable by the
+ * sources that apply `dir`. Made on the first run only: later runs keep it
+ * (new values would log every player out and roll every service), unless
+ * `rotate`. A grant is changed only with the values, which no command prints:
+ * one that lacks a source (the checkout moved) is set again with new values.
+ * The values go to `carte secret set` in files (0600, in a 0700 folder removed
+ * after), never as arguments, which `ps` would show.
+ */
+export async function ensureSecret(carte: Carte, dir: string, say: (line: string) => void = () => {}, opts: { rotate?: boolean } = {}): Promise<'created' | 'kept' | 'granted' | 'rotated'> {
+  const grant = secretGrant(dir);
+  const got = await carte(['secret', 'get', SECRET]);
+  if (got.code !== 0 && !got.stderr.includes(`secret "${SECRET}" not found`)) throw new Error(`carte secret get ${SECRET} failed (exit ${got.code}):\n${got.stderr.trim()}`);
+  let usable: string[] = [];
+  if (got.code === 0) {
+    const keys = got.stdout.split('\n').filter(Boolean);
+    const missing = SECRET_KEYS.filter((k) => !keys.includes(k));
+    if (missing.length && !opts.rotate) {
+      throw new Error(`secret "${SECRET}" exists without ${missing.length === 1 ? 'key' : 'keys'} ${missing.join(', ')}, which the manifests use: `
+        + 'run "node dist/examples/metaverse/demo.js rotate" to set them all (the services that use it roll)');
+    }
+    usable = usableByOf(await must(carte, ['secret', 'list']), SECRET) ?? [];
+    const lacking = grant.filter((g) => !usable.some((p) => covers(p, g)));
+    if (!opts.rotate && !lacking.length) return 'kept';
+    if (!opts.rotate) say(`secret ${SECRET} is not usable by ${lacking.join(', ')} (did the checkout move?): setting it again, with new values, to grant it`);
+  }
+  const usableBy = [...new Set([...usable, ...grant])];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'carte-demo-secret-'));
+  try {
+    const args = ['secret', 'set', SECRET, '--no-start'];
+    for (const [key, value] of Object.entries(secretValues())) {
+      const file = path.join(tmp, key);
+      fs.writeFileSync(file, value, { mode: 0o600, flag: 'wx' });
+      args.push('--from-file', `${key}=${file}`);
+    }
+    for (const g of usableBy) args.push('--usable-by', g);
+    await must(carte, args);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const did = got.code !== 0 ? 'created' : opts.rotate ? 'rotated' : 'granted';
+  say(`secret ${SECRET} ${did}: keys ${SECRET_KEYS.join(', ')}, usable by ${usableBy.join(', ')}; kept encrypted in CARTE_HOME/secrets`);
+  return did;
 }
 
 export interface ServiceRow { name: string; ready: string; phase: string }
@@ -150,6 +249,7 @@ async function up(): Promise<void> {
   const carte = carteWith(process.env);
   const say = (l: string) => console.log(l);
   await buildImages(carte, say);
+  await ensureSecret(carte, MANIFESTS, say);
   const running = /^daemon: running/m.test(await must(carte, ['status']));
   if (running && !ourDaemon()) {
     say('a carte daemon already runs on this CARTE_HOME: applying manifests/ through it');
@@ -198,9 +298,10 @@ async function down(): Promise<void> {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const cmd = process.argv[2];
-  const action = cmd === 'up' ? up : cmd === 'down' ? down : cmd === 'images' ? () => buildImages(carteWith(process.env), console.log) : null;
+  const action = cmd === 'up' ? up : cmd === 'down' ? down : cmd === 'images' ? () => buildImages(carteWith(process.env), console.log)
+    : cmd === 'rotate' ? () => ensureSecret(carteWith(process.env), MANIFESTS, console.log, { rotate: true }) : null;
   if (!action) {
-    console.error('usage: node dist/examples/metaverse/demo.js up|down|images');
+    console.error('usage: node dist/examples/metaverse/demo.js up|down|images|rotate');
     process.exit(2);
   }
   action().catch((e: Error) => {

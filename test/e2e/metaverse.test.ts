@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildImages, carteWith, copyManifests, SERVICES, waitConverged } from '../../examples/metaverse/demo.js';
+import { buildImages, carteWith, copyManifests, ensureSecret, MANIFESTS, SERVICES, waitConverged } from '../../examples/metaverse/demo.js';
 import { call, GameClient, type Endpoints } from '../../examples/metaverse/loadgen/client.js';
 import { gatewayNames } from '../../src/drivers/linux/gateway-netns.js';
 import { homeIdOf } from '../../src/drivers/linux/records.js';
@@ -35,6 +35,7 @@ describe('metaverse demo (root: its images, manifests and a real daemon)', funct
     dir = tempDir('carte-metaverse-');
     ep = copyManifests(dir, { portOffset: 20_000 + 100 * Math.floor(Math.random() * 150), gameMin: 2 });
     await buildImages(carteWith(e.env));
+    assert.equal(await ensureSecret(carteWith(e.env), dir), 'created');
     daemon = e.daemon(['--watch', dir, '--publish-address', '127.0.0.1']);
     await waitConverged(carteWith(e.env), SERVICES, 120_000);
   });
@@ -49,6 +50,47 @@ describe('metaverse demo (root: its images, manifests and a real daemon)', funct
     const running = (await instances()).filter((i) => i.state === 'running').map((i) => i.service);
     assert.deepEqual([...new Set(running)].sort(), ['asset', 'game', 'login', 'map', 'redis']);
     assert.equal(running.filter((s) => s === 'game').length, 2);
+  });
+
+  it('keeps its credentials in the secret only: Redis refuses a client without its password; no value in the manifests or the state', async () => {
+    assert.equal(await ensureSecret(carteWith(e!.env), dir), 'kept', 'a second make demo keeps the secret');
+    const login = (await instances()).find((i) => i.service === 'login' && i.state === 'running')!;
+    const redis = (await instances()).find((i) => i.service === 'redis' && i.state === 'running')!;
+    // Inside a Login container (node, and "redis" resolves there), as another container reaches Redis; the
+    // password comes from the container's own environment, never from this command line.
+    const probe = `const net = require('node:net');
+      const talk = (lines) => new Promise((resolve, reject) => {
+        const s = net.connect(6379, 'redis');
+        let got = '';
+        s.on('data', (d) => { got += d; if (got.split('\\r\\n').length > lines.length) { s.destroy(); resolve(got.split('\\r\\n').slice(0, lines.length)); } });
+        s.on('error', reject);
+        s.write(lines.map((l) => l + '\\r\\n').join(''));
+      });
+      (async () => {
+        const out = { noAuth: await talk(['PING']), wrong: await talk(['AUTH not-the-password', 'PING']), right: await talk(['AUTH ' + process.env.REDIS_PASSWORD, 'PING']),
+          token: process.env.TOKEN_SECRET, password: process.env.REDIS_PASSWORD };
+        process.stdout.write(JSON.stringify(out));
+      })().catch((err) => { console.error(err.message); process.exit(1); });`;
+    const r = await e!.carte(['exec', login.name, '--', 'node', '-e', probe]);
+    assert.equal(r.code, 0, r.stderr);
+    const got = JSON.parse(r.stdout) as { noAuth: string[]; wrong: string[]; right: string[]; token: string; password: string };
+    assert.deepEqual(got.noAuth, ['-NOAUTH Authentication required.']);
+    assert.deepEqual(got.wrong, ['-WRONGPASS invalid username-password pair or user is disabled.', '-NOAUTH Authentication required.']);
+    assert.deepEqual(got.right, ['+OK', '+PONG']);
+    assert.match(got.token, /^[0-9a-f]{64}$/);
+    assert.match(got.password, /^[0-9a-f]{64}$/);
+    const home = e!.home;
+    const places = [
+      ...fs.readdirSync(home).filter((f) => f.startsWith('state')).map((f) => path.join(home, f)).filter((f) => fs.statSync(f).isFile()),
+      ...fs.readdirSync(dir).map((f) => path.join(dir, f)),
+      ...fs.readdirSync(MANIFESTS).map((f) => path.join(MANIFESTS, f)),
+    ];
+    assert.ok(places.some((f) => path.basename(f) === 'state.json'));
+    const outputs = await Promise.all([['get', '-o', 'yaml'], ['describe', 'service', 'redis'], ['describe', 'service', 'login'], ['events'], ['secret', 'list'], ['logs', login.name], ['logs', redis.name]].map((a) => e!.carte(a)));
+    for (const value of [got.token, got.password]) {
+      for (const f of places) assert.equal(fs.readFileSync(f, 'utf8').includes(value), false, `a value in ${f}`);
+      for (const o of outputs) assert.equal(o.stdout.includes(value) || o.stderr.includes(value), false, 'a value in the CLI\'s output');
+    }
   });
 
   it('Login: signs up and logs in; refuses duplicates, wrong passwords and bad requests with JSON errors', async () => {

@@ -11,6 +11,8 @@ import { Redis } from '../../examples/metaverse/lib/redis.js';
 import { ROOT } from './paths.js';
 
 export const SECRET = 'metaverse-test-secret-16+';
+/** The local redis-server's requirepass, as the demo's Redis has one. */
+export const REDIS_PASSWORD = 'metaverse-test-redis-password';
 const SERVERS = path.join(ROOT, 'dist', 'examples', 'metaverse');
 
 /** A port nothing listens on right now (the kernel picks it). */
@@ -62,11 +64,11 @@ export class Processes {
   private children: ChildProcess[] = [];
   private output = new Map<ChildProcess, string>();
 
-  /** redis-server on a free port, nothing saved. */
+  /** redis-server on a free port, nothing saved, requiring REDIS_PASSWORD; `client` logs in with it. */
   async redis(): Promise<{ port: number; client: Redis }> {
     const port = await freePort();
-    const child = this.spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {});
-    const client = new Redis({ host: '127.0.0.1', port }, makeLog('test', 'error'));
+    const child = this.spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', REDIS_PASSWORD], {});
+    const client = new Redis({ host: '127.0.0.1', port, password: REDIS_PASSWORD }, makeLog('test', 'error'));
     client.start(); // retries until redis-server listens
     await client.waitReady(10_000).catch((e: Error) => {
       throw new Error(`${e.message}: ${this.output.get(child)}`);
@@ -74,16 +76,21 @@ export class Processes {
     return { port, client };
   }
 
-  /** One of the four servers, ready (its /health answers 200 on `healthPort`). */
-  async server(name: 'login' | 'asset' | 'map' | 'game', env: Record<string, string>, healthPort: number): Promise<ChildProcess> {
+  /** One of the four servers, ready (its /health answers `status`, 200 by default, on `healthPort`). */
+  async server(name: 'login' | 'asset' | 'map' | 'game', env: Record<string, string>, healthPort: number, status = 200): Promise<ChildProcess> {
     const child = this.spawn(process.execPath, [path.join(SERVERS, name, 'server.js')], { TOKEN_SECRET: SECRET, LOG_LEVEL: 'warn', ...env });
     await until(async () => {
       if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}: ${this.output.get(child)}`);
-      return (await getJson(healthPort, '/health')).status === 200;
-    }, `${name} to be healthy`).catch((e: Error) => {
+      return (await getJson(healthPort, '/health')).status === status;
+    }, `${name}'s health to answer ${status}`).catch((e: Error) => {
       throw new Error(`${e.message}\n${this.output.get(child)}`);
     });
     return child;
+  }
+
+  /** What a process this started wrote (stdout and stderr, the last 4000 characters). */
+  outputOf(child: ChildProcess): string {
+    return this.output.get(child) ?? '';
   }
 
   /** SIGTERMs what this started (by pid) and waits for each to exit. */

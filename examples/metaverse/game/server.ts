@@ -17,7 +17,7 @@ import dgram from 'node:dgram';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
-import { envInt, envString, redisAddress, tokenSecret } from '../lib/config.js';
+import { envInt, redisTarget, tokenSecret } from '../lib/config.js';
 import { onStop, startOrExit } from '../lib/http.js';
 import { makeLog } from '../lib/log.js';
 import { Redis, RedisUnavailable, Subscriber } from '../lib/redis.js';
@@ -43,7 +43,7 @@ startOrExit(log, () => {
   const udpPort = envInt(env, 'UDP_PORT', 7001, { min: 1, max: 65535 });
   const healthPort = envInt(env, 'HEALTH_PORT', 7002, { min: 1, max: 65535 });
   const secret = tokenSecret(env);
-  const addr = redisAddress(envString(env, 'REDIS_URL', 'redis://redis:6379'));
+  const addr = redisTarget(env);
   const instance = os.hostname();
   const local = new LocalRooms<Session>();
   const sessions = new Set<Session>();

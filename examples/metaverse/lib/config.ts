@@ -32,6 +32,20 @@ export function redisAddress(url: string): { host: string; port: number } {
   return { host: u.hostname, port: u.port ? Number(u.port) : 6379 };
 }
 
+/** Where Redis is and how to log in to it. */
+export interface RedisTarget { host: string; port: number; password?: string }
+
+/**
+ * REDIS_URL (default redis://redis:6379) and REDIS_PASSWORD, the password of
+ * Redis's `requirepass`: in the demo a key of the secret "metaverse", which
+ * also holds Redis's config. Optional (unset or empty: no AUTH), so the unit
+ * tests can run a local redis-server without one.
+ */
+export function redisTarget(env: Env): RedisTarget {
+  const password = env.REDIS_PASSWORD;
+  return { ...redisAddress(envString(env, 'REDIS_URL', 'redis://redis:6379')), ...(password ? { password } : {}) };
+}
+
 /** The secret shared by every server to sign and verify session tokens. */
 export function tokenSecret(env: Env): string {
   const s = envString(env, 'TOKEN_SECRET');

@@ -1,7 +1,15 @@
 // A small Redis client: one TCP connection, pipelined commands answered in
 // order, reconnect with backoff. Subscriber mode (for the Game fan-out) uses
 // its own connection and re-subscribes after a reconnect.
+//
+// Every connection, the first and each reconnect, opens with a handshake
+// before anything else is sent: AUTH with the password when there is one,
+// else PING. Only its OK makes the connection ready, so a Redis that wants a
+// password we lack (NOAUTH) or refuses ours (WRONGPASS) leaves the server
+// unready (its /health answers 503) with one clear log line, and it keeps
+// retrying, so it recovers when Redis or its password is fixed.
 import net from 'node:net';
+import type { RedisTarget } from './config.js';
 import type { Log } from './log.js';
 import { encodeCommand, RedisReplyError, ReplyParser, type Reply } from './resp.js';
 
@@ -31,6 +39,20 @@ export function replyError(e: RedisReplyError): Error {
   return detail ? new RedisUnavailable(detail) : e;
 }
 
+/**
+ * What a refused handshake means, for the log (never the password): AUTH's
+ * or PING's error reply and whether we sent a password.
+ */
+export function handshakeRefusal(reply: string, withPassword: boolean): string {
+  if (/^NOAUTH\b/.test(reply)) return 'redis requires a password: set REDIS_PASSWORD to the password of its requirepass';
+  if (/^WRONGPASS\b/.test(reply) || (withPassword && /^ERR invalid password/.test(reply))) return 'redis refused the password in REDIS_PASSWORD: it must be the password of its requirepass';
+  const busy = UNAVAILABLE_REPLIES[/^[A-Z]+/.exec(reply)?.[0] ?? ''];
+  return busy ? `redis is unavailable: ${busy}` : `redis refused the connection: ${reply}`;
+}
+
+/** AUTH's answer when Redis has no password at all: we are let in anyway. */
+const NO_PASSWORD_SET = /called without any password configured/;
+
 interface Pending { resolve(r: Reply): void; reject(e: Error): void }
 
 class Connection {
@@ -39,8 +61,10 @@ class Connection {
   private closing = false;
   private backoff = 100;
   private readyWaiters: Array<() => void> = [];
+  /** The last refused handshake's reason, logged once as an error until it changes or a handshake succeeds. */
+  private refused: string | null = null;
 
-  constructor(protected readonly addr: { host: string; port: number }, protected readonly log: Log, private readonly role: string) {}
+  constructor(protected readonly addr: RedisTarget, protected readonly log: Log, private readonly role: string) {}
 
   get ready(): boolean {
     return this.connected;
@@ -53,12 +77,9 @@ class Connection {
     s.setNoDelay(true);
     s.setKeepAlive(true, 10_000);
     this.socket = s;
+    let handshaking = true;
     s.on('connect', () => {
-      this.connected = true;
-      this.backoff = 100;
-      this.log.info('redis connected', { role: this.role, host: this.addr.host, port: this.addr.port });
-      this.onConnect();
-      this.readyWaiters.splice(0).forEach((f) => f());
+      s.write(encodeCommand(this.addr.password !== undefined ? ['AUTH', this.addr.password] : ['PING']));
     });
     s.on('data', (chunk) => {
       let replies: Reply[];
@@ -69,7 +90,17 @@ class Connection {
         s.destroy();
         return;
       }
-      for (const r of replies) this.onReply(r);
+      for (const r of replies) {
+        if (!handshaking) {
+          this.onReply(r);
+          continue;
+        }
+        handshaking = false;
+        if (!this.handshakeDone(r)) {
+          s.destroy();
+          return;
+        }
+      }
     });
     s.on('error', (e) => this.log.debug('redis socket error', { role: this.role, error: e.message }));
     s.on('close', () => {
@@ -84,11 +115,30 @@ class Connection {
     });
   }
 
+  /** The handshake's reply: true when the connection may be used (and it is now ready). */
+  private handshakeDone(r: Reply): boolean {
+    if (r instanceof RedisReplyError && !(this.addr.password !== undefined && NO_PASSWORD_SET.test(r.message))) {
+      const why = handshakeRefusal(r.message, this.addr.password !== undefined);
+      if (why !== this.refused) this.log.error(why, { role: this.role, host: this.addr.host, port: this.addr.port });
+      else this.log.debug(why, { role: this.role });
+      this.refused = why;
+      return false;
+    }
+    if (r instanceof RedisReplyError) this.log.warn('redis has no password set: REDIS_PASSWORD is not needed (anyone who reaches it may use it)', { role: this.role });
+    this.refused = null;
+    this.connected = true;
+    this.backoff = 100;
+    this.log.info('redis connected', { role: this.role, host: this.addr.host, port: this.addr.port, auth: this.addr.password !== undefined });
+    this.onConnect();
+    this.readyWaiters.splice(0).forEach((f) => f());
+    return true;
+  }
+
   /** Resolves once connected (or at once if connected); rejects after timeoutMs. */
   waitReady(timeoutMs: number): Promise<void> {
     if (this.connected) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new RedisUnavailable(`not connected after ${timeoutMs} ms`)), timeoutMs);
+      const t = setTimeout(() => reject(new RedisUnavailable(`not connected after ${timeoutMs} ms${this.refused ? ` (${this.refused})` : ''}`)), timeoutMs);
       this.readyWaiters.push(() => {
         clearTimeout(t);
         resolve();
@@ -120,7 +170,7 @@ class Connection {
 export class Redis extends Connection {
   private pending: Pending[] = [];
 
-  constructor(addr: { host: string; port: number }, log: Log) {
+  constructor(addr: RedisTarget, log: Log) {
     super(addr, log, 'commands');
   }
 
@@ -188,7 +238,7 @@ export class Redis extends Connection {
 export class Subscriber extends Connection {
   private channels = new Set<string>();
 
-  constructor(addr: { host: string; port: number }, log: Log, private readonly onMessage: (channel: string, message: string) => void) {
+  constructor(addr: RedisTarget, log: Log, private readonly onMessage: (channel: string, message: string) => void) {
     super(addr, log, 'subscriber');
   }
 

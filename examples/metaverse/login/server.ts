@@ -12,7 +12,7 @@
 // Failed logins are limited per name and per client address (limits.ts),
 // checked before the scrypt. Behind carte's TCP gateway every client has the
 // gateway's address, so the per-address limit counts all of them together.
-import { envInt, redisAddress, tokenSecret, envString } from '../lib/config.js';
+import { envInt, redisTarget, tokenSecret } from '../lib/config.js';
 import { HttpError, readJson, requireUser, router, sendJson, serve, startOrExit } from '../lib/http.js';
 import { makeLog } from '../lib/log.js';
 import { Redis } from '../lib/redis.js';
@@ -30,7 +30,7 @@ startOrExit(log, () => {
   const ttl = envInt(env, 'TOKEN_TTL_SECONDS', 3600, { min: 60, max: 7 * 86400 });
   const N = envInt(env, 'SCRYPT_N', 16384, { min: 1024, max: 1 << 20 });
   const trusted = parseTrustedProxies(env.TRUSTED_PROXIES);
-  const redis = new Redis(redisAddress(envString(env, 'REDIS_URL', 'redis://redis:6379')), log);
+  const redis = new Redis(redisTarget(env), log);
   redis.start();
   const failures = new FailedLogins(redis, {
     perName: envInt(env, 'LOGIN_MAX_FAILURES_PER_NAME', 5, { max: 1_000_000 }),

@@ -12,7 +12,7 @@
 //
 // Limits: a request body (name + map) of at most MAX_MAP_BYTES, a map at most
 // MAX_MAP_DEPTH levels deep, at most MAX_ROOMS_PER_USER rooms per creator.
-import { envInt, envString, redisAddress, tokenSecret } from '../lib/config.js';
+import { envInt, redisTarget, tokenSecret } from '../lib/config.js';
 import { readJson, requireUser, router, sendJson, serve, startOrExit } from '../lib/http.js';
 import { makeLog } from '../lib/log.js';
 import { Redis } from '../lib/redis.js';
@@ -27,7 +27,7 @@ startOrExit(log, () => {
   const maxMap = envInt(env, 'MAX_MAP_BYTES', 256 << 10, { min: 1024, max: 16 << 20 });
   const maxDepth = envInt(env, 'MAX_MAP_DEPTH', MAX_MAP_DEPTH, { min: 1, max: 256 });
   const maxRooms = envInt(env, 'MAX_ROOMS_PER_USER', 20, { min: 1, max: 100_000 });
-  const redis = new Redis(redisAddress(envString(env, 'REDIS_URL', 'redis://redis:6379')), log);
+  const redis = new Redis(redisTarget(env), log);
   redis.start();
   const rooms = new Rooms(redis, maxRooms);
 

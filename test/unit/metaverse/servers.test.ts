@@ -10,9 +10,10 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Catalog, parseUploadQuery } from '../../../examples/metaverse/asset/catalog.js';
 import { attachment, delivery, normalizeContentType, parseMediaType } from '../../../examples/metaverse/asset/content-type.js';
-import { envInt, redisAddress, tokenSecret } from '../../../examples/metaverse/lib/config.js';
+import { envInt, redisAddress, redisTarget, tokenSecret } from '../../../examples/metaverse/lib/config.js';
 import { HttpError, matchPath } from '../../../examples/metaverse/lib/http.js';
-import { RedisUnavailable, replyError, type Redis } from '../../../examples/metaverse/lib/redis.js';
+import { makeLog } from '../../../examples/metaverse/lib/log.js';
+import { handshakeRefusal, Redis, RedisUnavailable, replyError, Subscriber } from '../../../examples/metaverse/lib/redis.js';
 import { encodeCommand, RedisReplyError, ReplyParser } from '../../../examples/metaverse/lib/resp.js';
 import { signToken, verifyToken } from '../../../examples/metaverse/lib/token.js';
 import { checkPassword, hashPassword, parseCredentials } from '../../../examples/metaverse/login/accounts.js';
@@ -23,7 +24,7 @@ import { TicketCache } from '../../../examples/metaverse/game/tickets.js';
 import { depth, parseCapacity, parseMap } from '../../../examples/metaverse/map/rooms.js';
 import { call, GameClient } from '../../../examples/metaverse/loadgen/client.js';
 import { checkLocalHost, parseDuration } from '../../../examples/metaverse/loadgen/loadgen.js';
-import { freePort, getJson, Processes, SECRET as SERVER_SECRET, sendDatagram, until } from '../../helpers/metaverse.js';
+import { freePort, getJson, Processes, REDIS_PASSWORD, SECRET as SERVER_SECRET, sendDatagram, until } from '../../helpers/metaverse.js';
 import { ROOT, tempDir } from '../../helpers/paths.js';
 
 const SECRET = 'a-secret-of-16-chars';
@@ -69,6 +70,9 @@ describe('metaverse: configuration and routes', () => {
     assert.throws(() => redisAddress('redis:6379'), { message: 'REDIS_URL="redis:6379" must look like redis://HOST:PORT' });
     assert.throws(() => tokenSecret({ TOKEN_SECRET: 'short' }), { message: 'TOKEN_SECRET must have at least 16 characters' });
     assert.throws(() => tokenSecret({}), { message: 'TOKEN_SECRET is not set' });
+    assert.deepEqual(redisTarget({}), { host: 'redis', port: 6379 });
+    assert.deepEqual(redisTarget({ REDIS_URL: 'redis://db:7000', REDIS_PASSWORD: '' }), { host: 'db', port: 7000 }, 'empty is unset');
+    assert.deepEqual(redisTarget({ REDIS_PASSWORD: 'p4ss' }), { host: 'redis', port: 6379, password: 'p4ss' });
   });
 
   it('matches path patterns with parameters', () => {
@@ -244,6 +248,14 @@ describe('metaverse: rules behind the limits', () => {
     assert.equal(replyError(wrong), wrong);
   });
 
+  it('Redis: a refused AUTH or PING says what to fix, never the password', () => {
+    assert.equal(handshakeRefusal('NOAUTH Authentication required.', false), 'redis requires a password: set REDIS_PASSWORD to the password of its requirepass');
+    assert.equal(handshakeRefusal('WRONGPASS invalid username-password pair or user is disabled.', true), 'redis refused the password in REDIS_PASSWORD: it must be the password of its requirepass');
+    assert.equal(handshakeRefusal('ERR invalid password', true), 'redis refused the password in REDIS_PASSWORD: it must be the password of its requirepass', 'Redis before 6');
+    assert.equal(handshakeRefusal('LOADING Redis is loading the dataset in memory', false), 'redis is unavailable: it is still loading its data after a restart');
+    assert.equal(handshakeRefusal('ERR unknown command', false), 'redis refused the connection: ERR unknown command');
+  });
+
   it('Redis image: maxmemory below the 128Mi limit, and nothing evicted', () => {
     const cartefile = fs.readFileSync(path.join(ROOT, 'examples', 'metaverse', 'redis', 'Cartefile'), 'utf8');
     const cmd = JSON.parse(/^CMD (.*)$/m.exec(cartefile)![1]!) as string[];
@@ -306,6 +318,7 @@ describe('metaverse: the servers as processes, against a real redis-server', fun
   this.timeout(30_000);
   const procs = new Processes();
   let redis: Redis;
+  let redisPort = 0;
   let dataDir = '';
   const ports = { login: 0, asset: 0, map: 0, game: 0, gameUdp: 0, gameHealth: 0, game2: 0, game2Udp: 0, game2Health: 0 };
   const host = '127.0.0.1';
@@ -316,7 +329,8 @@ describe('metaverse: the servers as processes, against a real redis-server', fun
     if (spawnSync('redis-server', ['--version']).status !== 0) this.skip();
     const r = await procs.redis();
     redis = r.client;
-    const common = { REDIS_URL: `redis://127.0.0.1:${r.port}` };
+    redisPort = r.port;
+    const common = { REDIS_URL: `redis://127.0.0.1:${r.port}`, REDIS_PASSWORD };
     for (const k of Object.keys(ports) as Array<keyof typeof ports>) ports[k] = await freePort();
     dataDir = tempDir('carte-metaverse-asset-');
     await Promise.all([
@@ -558,6 +572,63 @@ describe('metaverse: the servers as processes, against a real redis-server', fun
       assert.equal((await call(host, ports.map, 'GET', '/v1/rooms')).status, 200);
       await redis.command('CONFIG', 'SET', 'maxmemory', '0');
       assert.equal((await call(host, ports.login, 'POST', '/v1/signup', { json: { name: 'nora', password: 'nora-password' } })).status, 201);
+    });
+  });
+
+  describe('the Redis password (REDIS_PASSWORD)', () => {
+    const connectionsReceived = async () => Number(/^total_connections_received:(\d+)/m.exec((await redis.str('INFO', 'stats'))!)![1]);
+    const logLines = (out: string) => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; msg: string; role?: string });
+
+    it('a wrong or missing one leaves the server up but unready (503), saying why once, with no stack trace; it keeps retrying', async () => {
+      const [mapPort, loginPort] = [await freePort(), await freePort()];
+      const url = `redis://127.0.0.1:${redisPort}`;
+      const before = await connectionsReceived();
+      const wrong = await procs.server('map', { REDIS_URL: url, REDIS_PASSWORD: 'not-the-password', PORT: String(mapPort), LOG_LEVEL: 'info' }, mapPort, 503);
+      const missing = await procs.server('login', { REDIS_URL: url, PORT: String(loginPort), LOG_LEVEL: 'info', SCRYPT_N: '1024' }, loginPort, 503);
+      await until(async () => (await connectionsReceived()) >= before + 8, 'both servers to try a few times');
+      assert.deepEqual(await getJson(mapPort, '/health'), { status: 503, body: { status: 'redis unavailable' } });
+      const created = await call(host, mapPort, 'POST', '/v1/rooms', { token: session('pat'), json: { name: 'r', map: {} } });
+      assert.deepEqual([created.status, created.body], [503, { error: { code: 'unavailable', message: 'redis is unavailable: not connected' } }]);
+      assert.equal((await call(host, loginPort, 'POST', '/v1/signup', { json: { name: 'quinn', password: 'quinn-password' } })).status, 503);
+      assert.deepEqual([wrong.exitCode, missing.exitCode], [null, null], 'still running');
+      const [wrongOut, missingOut] = [procs.outputOf(wrong), procs.outputOf(missing)];
+      assert.deepEqual(logLines(wrongOut).filter((l) => l.level === 'error' || l.msg === 'redis connected').map((l) => l.msg),
+        ['redis refused the password in REDIS_PASSWORD: it must be the password of its requirepass'], 'one error line for many refusals');
+      assert.deepEqual(logLines(missingOut).filter((l) => l.level === 'error' || l.msg === 'redis connected').map((l) => l.msg),
+        ['redis requires a password: set REDIS_PASSWORD to the password of its requirepass']);
+      for (const out of [wrongOut, missingOut]) {
+        assert.doesNotMatch(out, /\n\s+at /, 'no stack trace');
+        assert.equal(out.includes('not-the-password') || out.includes(REDIS_PASSWORD), false, 'no password in the log');
+      }
+    });
+
+    it('every reconnect logs in again, commands and pub/sub alike, and the servers come back', async () => {
+      const target = { host, port: redisPort, password: REDIS_PASSWORD };
+      const quiet = makeLog('test', 'error');
+      const client = new Redis(target, quiet);
+      const messages: string[] = [];
+      const sub = new Subscriber(target, quiet, (_ch, m) => messages.push(m));
+      client.start();
+      sub.start();
+      sub.subscribe('metaverse:test:reauth');
+      try {
+        await Promise.all([client.waitReady(5000), sub.waitReady(5000)]);
+        const id = await client.int('CLIENT', 'ID');
+        assert.ok(await redis.int('CLIENT', 'KILL', 'SKIPME', 'yes') >= 7, 'every connection but ours dropped (servers\', client\'s, subscriber\'s)');
+        const again = await until(async () => {
+          const n = await client.int('CLIENT', 'ID');
+          return n !== id && n;
+        }, 'the client to reconnect and log in');
+        assert.ok(again > id);
+        await until(async () => {
+          await redis.command('PUBLISH', 'metaverse:test:reauth', 'hello');
+          return messages.includes('hello');
+        }, 'the subscriber to reconnect, log in and subscribe again');
+        for (const port of [ports.login, ports.map, ports.gameHealth, ports.game2Health]) await until(async () => (await getJson(port, '/health')).status === 200, `the server on ${port} to be healthy again`);
+      } finally {
+        await client.close();
+        await sub.close();
+      }
     });
   });
 });
