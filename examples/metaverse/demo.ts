@@ -143,7 +143,13 @@ export async function ensureSecret(carte: Carte, dir: string, say: (line: string
     usable = usableByOf(await must(carte, ['secret', 'list']), SECRET) ?? [];
     const lacking = grant.filter((g) => !usable.some((p) => covers(p, g)));
     if (!opts.rotate && !lacking.length) return 'kept';
-    if (!opts.rotate) say(`secret ${SECRET} is not usable by ${lacking.join(', ')} (did the checkout move?): setting it again, with new values, to grant it`);
+    if (!opts.rotate) {
+      // The checkout moved: grant the secret to this folder too (its values stay; nothing rolls).
+      const usableBy = [...new Set([...usable, ...grant])];
+      await must(carte, ['secret', 'grant', SECRET, ...usableBy.flatMap((g) => ['--usable-by', g])]);
+      say(`secret ${SECRET} granted to ${lacking.join(', ')} (the checkout moved?); now usable by ${usableBy.join(', ')}`);
+      return 'granted';
+    }
   }
   const usableBy = [...new Set([...usable, ...grant])];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'carte-demo-secret-'));
@@ -159,7 +165,7 @@ export async function ensureSecret(carte: Carte, dir: string, say: (line: string
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  const did = got.code !== 0 ? 'created' : opts.rotate ? 'rotated' : 'granted';
+  const did = got.code !== 0 ? 'created' : 'rotated';
   say(`secret ${SECRET} ${did}: keys ${SECRET_KEYS.join(', ')}, usable by ${usableBy.join(', ')}; kept encrypted in CARTE_HOME/secrets`);
   return did;
 }

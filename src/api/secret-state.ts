@@ -73,7 +73,7 @@ export function checkSecretRefs(
     const denied = refused.get(name);
     if (!keys && denied) {
       for (const u of uses) {
-        report([...u.at, u.at[1] === 'env' ? 'secret' : 'name'], `secret "${name}" is not usable by source ${denied.source}: it belongs to ${denied.owner} and is usable by ${denied.usableBy.join(', ')} (the administrator can allow it: carte secret set ${name} --usable-by '${denied.source}' with its values)`);
+        report([...u.at, u.at[1] === 'env' ? 'secret' : 'name'], `secret "${name}" is not usable by source ${denied.source}: it belongs to ${denied.owner} and is usable by ${denied.usableBy.join(', ')} (the administrator can allow it: carte secret grant ${name} ${[...denied.usableBy, denied.source].map((g) => `--usable-by '${g}'`).join(' ')})`);
       }
       continue;
     }

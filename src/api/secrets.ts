@@ -59,6 +59,23 @@ export async function setSecret(store: Store, vault: SecretVault, name: string, 
 }
 
 /**
+ * Says which sources' manifests may use secret `name` (replacing the grant);
+ * the values do not change and nothing rolls. Narrowing a grant does not stop
+ * services already using it (they were admitted under the old one).
+ */
+export async function grantSecret(store: Store, name: string, usableBy: string[], now = new Date()): Promise<'updated' | 'unchanged'> {
+  return store.update((data) => {
+    const stored = data.secrets?.[name];
+    if (!stored) throw new NotFoundError(`secret "${name}" not found`);
+    const before = usableByOf(stored);
+    if (before.join('\n') === usableBy.join('\n')) return 'unchanged';
+    stored.usableBy = usableBy;
+    recordEvent(data, now, { type: 'Normal', object: `secret/${name}`, reason: 'Updated', message: `usable by ${usableBy.join(', ')} (was ${before.join(', ')})` });
+    return 'updated';
+  });
+}
+
+/**
  * Removes a secret from desired state (and its encrypted files). Refused
  * while a stored service uses it, unless `force`: that service's running
  * instances keep what they were given, its new ones fail to start.

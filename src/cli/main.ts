@@ -136,6 +136,11 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--no-start', 'only change desired state: start and stop nothing (a running daemon still acts)')
     .addHelpText('after', '\nWith neither --from-literal nor --from-file, standard input is the value of key "value" (exactly its bytes).')
     .action((name, opts) => run(async (ctx) => (await import('./commands/secrets.js')).set(ctx, name, opts)));
+  secret.command('grant')
+    .description('say which sources\' manifests may use a secret (replaces the grant; values unchanged, nothing rolls)')
+    .argument('<name>', 'the secret')
+    .option('--usable-by <source>', 'a source (or pattern: cli, folder:/srv/carte/*, git:*); repeatable', collect)
+    .action((name, opts) => run(async (ctx) => (await import('./commands/secrets.js')).grant(ctx, name, opts)));
   secret.command('list')
     .description('list secrets: keys, source, last update, the services that use each (never values)')
     .action(() => run(async (ctx) => (await import('./commands/secrets.js')).list(ctx)));

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { listSecrets, removeSecret, rotateKey, setSecret } from '../../api/secrets.js';
+import { grantSecret, listSecrets, removeSecret, rotateKey, setSecret } from '../../api/secrets.js';
 import { NotFoundError, UsageError } from '../../errors.js';
 import { formatMemory } from '../../schema/units.js';
 import { NAME_PATTERN, SECRET_KEY_PATTERN } from '../../schema/service-schema.js';
@@ -81,6 +81,13 @@ export async function set(ctx: Context, name: string, opts: ValueOptions & { for
   for (const s of r.rolled) write(`service/${s} rolling: secret ${name} changed`);
   if (!r.rolled.length || opts.start === false) return;
   await convergeAfterChange(ctx, { wait: opts.wait === true, timeoutMs: timeoutOf(opts), services: r.rolled });
+}
+
+export async function grant(ctx: Context, name: string, opts: { usableBy?: string[] }): Promise<void> {
+  const usableBy = (opts.usableBy ?? []).map((p) => p.trim());
+  if (!usableBy.length || usableBy.some((p) => !p)) throw new UsageError('secret grant: give --usable-by SOURCE at least once (a source id or pattern: cli, folder:/srv/carte/*, git:*)');
+  const r = await grantSecret(ctx.store(), name, [...new Set(usableBy)], ctx.now());
+  write(`secret/${name} ${r === 'updated' ? `usable by ${usableBy.join(', ')}` : 'unchanged'}`);
 }
 
 export async function list(ctx: Context): Promise<void> {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { commitApply, planApply, type PlannedSecret } from '../../../src/api/apply.js';
 import { commitSecret, rolledTemplateHash } from '../../../src/api/secret-state.js';
-import { listSecrets, removeSecret, rotateKey, setSecret } from '../../../src/api/secrets.js';
+import { grantSecret, listSecrets, removeSecret, rotateKey, setSecret } from '../../../src/api/secrets.js';
 import { formatProblem } from '../../../src/errors.js';
 import { SecretVault } from '../../../src/secrets/vault.js';
 import type { StateData } from '../../../src/store/state.js';
@@ -46,7 +46,7 @@ describe('secrets in desired state', () => {
   it('a source uses only the secrets granted to it: its own by default; a grant names sources or patterns', () => {
     const data = withSecret(stateWith([]), 'metaverse', ['token', 'url']);
     const fromClass = request([serviceDoc('web', uses)], { source: 'git:https://git.example/class.git#main:.' });
-    const refusal = 'secret "metaverse" is not usable by source git:https://git.example/class.git#main:.: it belongs to cli and is usable by cli (the administrator can allow it: carte secret set metaverse --usable-by \'git:https://git.example/class.git#main:.\' with its values)';
+    const refusal = 'secret "metaverse" is not usable by source git:https://git.example/class.git#main:.: it belongs to cli and is usable by cli (the administrator can allow it: carte secret grant metaverse --usable-by \'cli\' --usable-by \'git:https://git.example/class.git#main:.\')';
     assert.deepEqual(problems(planApply(data, fromClass)), [`new.yaml:9:15: spec.env.TOKEN.secret: ${refusal}`, `new.yaml:12:13: spec.secrets[0].name: ${refusal}`]);
     assert.deepEqual(problems(planApply(data, request([serviceDoc('web', uses)]))), []);
     const granted = withSecret(stateWith([]), 'metaverse', ['token', 'url'], 'd1', 'cli', null, ['cli', 'git:*']);
@@ -60,8 +60,8 @@ describe('secrets in desired state', () => {
     assert.deepEqual(problems(planApply(data, request([serviceDoc('web', uses)]), [planned('metaverse', ['token', 'url'])])), [
       'sealed.yaml:5:3: metadata.name: secret "metaverse" belongs to source git:repo; change it there, or remove it first with "carte secret rm metaverse"',
       // And the stored one is not the CLI's to use.
-      'new.yaml:9:15: spec.env.TOKEN.secret: secret "metaverse" is not usable by source cli: it belongs to git:repo and is usable by git:repo (the administrator can allow it: carte secret set metaverse --usable-by \'cli\' with its values)',
-      'new.yaml:12:13: spec.secrets[0].name: secret "metaverse" is not usable by source cli: it belongs to git:repo and is usable by git:repo (the administrator can allow it: carte secret set metaverse --usable-by \'cli\' with its values)',
+      'new.yaml:9:15: spec.env.TOKEN.secret: secret "metaverse" is not usable by source cli: it belongs to git:repo and is usable by git:repo (the administrator can allow it: carte secret grant metaverse --usable-by \'git:repo\' --usable-by \'cli\')',
+      'new.yaml:12:13: spec.secrets[0].name: secret "metaverse" is not usable by source cli: it belongs to git:repo and is usable by git:repo (the administrator can allow it: carte secret grant metaverse --usable-by \'git:repo\' --usable-by \'cli\')',
     ]);
   });
 
@@ -142,6 +142,17 @@ describe('secrets in desired state', () => {
       assert.deepEqual(await removeSecret(store, vault, 'metaverse', { force: true }), { users: ['web'] });
       assert.deepEqual(fs.readdirSync(vault.dir), []);
       assert.equal((await store.read()).secrets!.metaverse, undefined);
+    });
+
+    it('grant: replaces who may use it, values and services untouched', async () => {
+      await setSecret(store, vault, 'metaverse', { token: Buffer.from('one') }, { now: T0 });
+      const digest = (await store.read()).secrets!.metaverse!.digest;
+      assert.equal(await grantSecret(store, 'metaverse', ['cli', 'folder:/srv/*'], T0), 'updated');
+      assert.equal(await grantSecret(store, 'metaverse', ['cli', 'folder:/srv/*'], T0), 'unchanged');
+      const data = await store.read();
+      assert.deepEqual([data.secrets!.metaverse!.usableBy, data.secrets!.metaverse!.digest], [['cli', 'folder:/srv/*'], digest]);
+      assert.equal(data.events.at(-1)!.message, 'usable by cli, folder:/srv/* (was cli)');
+      await assert.rejects(grantSecret(store, 'nope', ['cli']), { message: 'secret "nope" not found' });
     });
 
     it('rotate-key: a new key seals every secret again, values and services unchanged, the old key dropped (or kept)', async () => {
