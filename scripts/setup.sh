@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # Debian packages carte needs at run time or in its tests:
 #   runc (the OCI runtime), conmon (the per-instance monitor), the CNI
 #   reference plugins (bridge, host-local, loopback in /usr/lib/cni), iproute2
-#   (ip netns), iptables (the gateway namespace's firewall; nf_tables),
+#   (ip netns), iptables (the host's firewall for carte's bridges and the gateway
+#   namespace's, nf_tables; it brings ebtables-nft, the anti-spoofing rules),
 #   busybox-static (small images for tests and examples), git,
 #   wrk (the gateway benchmark), redis-server (the metaverse demo's database
 #   image is built from its binary; the host service itself is not started),

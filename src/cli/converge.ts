@@ -6,6 +6,8 @@ import { serviceStatuses } from '../api/status.js';
 import { connectDaemon } from '../daemon/client.js';
 import { takeConvergeLock } from '../daemon/daemon.js';
 import { CarteError } from '../errors.js';
+import { networkAccess } from '../model/access.js';
+import type { Membership } from '../model/instances.js';
 import { describeWait } from '../model/wait.js';
 import { rulesFor } from '../policy/policy.js';
 import { Reconciler } from '../reconciler/reconciler.js';
@@ -60,14 +62,17 @@ export async function convergeAfterChange(ctx: Context, opts: ConvergeOptions): 
       store, driver, log: ctx.log, scope, graces: opts.graces, secrets: ctx.vault(),
       hostCopyPrefixes: (source) => rulesFor(policy, source).rules.builds.hostCopyPrefixes,
     });
-    let addresses: Record<string, string> = {};
-    reconciler.onMembership((m) => (addresses = m.addresses));
+    let membership: Membership | null = null;
+    reconciler.onMembership((m) => (membership = m));
     // With --wait, keep converging (checks, rollouts) until the services are ready, not only until nothing is left to start.
     const ready = async () => !opts.wait || (await convergedNow(ctx, opts)).length === 0;
     const result = await reconciler.converge(opts.timeoutMs, ready);
-    // The daemon's gateway keeps service addresses in step; without one, at least
-    // those of deleted services must go (the last delete leaves none behind).
-    await driver.setServiceAddresses([...new Set(Object.values(addresses))].sort());
+    // The daemon's gateway keeps service addresses and network access in step; without one, at least
+    // those of deleted services must go (the last delete leaves none behind), and allowFrom holds
+    // between instances (no gateway: nothing is published).
+    const m = membership as Membership | null;
+    await driver.setServiceAddresses([...new Set(Object.values(m?.addresses ?? {}))].sort());
+    if (m) await driver.setNetworkAccess(networkAccess(m, [], (source) => (source === null ? policy.rules : rulesFor(policy, source).rules).network));
     const data = await store.read();
     for (const e of data.events.filter((ev) => ev.seq >= mark && /^Instance|Failed$/.test(ev.reason))) {
       write(`${e.type === 'Warning' ? 'warning: ' : ''}${e.message}`);

@@ -94,12 +94,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   if (swept.removed.length) log.info({ removed: swept.removed }, 'swept leftovers at start');
   for (const f of swept.failures) log.warn({ step: f.step, resource: f.resource, err: f.error }, 'could not sweep');
 
+  const live = opts.policy ?? LivePolicy.fixed();
   const gateway = new Gateway({
     log: log.child({ component: 'gateway' }),
     defaultAddress: opts.publishAddress ?? '0.0.0.0',
     ...opts.gateway,
     setServiceAddresses: (ips) => driver.setServiceAddresses(ips),
     serviceSockets: driver.serviceSockets,
+    setNetworkAccess: (access) => driver.setNetworkAccess(access),
+    // Read at each update: a reloaded policy counts at once.
+    accessRules: (source) => (source === null ? live.current.rules : rulesFor(live.current, source).rules).network,
     wake: async (service) => {
       await wakeService(store, service);
       reconciler.trigger();
@@ -107,7 +111,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     hurry: (service) => reconciler.hurry(service),
     onPortErrors: (errors) => void recordPortErrors(store, errors).catch((e: Error) => log.error({ err: e.message }, 'could not record port errors')),
   });
-  const live = opts.policy ?? LivePolicy.fixed();
   const reconciler = new Reconciler({
     store, driver, log, resyncMs: opts.resyncMs, beforeStop: (i, grace) => gateway.drain(i, grace), secrets: opts.vault,
     hostCopyPrefixes: (source) => rulesFor(live.current, source).rules.builds.hostCopyPrefixes,

@@ -169,6 +169,35 @@ export interface ServiceSockets {
   close(): Promise<void>;
 }
 
+/** A host port instances may reach (NetworkAccess.hostPorts). */
+export interface HostPortAccess {
+  port: number;
+  protocol: 'tcp' | 'udp';
+  /** The host address it is served on; null: any of the host's addresses. */
+  address: string | null;
+  /** The services whose instances may reach it; null: every instance. */
+  from: string[] | null;
+}
+
+/**
+ * Who may reach what on the instances' network, beyond what the driver
+ * always allows (an instance reaches other instances and service addresses,
+ * and the outside world; nothing on the host): decided by the gateway from
+ * desired state and the server policy, enforced by the driver (the Linux
+ * one: the host's firewall).
+ */
+export interface NetworkAccess {
+  /** Ports of the host's own addresses instances may connect to (published ports, the policy's host ports). */
+  hostPorts: HostPortAccess[];
+  /**
+   * Services that only some services' instances may connect to (allowFrom),
+   * on their instances' addresses and on their service address; a service
+   * not listed takes connections from every instance. A service always
+   * reaches itself.
+   */
+  restricted: Array<{ service: string; address: string | null; from: string[] }>;
+}
+
 export interface Driver {
   /** Creates and starts an instance. Fails with a DriverError naming the step; leaves nothing behind on failure. */
   create(spec: InstanceSpec): Promise<ObservedInstance>;
@@ -201,6 +230,12 @@ export interface Driver {
    * nothing any more.
    */
   setServiceAddresses(ips: readonly string[]): Promise<string>;
+  /**
+   * Makes `access` the rule on the instances' network (kept across restarts
+   * of carte, for every process that makes or removes instances); cheap
+   * when unchanged.
+   */
+  setNetworkAccess(access: NetworkAccess): Promise<void>;
   /** Where the gateway's sockets on service addresses are made. */
   readonly serviceSockets: ServiceSockets;
   /** Rewrites an instance's extra /etc/hosts entries in place (service names → addresses); a missing instance is fine. */

@@ -8,6 +8,8 @@
 // retried later; it never stops the other listeners or the daemon.
 import type { ServiceSockets } from '../drivers/driver.js';
 import type { Logger } from '../log.js';
+import type { NetworkAccess } from '../drivers/driver.js';
+import { DEFAULT_ACCESS_RULES, networkAccess, type AccessRulesOf } from '../model/access.js';
 import type { Membership } from '../model/instances.js';
 import { HttpListener } from './http.js';
 import { servicesOf, wantedListeners, type ListenerSpec } from './listeners.js';
@@ -29,6 +31,13 @@ export interface GatewayOptions {
   setServiceAddresses(ips: readonly string[]): Promise<string>;
   /** Where sockets on service addresses are made (the driver's serviceSockets). */
   serviceSockets: Pick<ServiceSockets, 'tcp' | 'udp'>;
+  /**
+   * Enforces who reaches what on the instances' network (the driver's
+   * setNetworkAccess: cheap when unchanged, so called on every update).
+   */
+  setNetworkAccess?(access: NetworkAccess): Promise<void>;
+  /** The server policy's network rules of a source (allowFrom default, host ports); default: same-source, none. */
+  accessRules?: AccessRulesOf;
   /** Asks for one instance of a service sleeping at zero (writes desired state). */
   wake(service: string): Promise<void>;
   /** The ports the gateway cannot serve changed: service → why (empty: all served). */
@@ -37,6 +46,8 @@ export interface GatewayOptions {
   hurry?(service: string): void;
   /** How long a connection waits for an instance to start or wake (default 30 s). */
   holdMs?: number;
+  /** How long a connection to a service address from an address no instance is known to hold waits to learn whose it is (default 5 s). */
+  unknownClientMs?: number;
   /** A UDP flow ends after this long without datagrams (default 30 s). */
   udpIdleMs?: number;
   /** A port that could not be bound is tried again after this long (default 10 s). */
@@ -116,7 +127,10 @@ export class Gateway {
 
   private async apply(m: Membership): Promise<void> {
     if (this.closed) return;
-    this.upstreams.update(m);
+    const rulesOf = this.opts.accessRules ?? (() => DEFAULT_ACCESS_RULES);
+    const published = wantedListeners(m.services, {}, this.opts.defaultAddress).map((l) => ({ port: l.port, protocol: l.kind === 'udp' ? 'udp' as const : 'tcp' as const, address: l.address }));
+    const access = networkAccess(m, published, rulesOf);
+    this.upstreams.update(m, access.restricted);
     for (const s of m.services) if (s.spec.replicas > 0) this.waking.delete(s.name);
     const live = new Set(m.instances.map((i) => i.name));
     for (const { impl } of this.open.values()) if (impl instanceof HttpListener) impl.prune((i) => live.has(i) && !this.upstreams.isDraining(i));
@@ -138,6 +152,12 @@ export class Gateway {
       this.addressProblem = null;
     } catch (e) {
       this.addressProblem = `service addresses could not be set up: ${(e as Error).message}`;
+    }
+
+    // The host's firewall follows (instances' own addresses, published ports); a failure is
+    // logged and tried again with the next update: the gateway's own check still holds.
+    if (this.opts.setNetworkAccess) {
+      await this.opts.setNetworkAccess(access).catch((e: Error) => this.opts.log.error({ err: e.message }, 'could not set the network access rules'));
     }
 
     const wanted = wantedListeners(m.services, this.addressProblem ? {} : m.addresses, this.opts.defaultAddress);
@@ -188,11 +208,14 @@ export class Gateway {
 
   private make(spec: ListenerSpec): Impl {
     const hold = { holdMs: this.holdMs };
+    // On a service address, a client is an instance: allowFrom decides (published ports are open to all).
+    const admit = (target: { service: string }) => (spec.published ? undefined
+      : (ip: string) => this.upstreams.admits(target.service, ip, this.clock() + (this.opts.unknownClientMs ?? 5000)));
     switch (spec.kind) {
       case 'tcp':
-        return new TcpListener(spec.target, this.upstreams, hold, this.opts.log);
+        return new TcpListener(spec.target, this.upstreams, { ...hold, admit: admit(spec.target) }, this.opts.log);
       case 'udp':
-        return new UdpListener(spec.target, this.upstreams, { ...hold, idleMs: this.opts.udpIdleMs ?? 30_000 }, this.opts.log);
+        return new UdpListener(spec.target, this.upstreams, { ...hold, idleMs: this.opts.udpIdleMs ?? 30_000, admit: admit(spec.target) }, this.opts.log);
       case 'http':
         return new HttpListener(spec.routes, this.upstreams, hold, this.opts.log);
     }

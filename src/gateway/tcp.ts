@@ -15,6 +15,13 @@ export interface ProxyOptions {
   holdMs: number;
 }
 
+/**
+ * Whether a client (by its address) may use a listener: allowFrom, on
+ * service addresses. A refused TCP client is reset at once, a refused UDP
+ * datagram dropped. Absent: everyone (published ports).
+ */
+export type Admission = (clientIp: string) => Promise<boolean>;
+
 const RETRY_PAUSE_MS = 25;
 
 /** Connects to the instance of `lease`; resolves with the socket, or null when it refused or failed. */
@@ -102,10 +109,14 @@ export function spliceTracked(client: net.Socket, found: { lease: Lease; socket:
 }
 
 /** Sends an accepted (paused) client to a ready instance of target and splices them; tracks both sockets. */
-export async function proxyConnection(client: net.Socket, target: Target, upstreams: Upstreams, opts: ProxyOptions, sockets: Set<net.Socket>): Promise<void> {
+export async function proxyConnection(client: net.Socket, target: Target, upstreams: Upstreams, opts: ProxyOptions, sockets: Set<net.Socket>, admit?: Admission): Promise<void> {
   sockets.add(client);
   client.on('close', () => sockets.delete(client));
   client.on('error', () => undefined);
+  if (admit && !(await admit(client.remoteAddress ?? ''))) {
+    client.resetAndDestroy();
+    return;
+  }
   let gone = false;
   client.once('close', () => (gone = true));
   const found = await connectTarget(upstreams, target, Date.now() + opts.holdMs, () => gone);
@@ -125,10 +136,10 @@ export class TcpListener {
   private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
 
-  constructor(public target: Target, private readonly upstreams: Upstreams, private readonly opts: ProxyOptions, private readonly log: Logger) {}
+  constructor(public target: Target, private readonly upstreams: Upstreams, private readonly opts: ProxyOptions & { admit?: Admission }, private readonly log: Logger) {}
 
   async listen(sockets: Sockets, address: string, port: number): Promise<void> {
-    this.server = await sockets.tcp(address, port, (c) => void proxyConnection(c, this.target, this.upstreams, this.opts, this.sockets));
+    this.server = await sockets.tcp(address, port, (c) => void proxyConnection(c, this.target, this.upstreams, this.opts, this.sockets, this.opts.admit));
     this.server.on('error', (e) => this.log.warn({ err: e.message, address, port }, 'listener error'));
   }
 

@@ -9,6 +9,7 @@ import net from 'node:net';
 import type { Logger } from '../log.js';
 import type { Target } from './listeners.js';
 import type { Sockets } from './sockets.js';
+import type { Admission } from './tcp.js';
 import type { Lease, Upstreams } from './upstreams.js';
 
 const QUEUE_MAX = 32;
@@ -25,7 +26,7 @@ export class UdpListener {
   private readonly flows = new Map<string, Flow>();
   private sweeper: NodeJS.Timeout | null = null;
 
-  constructor(public target: Target, private readonly upstreams: Upstreams, private readonly opts: { holdMs: number; idleMs: number }, private readonly log: Logger) {}
+  constructor(public target: Target, private readonly upstreams: Upstreams, private readonly opts: { holdMs: number; idleMs: number; admit?: Admission }, private readonly log: Logger) {}
 
   async listen(sockets: Sockets, address: string, port: number): Promise<void> {
     this.socket = await sockets.udp(address, port, (msg, rinfo) => this.receive(msg, rinfo));
@@ -51,6 +52,11 @@ export class UdpListener {
   }
 
   private async open(key: string, flow: Flow, from: dgram.RemoteInfo): Promise<void> {
+    // A client allowFrom refuses gets no flow: its datagrams are dropped (the next one asks again).
+    if (this.opts.admit && !(await this.opts.admit(from.address))) {
+      if (this.flows.get(key) === flow) this.flows.delete(key);
+      return;
+    }
     const lease = await this.upstreams.acquire(this.target, Date.now() + this.opts.holdMs);
     if (!lease || this.flows.get(key) !== flow || !this.socket) {
       lease?.release();

@@ -58,13 +58,27 @@ export class Upstreams {
   private readonly clock: () => number;
   private lastMembership: Membership | null = null;
   private closed = false;
+  /** Instances' addresses → their services (every instance with an address, ready or not). */
+  private serviceAt = new Map<string, string>();
+  /** Services only some services may connect to (allowFrom) → those services. */
+  private restrictions = new Map<string, ReadonlySet<string>>();
+  /** Waiting to learn whose an address is: woken by the next membership. */
+  private addressWaiters: Array<() => void> = [];
 
   constructor(private readonly opts: UpstreamOptions) {
     this.clock = opts.clock ?? Date.now;
   }
 
-  update(m: Membership): void {
+  /**
+   * Follows a membership; `restricted` (from the access decided for it)
+   * says which services take connections only from some services, kept
+   * until given again.
+   */
+  update(m: Membership, restricted?: ReadonlyArray<{ service: string; from: readonly string[] }>): void {
     this.lastMembership = m;
+    if (restricted) this.restrictions = new Map(restricted.map((r) => [r.service, new Set([r.service, ...r.from])]));
+    this.serviceAt = new Map(m.instances.filter((i) => i.ip).map((i) => [i.ip!, i.service]));
+    for (const w of this.addressWaiters.splice(0)) w();
     this.services = new Map(m.services.map((s) => [s.name, s]));
     const ready = new Map<string, Array<{ name: string; ip: string }>>();
     for (const i of m.instances) {
@@ -82,6 +96,32 @@ export class Upstreams {
         this.waiters.delete(service);
         for (const w of waiting) w.wake();
       }
+    }
+  }
+
+  /**
+   * Whether a client at `ip` may connect to `service` (its allowFrom): an
+   * instance's address by its service; an address no instance is known to
+   * hold yet (one that started a moment before the reconciler's next pass)
+   * waits for the next membership, until `deadline`, then is refused.
+   */
+  async admits(service: string, ip: string, deadline: number): Promise<boolean> {
+    for (;;) {
+      const allowed = this.restrictions.get(service);
+      if (!allowed) return true;
+      const from = this.serviceAt.get(ip);
+      if (from !== undefined) return allowed.has(from);
+      const now = this.clock();
+      if (this.closed || now >= deadline) return false;
+      await new Promise<void>((resolve) => {
+        const timer = safeTimeout(done, deadline - now);
+        const waiters = this.addressWaiters;
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        waiters.push(done);
+      });
     }
   }
 
@@ -216,6 +256,7 @@ export class Upstreams {
   /** Ends every wait (the gateway is closing). */
   close(): void {
     this.closed = true;
+    for (const w of this.addressWaiters.splice(0)) w();
     for (const list of this.waiters.values()) for (const w of list) w.wake();
     this.waiters.clear();
     for (const list of this.drainWaiters.values()) for (const w of list) w();

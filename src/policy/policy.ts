@@ -36,6 +36,19 @@ export interface PolicyRules {
   };
   /** Carried and shown; enforced by the disk accounting, not by admission. */
   disk: { reserveBytes: number; perServiceBytes: number };
+  /** Enforced on the instances' network (the gateway and the host's firewall), not by admission. */
+  network: NetworkRules;
+}
+
+/** Who instances reach (docs/security.md, "The network"). */
+export interface NetworkRules {
+  /** Ports of the host's own addresses this source's instances may connect to, beyond published ports. */
+  hostPorts: Array<{ port: number; protocol: 'tcp' | 'udp' }>;
+  /**
+   * Who may connect to a service whose manifest has no allowFrom: the
+   * services of its own source, every service, or none (published ports only).
+   */
+  allowFromDefault: 'same-source' | 'all' | 'none';
 }
 
 export interface SourceSection {
@@ -63,6 +76,7 @@ export interface FullRulesInput {
   userns: { default: boolean; required: boolean };
   builds: { hostCopyPrefixes: string[]; contextInsideSource: boolean };
   disk: { reserve: string; perService: string };
+  network: { hostPorts: Array<{ port: number; protocol: 'tcp' | 'udp' }>; allowFromDefault: 'same-source' | 'all' | 'none' };
 }
 
 /** The built-in defaults, in the file's own form: what `carte policy show` prints with no file. */
@@ -80,6 +94,7 @@ export const DEFAULT_POLICY_INPUT: FullRulesInput = {
     contextInsideSource: true,
   },
   disk: { reserve: '1Gi', perService: '2Gi' },
+  network: { hostPorts: [], allowFromDefault: 'same-source' },
 };
 
 export const DEFAULT_POLICY_FILE = '/etc/carte/policy.yaml';
@@ -113,6 +128,7 @@ export function resolveRules(input: PolicyRulesInput): PolicyRules {
     userns: { default: r.userns.default, required: r.userns.required },
     builds: { hostCopyPrefixes: r.builds.hostCopyPrefixes.map((p) => path.posix.resolve(p)), contextInsideSource: r.builds.contextInsideSource },
     disk: { reserveBytes: unit(parseMemory(r.disk.reserve), 'disk.reserve'), perServiceBytes: unit(parseMemory(r.disk.perService), 'disk.perService') },
+    network: { hostPorts: r.network.hostPorts.map((h) => ({ port: h.port, protocol: h.protocol ?? 'tcp' })), allowFromDefault: r.network.allowFromDefault },
   };
 }
 
@@ -154,5 +170,6 @@ export function rulesToInput(r: PolicyRules): FullRulesInput {
     userns: { ...r.userns },
     builds: { hostCopyPrefixes: [...r.builds.hostCopyPrefixes], contextInsideSource: r.builds.contextInsideSource },
     disk: { reserve: formatMemory(r.disk.reserveBytes), perService: formatMemory(r.disk.perServiceBytes) },
+    network: { hostPorts: r.network.hostPorts.map((h) => ({ ...h })), allowFromDefault: r.network.allowFromDefault },
   };
 }

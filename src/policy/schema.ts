@@ -32,6 +32,13 @@ const rules = {
     hostCopyPrefixes: Opt(Type.Array(AbsolutePath)),
     contextInsideSource: Opt(Type.Boolean()),
   })),
+  network: Opt(Obj({
+    hostPorts: Opt(Type.Array(Obj({
+      port: Type.Integer({ minimum: 1, maximum: 65535 }),
+      protocol: Opt(Type.Unsafe<'tcp' | 'udp'>({ type: 'string', enum: ['tcp', 'udp'] })),
+    }))),
+    allowFromDefault: Opt(Type.Unsafe<'same-source' | 'all' | 'none'>({ type: 'string', enum: ['same-source', 'all', 'none'] })),
+  })),
   disk: Opt(Obj({
     reserve: Opt(Unit<string | number>('memory', ['string', 'number'])),
     perService: Opt(Unit<string | number>('memory', ['string', 'number'])),

@@ -132,6 +132,7 @@ export function canonicalize(m: ServiceManifest, baseDir: string): ServiceObject
     },
     autoscale,
     dependsOn: s.dependsOn ?? [],
+    ...(s.allowFrom ? { allowFrom: s.allowFrom } : {}),
     stopGracePeriodMs: duration(s.stopGracePeriod, DEFAULTS.stopGracePeriodMs),
     readOnlyRootfs: s.readOnlyRootfs ?? DEFAULTS.readOnlyRootfs,
     capabilities: {
@@ -264,6 +265,7 @@ export function toManifest(obj: ServiceObject): ServiceManifest {
     };
   }
   if (s.dependsOn.length) spec.dependsOn = s.dependsOn;
+  if (s.allowFrom) spec.allowFrom = s.allowFrom;
   spec.stopGracePeriod = formatDuration(s.stopGracePeriodMs);
   // Absent in specs stored by an older carte: shown only when known.
   if (s.readOnlyRootfs !== undefined) spec.readOnlyRootfs = s.readOnlyRootfs;

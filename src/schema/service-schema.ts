@@ -153,6 +153,11 @@ export const ServiceSpecSchema = Obj({
   })),
   autoscale: Opt(Autoscale),
   dependsOn: Opt(Type.Array(Name, { uniqueItems: true })),
+  // Who may connect to this service (its service address and its instances' own); "*": every service.
+  allowFrom: Opt(Type.Array(Type.String({
+    pattern: `^(\\*|${NAME_PATTERN.slice(1, -1)})$`,
+    'x-hint': 'a service name (lowercase letters, digits and "-", starting with a letter), or "*" for every service',
+  }), { uniqueItems: true })),
   stopGracePeriod: Opt(Unit<string>('duration', 'string')),
   // Confinement (docs/security.md). What a manifest may ask for here is the server policy's say (src/policy/).
   readOnlyRootfs: Opt(Type.Boolean()),

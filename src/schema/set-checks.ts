@@ -1,10 +1,12 @@
 // Rules over a whole set of services: names unique, dependencies present and
-// acyclic, published host ports not claimed twice. The set mixes services
+// acyclic, services named in allowFrom present, published host ports not
+// claimed twice. The set mixes services
 // read from manifests now (located) and services already stored (not
 // located); only problems that involve at least one manifest are reported,
 // because that is what the user can fix in this apply.
 import type { ManifestProblem, SourcePosition } from '../errors.js';
 import { formatPath, type PathSegment } from './locate.js';
+import { closest } from './validate.js';
 import type { ServiceSpec } from './types.js';
 
 export interface SetMember {
@@ -18,8 +20,9 @@ export interface SetMember {
 
 /**
  * @param opts.dependenciesKnown false when the stored services are not known
- *   (manifests checked on their own): a dependency missing from the set may
- *   still be stored, so only cycles are reported then.
+ *   (manifests checked on their own): a dependency (or a service allowFrom
+ *   names) missing from the set may still be stored, so only cycles are
+ *   reported then.
  */
 export function checkSet(members: readonly SetMember[], opts: { dependenciesKnown: boolean }): ManifestProblem[] {
   const problems: ManifestProblem[] = [];
@@ -40,6 +43,13 @@ export function checkSet(members: readonly SetMember[], opts: { dependenciesKnow
       if (!byName.has(dep)) {
         report(m, ['spec', 'dependsOn', i], `depends on "${dep}", which is neither in these manifests nor stored`);
       }
+    });
+  }
+  for (const m of opts.dependenciesKnown ? byName.values() : []) {
+    (m.spec.allowFrom ?? []).forEach((name, i) => {
+      if (name === '*' || byName.has(name)) return;
+      const guess = closest(name, [...byName.keys()]);
+      report(m, ['spec', 'allowFrom', i], `service "${name}" does not exist${guess ? ` (did you mean "${guess}"?)` : ''}`);
     });
   }
   for (const cycle of findCycles(byName)) {

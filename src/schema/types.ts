@@ -106,6 +106,13 @@ export interface ServiceSpec {
   update: { maxSurge: IntOrPercent; maxUnavailable: IntOrPercent; progressDeadlineMs: number };
   autoscale: AutoscaleSpec | null;
   dependsOn: string[];
+  /**
+   * The services whose instances may connect to this one ("*": every
+   * service); absent when the manifest does not say (then the server
+   * policy's network.allowFromDefault decides, when enforced), so specs
+   * stored before it keep their hashes.
+   */
+  allowFrom?: string[];
   stopGracePeriodMs: number;
   // The confinement fields are absent in specs stored by a carte from before
   // them (read: false, none, false); canonicalize always writes them.

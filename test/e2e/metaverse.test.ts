@@ -11,7 +11,7 @@ import { call, GameClient, type Endpoints } from '../../examples/metaverse/loadg
 import { gatewayNames } from '../../src/drivers/linux/gateway-netns.js';
 import { homeIdOf } from '../../src/drivers/linux/records.js';
 import { makeE2eEnv, type E2eEnv } from '../helpers/e2e.js';
-import { eventually, requireRoot } from '../helpers/linux.js';
+import { eventually, firewallRules, requireRoot } from '../helpers/linux.js';
 import { tempDir } from '../helpers/paths.js';
 
 describe('metaverse demo (root: its images, manifests and a real daemon)', function () {
@@ -221,6 +221,8 @@ describe('metaverse demo (root: its images, manifests and a real daemon)', funct
     const cgroups = `/sys/fs/cgroup/memory${env.env.CARTE_CGROUP_PARENT}/${homeIdOf(env.home)}`;
     assert.deepEqual(fs.existsSync(cgroups) ? fs.readdirSync(cgroups, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name) : [], [], 'no instance cgroups left');
     assert.equal(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(env.home), false, 'no mounts left');
+    // The bridge stays, and with it its firewall chains, but no rule names an instance, a service or a published port.
+    assert.deepEqual(firewallRules({ bridge }).filter((l) => / -i veth| -[sd] \d/.test(l)), [], 'no firewall rules of instances or services left');
     assert.ok(fs.existsSync(path.join(env.home, 'volumes', 'assets')) && fs.existsSync(path.join(env.home, 'volumes', 'redis-data')), 'the volumes are kept');
   });
 });

@@ -67,7 +67,7 @@ export function removeCgroupParent(cgroupParent: string, homeId: string): void {
 
 /**
  * Everything a test host's instances could leave on the machine (previous
- * logs are kept on purpose, so not counted). The gateway's namespace and veth
+ * logs are kept on purpose, so not counted), firewall rules naming them included. The gateway's namespace and veth
  * are the bridge's, not an instance's: see bridgeTraces.
  */
 export function traces(host: TestHost) {
@@ -86,15 +86,31 @@ export function traces(host: TestHost) {
     leases: fs.existsSync(leaseDir) ? fs.readdirSync(leaseDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [],
     instances: fs.readdirSync(path.join(host.home, 'instances')),
     runFolders: fs.readdirSync(host.driver.runRoot).filter((f) => f !== 'runc'),
+    firewall: firewallRules(host).filter((l) => / -i veth/.test(l) || instanceAddresses(l, host).length > 0),
   };
 }
 
-export const CLEAN = { mounts: 0, netns: [], veths: [], cgroups: [], runc: [], leases: [], instances: [], runFolders: [] };
+export const CLEAN = { mounts: 0, netns: [], veths: [], cgroups: [], runc: [], leases: [], instances: [], runFolders: [], firewall: [] };
+
+/** Every rule line (iptables filter, ebtables nat) that is in one of a bridge's chains or jumps to one. */
+export function firewallRules(host: Pick<TestHost, 'bridge'>): string[] {
+  const own = new RegExp(`CARTE-${host.bridge}-(IN|OUT|FWD|S\\d+|L2)\\b`);
+  const save = (cmd: string, table: string) => execFileSync(cmd, ['-t', table]).toString().split('\n').filter((l) => own.test(l));
+  return [...save('iptables-save', 'filter'), ...save('ebtables-save', 'nat')];
+}
+
+/** The instances' addresses (not service addresses, nor the host's) a rule line names. */
+function instanceAddresses(line: string, host: TestHost): string[] {
+  const n = (ip: string) => ip.split('.').reduce((s, o) => s * 256 + Number(o), 0);
+  const { bridgeAddress, instanceRangeEnd } = host.driver.network.plan;
+  return [...line.matchAll(/(\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1]!).filter((ip) => n(ip) > n(bridgeAddress) && n(ip) <= n(instanceRangeEnd));
+}
 
 /**
  * What a test host's bridge brings with it: the bridge, the gateway's
- * namespace and veth, the binder processes running in that namespace, and
- * service addresses on the host's `lo` (where an older carte put them).
+ * namespace and veth, the binder processes running in that namespace,
+ * service addresses on the host's `lo` (where an older carte put them), and
+ * the bridge's firewall chains and the jumps to them.
  */
 export function bridgeTraces(host: Pick<TestHost, 'bridge' | 'driver'>) {
   const { netns, netnsPath, veth } = gatewayNames(host.bridge);
@@ -114,10 +130,11 @@ export function bridgeTraces(host: Pick<TestHost, 'bridge' | 'driver'>) {
     gatewayVeth: fs.existsSync(`/sys/class/net/${veth}`),
     processesInNetns: inNamespace.length,
     loAddresses: lo[0]!.addr_info.filter((a) => a.label === label).map((a) => a.local),
+    firewall: firewallRules(host),
   };
 }
 
-export const BRIDGE_GONE = { bridge: false, gatewayNetns: [], gatewayVeth: false, processesInNetns: 0, loAddresses: [] };
+export const BRIDGE_GONE = { bridge: false, gatewayNetns: [], gatewayVeth: false, processesInNetns: 0, loAddresses: [], firewall: [] };
 
 export const BUSYBOX_CARTEFILE = `FROM scratch
 COPY --from=host /bin/busybox /bin/busybox

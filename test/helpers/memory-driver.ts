@@ -2,7 +2,7 @@
 // records, "processes" never run. Tests steer it (crash an instance, fail the
 // next create) to drive the reconciler through situations. It passes the same
 // contract suite as the Linux driver, so the two cannot disagree on meaning.
-import type { BuildPolicy, CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, ObservedInstance, ServiceSockets } from '../../src/drivers/driver.js';
+import type { BuildPolicy, CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, NetworkAccess, ObservedInstance, ServiceSockets } from '../../src/drivers/driver.js';
 import { DriverError } from '../../src/errors.js';
 import { hostSockets } from '../../src/gateway/sockets.js';
 
@@ -102,6 +102,13 @@ export class MemoryDriver implements Driver {
   async setServiceAddresses(ips: readonly string[]): Promise<string> {
     this.serviceAddresses = [...ips];
     return 'memory';
+  }
+
+  /** The network access last set (setNetworkAccess). */
+  networkAccess: NetworkAccess | null = null;
+
+  async setNetworkAccess(access: NetworkAccess): Promise<void> {
+    this.networkAccess = access;
   }
 
   /** Sockets on the host itself (its 10.96.0.x service addresses are not the host's: binding them fails with EADDRNOTAVAIL). */

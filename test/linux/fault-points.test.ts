@@ -15,7 +15,7 @@ describe('linux driver: killed at a fault point', function () {
 
   it('knows the points of create and of remove', () => {
     assert.deepEqual(FAULT_POINTS, [
-      'create:record-written', 'create:bundle-and-netns', 'create:container-created', 'create:started',
+      'create:record-written', 'create:bundle-and-netns', 'create:container-created', 'create:firewall-set', 'create:started',
       'remove:stopped', 'remove:runtime-deleted', 'remove:monitor-ended', 'remove:network-released', 'remove:unmounted', 'remove:cgroup-removed',
     ]);
   });

@@ -254,7 +254,8 @@ describe('socket binder (root)', function () {
     // Its own namespace with an address on lo; a client in it hammers ports before and while they are bound.
     const ns = `carte-test-binder-${process.pid}`;
     const address = '10.254.0.1';
-    const base = 40000 + Math.floor(Math.random() * 20000);
+    // Below the ephemeral range (32768–60999): its own clients must not take these ports first.
+    const base = 20000 + Math.floor(Math.random() * 10000);
     const count = 100;
     execFileSync('ip', ['netns', 'add', ns]);
     const binder = new SocketBinder(new Runner(cliLogger('silent')), cliLogger('silent'), `/run/netns/${ns}`);

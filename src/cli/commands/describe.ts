@@ -4,11 +4,34 @@ import { instanceRecords, serviceStatuses } from '../../api/status.js';
 import { connectDaemon } from '../../daemon/client.js';
 import { toManifest } from '../../schema/canonical.js';
 import type { ScalerStatus } from '../../scaler/scaler.js';
-import { serviceObject } from '../../store/state.js';
+import { serviceObject, type StateData } from '../../store/state.js';
+import { allowedFrom, DEFAULT_ACCESS_RULES, describeAllowed, type AccessRulesOf } from '../../model/access.js';
+import { rulesFor } from '../../policy/policy.js';
 import type { Context } from '../context.js';
 import { age, formatLabels, table, write } from '../output.js';
 import { parseTarget } from './get.js';
 import { REVISION_HEAD, revisionRows } from './history.js';
+
+/**
+ * Who may connect to the service (allowFrom, or the server policy's
+ * default for its source: the policy is read only when the manifest does
+ * not say, and a policy that cannot be read is said, not thrown).
+ */
+async function allowedFromText(ctx: Context, data: StateData, name: string): Promise<string> {
+  const services = Object.values(data.services).map((x) => ({ name: x.name, source: x.source }));
+  const s = data.services[name]!;
+  const svc = { name, source: s.source, spec: s.revision.spec };
+  let rules: AccessRulesOf = () => DEFAULT_ACCESS_RULES;
+  if (!s.revision.spec.allowFrom) {
+    try {
+      const policy = await ctx.policy();
+      rules = (source) => (source === null ? policy.rules : rulesFor(policy, source).rules).network;
+    } catch (e) {
+      return `unknown: the server policy could not be read (${(e as Error).message})`;
+    }
+  }
+  return describeAllowed(svc, allowedFrom(svc, services, rules));
+}
 
 const indent = (text: string, by = '  ') => text.trimEnd().split('\n').map((l) => `${by}${l}`).join('\n');
 
@@ -37,6 +60,7 @@ export async function describe(ctx: Context, words: string[]): Promise<void> {
     `Status:     ${status.phase}, ${status.ready}/${status.desired} ready${status.reason ? `: ${status.reason}` : ''}`,
     `Labels:     ${formatLabels(r.labels)}`,
     `Source:     ${s.source}`,
+    `Allowed from: ${await allowedFromText(ctx, data, name)}`,
     `Revision:   ${r.revision} (spec ${r.hash}, template ${r.templateHash})`,
     `Origin:     ${r.origin ?? '-'}${r.commit ? ` at commit ${r.commit}` : ''}`,
     `Created:    ${s.createdAt} (${age(s.createdAt, now)} ago)`,

@@ -2,7 +2,7 @@
 // or killed carte left half-made. Every step is idempotent, so remove() works
 // from any point a create or an earlier remove stopped at:
 //
-//   stop → runc delete → end monitor → keep the log → CNI DEL + netns
+//   stop → runc delete → end monitor → keep the log → CNI DEL + netns + firewall
 //        → unmount → cgroup → files
 //
 // Only this home's things are touched: its runc root, its run folder, its
@@ -167,6 +167,8 @@ export async function remove(ctx: DriverContext, name: string): Promise<CleanupR
   await step('keep log', name, () => keepPreviousLog(paths, name, { capBytes: ctx.logMaxBytes, limit: ctx.previousLogLimit }));
   await step('release network', name, async () => {
     await network.teardown(name, { name: place.netns, path: place.netnsPath });
+    // Its address is free again: no rule may still name it (the next holder is someone else).
+    await network.firewall.sync();
   });
   faultPoint('remove:network-released');
   const unmounted = await step('unmount', paths.dir(name), async () => {

@@ -2,7 +2,8 @@
 //
 //   record → [overlay rootfs, user, volumes, /etc files, OCI spec] ‖ [ip netns add]
 //          → [conmon (runc create)] ‖ [CNI attach → /etc/hosts with the address]
-//          → unmount staged host volumes → runc start → record (started)
+//          → unmount staged host volumes → record (address) → firewall
+//          → runc start → record (started)
 //
 // A failed step removes whatever the earlier ones made (remove() is
 // idempotent and works from any point), so a failed create leaves nothing.
@@ -30,7 +31,7 @@ import { buildSpec, resolveArgs, resolveEnv, resolveUser } from './spec.js';
 import { claimVolumes } from './volumes.js';
 
 /** Where a carte killed mid-create can stop (see src/util/fault.ts), in order. */
-export const CREATE_FAULT_POINTS = ['create:record-written', 'create:bundle-and-netns', 'create:container-created', 'create:started'] as const;
+export const CREATE_FAULT_POINTS = ['create:record-written', 'create:bundle-and-netns', 'create:container-created', 'create:firewall-set', 'create:started'] as const;
 
 // Hostname rules, and short enough for socket paths under /run.
 export const INSTANCE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -189,6 +190,14 @@ async function createSteps(ctx: DriverContext, spec: InstanceSpec): Promise<void
   // Rewritten in place: the bind mount made at create refers to this same inode.
   await fsp.writeFile(hostsFile, hostsText(net.ip));
   record.ip = net.ip;
+  record.veth = net.veth;
+  record.mac = net.mac;
+  // The firewall renders from records: this one must say its address, veth and MAC first.
+  await writeRecord(paths, record);
+  // Before the process runs: it may send only as itself, and reach only what it may.
+  await ctx.network.firewall.sync();
+  phase('firewall');
+  faultPoint('create:firewall-set');
   await ctx.runtime.start(name);
   phase('start');
   faultPoint('create:started');

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { CarteError, DriverError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type {
-  BuildPolicy, CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, LogOptions, ObservedInstance,
+  BuildPolicy, CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, LogOptions, NetworkAccess, ObservedInstance,
 } from '../driver.js';
 import { detectLayout, readStats } from './cgroups.js';
 import { gc, remove, REMOVE_FAULT_POINTS, stop } from './cleanup.js';
@@ -34,7 +34,7 @@ import { readLog } from './logs.js';
 import { CniNetwork } from './network.js';
 import { list, observe } from './observe.js';
 import { readPreviousLog } from './previous-logs.js';
-import { HomePaths, placementOf, readRecord, type Placement } from './records.js';
+import { HomePaths, placementOf, readRecord, readRecordSync, type Placement } from './records.js';
 import { Runtime } from './runtime.js';
 import { SocketBinder } from './socket-binder.js';
 import { parseHostRlimits } from './spec.js';
@@ -92,6 +92,14 @@ export class LinuxDriver implements Driver {
       dataDir: path.join(this.paths.home, 'cni'),
       cniPath: opts.cniPath ?? '/usr/lib/cni',
       owner: this.paths.home,
+      accessFile: path.join(this.paths.home, 'network-access.json'),
+      facts: (instance) => {
+        const read = readRecordSync(this.paths, instance);
+        if (read.kind !== 'ok') return null;
+        const r = read.record;
+        return { service: r.service, veth: r.veth ?? null, mac: r.mac ?? null, netns: placementOf(namingRules(this.ctx), instance, read).netns };
+      },
+      log: opts.log,
     });
     this.serviceSockets = new SocketBinder(runner, opts.log, this.network.gateway.names.netnsPath);
     const cgroupRoot = opts.cgroupRoot ?? '/sys/fs/cgroup';
@@ -177,6 +185,10 @@ export class LinuxDriver implements Driver {
     return this.network.setServiceAddresses(ips);
   }
 
+  setNetworkAccess(access: NetworkAccess): Promise<void> {
+    return this.network.firewall.setAccess(access);
+  }
+
   async setHosts(name: string, hosts: Record<string, string>): Promise<void> {
     const record = await readRecord(this.paths, name);
     if (!record) return;
@@ -210,7 +222,7 @@ async function exists(p: string): Promise<boolean> {
 /** Checks the tools the driver runs exist, with one message for all that are missing. */
 export async function checkHostTools(opts: { runtime?: string; conmon?: string; cniPath?: string } = {}): Promise<void> {
   const missing: string[] = [];
-  for (const tool of [opts.runtime ?? 'runc', opts.conmon ?? 'conmon', 'ip', 'mount', 'ldd', 'nsenter', 'iptables-restore']) if (!findExecutable(tool)) missing.push(tool);
+  for (const tool of [opts.runtime ?? 'runc', opts.conmon ?? 'conmon', 'ip', 'mount', 'ldd', 'nsenter', 'iptables-restore', 'iptables-save', 'ebtables-restore', 'ebtables-save']) if (!findExecutable(tool)) missing.push(tool);
   for (const plugin of ['bridge', 'host-local', 'loopback']) if (!(await exists(path.join(opts.cniPath ?? '/usr/lib/cni', plugin)))) missing.push(`CNI plugin ${plugin}`);
   if (missing.length) throw new CarteError('driver', `missing on this machine: ${missing.join(', ')} (run "make setup" as root)`);
 }

@@ -7,7 +7,9 @@ import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { bridgeOwner, claimBridge } from './bridge.js';
+import type { Logger } from '../../log.js';
 import type { Runner } from './exec.js';
+import { Firewall, type InstanceFacts } from './firewall.js';
 import { GatewayNamespace } from './gateway-netns.js';
 
 export interface NetworkOptions {
@@ -19,6 +21,11 @@ export interface NetworkOptions {
   cniPath: string;
   /** The CARTE_HOME this network belongs to; marks the bridge as its. */
   owner: string;
+  /** Where the firewall keeps the access the gateway decided (see firewall.ts). */
+  accessFile: string;
+  /** What an instance's record says (its service, veth, MAC), for the firewall. */
+  facts(instance: string): InstanceFacts | null;
+  log: Logger;
 }
 
 const NETNS_DIR = '/run/netns';
@@ -51,12 +58,15 @@ export class CniNetwork {
   readonly plan: ReturnType<typeof addressPlan>;
   /** Where the service addresses live (one namespace per bridge). */
   readonly gateway: GatewayNamespace;
+  /** The host's rules for this bridge: who reaches what (firewall.ts). */
+  readonly firewall: Firewall;
   /** Whether service addresses an older carte put on the host's `lo` were looked for (once per process). */
   private hostAddressesMigrated = false;
 
   constructor(private readonly runner: Runner, readonly opts: NetworkOptions) {
     this.plan = addressPlan(opts.subnet);
     this.gateway = new GatewayNamespace(runner, { bridge: opts.bridge, subnet: opts.subnet, bridgeAddress: this.plan.bridgeAddress, claimBridge: () => this.claimBridge() });
+    this.firewall = new Firewall(runner, { bridge: opts.bridge, accessFile: opts.accessFile, leases: () => this.leases(), facts: opts.facts, log: opts.log });
   }
 
   /**
@@ -97,19 +107,24 @@ export class CniNetwork {
   }
 
   /**
-   * Brings up loopback and attaches eth0 to the bridge; returns the address.
-   * Safe to run while the runtime creates the container in the namespace:
-   * the container's process only starts afterwards.
+   * Brings up loopback and attaches eth0 to the bridge; returns the address,
+   * the host end of the veth pair and eth0's MAC (for the firewall). Safe to
+   * run while the runtime creates the container in the namespace: the
+   * container's process only starts afterwards.
    */
-  async attach(instance: string, netnsPath: string): Promise<{ ip: string; gateway: string | null }> {
+  async attach(instance: string, netnsPath: string): Promise<{ ip: string; gateway: string | null; veth: string | null; mac: string | null }> {
     const [, r] = await Promise.all([
       this.plugin('ADD', 'loopback', instance, netnsPath, 'lo', JSON.stringify({ cniVersion: '1.0.0', name: 'lo', type: 'loopback' })),
       this.plugin('ADD', 'bridge', instance, netnsPath, 'eth0', this.conf()),
     ]);
-    const result = JSON.parse(r.stdout) as { ips?: Array<{ address: string; gateway?: string }> };
+    // CNI result: interfaces are the bridge, the host's veth end, and eth0 (the one with a sandbox).
+    const result = JSON.parse(r.stdout) as { ips?: Array<{ address: string; gateway?: string }>; interfaces?: Array<{ name: string; mac?: string; sandbox?: string }> };
     const first = result.ips?.[0];
     if (!first) throw new Error(`bridge plugin returned no address for ${instance}`);
-    return { ip: first.address.split('/')[0]!, gateway: first.gateway ?? null };
+    const ifs = result.interfaces ?? [];
+    const veth = ifs.find((i) => !i.sandbox && i.name !== this.opts.bridge)?.name ?? null;
+    const mac = ifs.find((i) => i.sandbox)?.mac?.toLowerCase() ?? null;
+    return { ip: first.address.split('/')[0]!, gateway: first.gateway ?? null, veth, mac };
   }
 
   /**
@@ -184,13 +199,15 @@ export class CniNetwork {
   private claiming: Promise<void> | null = null;
 
   /**
-   * Removes the bridge, the gateway's namespace and veth with it, and any
-   * service addresses an older carte left on `lo` (for tests), when the
-   * bridge is this home's (or nobody's); missing is fine.
+   * Removes the bridge, its firewall rules, the gateway's namespace and
+   * veth with it, and any service addresses an older carte left on `lo`
+   * (for tests), when the bridge is this home's (or nobody's); missing is
+   * fine.
    */
   async removeBridge(): Promise<void> {
     const owner = bridgeOwner(this.opts.bridge);
     if (owner !== undefined && owner !== this.opts.owner && owner !== null && fsSync.existsSync(owner)) return;
+    await this.firewall.remove();
     await this.gateway.remove();
     await this.runner.run('ip', ['link', 'delete', this.opts.bridge], { step: 'delete bridge', resource: this.opts.bridge, okCodes: [1] });
     await this.removeLegacyServiceAddresses();

@@ -27,6 +27,13 @@ export interface InstanceRecord {
   createdAt: string;
   startedAt: string | null;
   ip: string | null;
+  /**
+   * The host end of its veth pair and its eth0's MAC, for the firewall's
+   * anti-spoofing rules. Absent in records of carte before them (then found
+   * from the namespace).
+   */
+  veth?: string | null;
+  mac?: string | null;
   /** Network namespace name (under /run/netns). Absent in records of carte before homes were scoped. */
   netns?: string;
   /** Cgroup path (relative to each hierarchy). Absent in records of carte before homes were scoped. */

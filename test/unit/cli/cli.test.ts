@@ -116,7 +116,7 @@ describe('carte CLI', function () {
     ]);
     const d = await c('describe', 'a');
     assert.equal(d.code, 0);
-    assert.match(d.stdout, /^Name:       a\nStatus:     Progressing, 0\/1 ready\nLabels:     <none>\nSource:     cli\nRevision:   3 \(spec [0-9a-f]{16}, template [0-9a-f]{16}\)\n/);
+    assert.match(d.stdout, /^Name:       a\nStatus:     Progressing, 0\/1 ready\nLabels:     <none>\nSource:     cli\nAllowed from: every service of source cli\nRevision:   3 \(spec [0-9a-f]{16}, template [0-9a-f]{16}\)\n/);
     assert.match(d.stdout, /\nInstances:\n  <none>\nRevisions:\n/);
     assert.match(d.stdout, /\nSpec:\n  image: test\/a:1\n  replicas: 1\n/);
     assert.match(d.stdout, /RolledBack   revision 2 → 3 \(a copy of revision 1\): spec.replicas\n$/);

@@ -72,6 +72,9 @@ builds:
 disk:
   reserve: 1Gi
   perService: 2Gi
+network:
+  hostPorts: []
+  allowFromDefault: same-source
 `;
     const indent = (text: string) => text.trimEnd().split('\n').map((l, i) => (i === 0 ? l : `    ${l}`)).join('\n');
     assert.equal(r.stdout, `# server policy: ${path.join(work, 'policy.yaml')}\n${rules.replace('RS', '20')}sources:\n  - match: git:*\n    ${indent(rules.replace('RS', '3'))}\n`);

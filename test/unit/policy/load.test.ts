@@ -28,6 +28,7 @@ describe('server policy file', () => {
       userns: { default: false, required: false },
       builds: { hostCopyPrefixes: ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc/ssl/certs', '/usr/share/zoneinfo'], contextInsideSource: true },
       disk: { reserve: '1Gi', perService: '2Gi' },
+      network: { hostPorts: [], allowFromDefault: 'same-source' },
     });
     assert.deepEqual(DEFAULT_POLICY.builds.hostCopyPrefixes, DEFAULT_POLICY.rules.builds.hostCopyPrefixes);
   });
@@ -53,6 +54,17 @@ describe('server policy file', () => {
     ]);
     assert.deepEqual(problems('capabilities: { allowAdd: [NET_ADMN, CAP_SYS_ADMIN] }\n'), [
       'policy.yaml:1:28: capabilities.allowAdd[0]: "NET_ADMN" is not a Linux capability (did you mean "NET_ADMIN"?)',
+    ]);
+  });
+
+  it('network: host ports (tcp unless said) and the allowFrom default, per source like the rest; mistakes located', () => {
+    const p = parsePolicy('network:\n  hostPorts: [{ port: 53, protocol: udp }, { port: 5432 }]\nsources:\n  - match: "git:*"\n    network: { allowFromDefault: none }\n', 'policy.yaml').policy!;
+    assert.deepEqual(p.rules.network, { hostPorts: [{ port: 53, protocol: 'udp' }, { port: 5432, protocol: 'tcp' }], allowFromDefault: 'same-source' });
+    assert.deepEqual(rulesFor(p, 'git:https://x#main:.').rules.network, { hostPorts: [{ port: 53, protocol: 'udp' }, { port: 5432, protocol: 'tcp' }], allowFromDefault: 'none' });
+    assert.deepEqual(problems('network:\n  hostPorts: [{ port: 70000, protocol: sctp }]\n  allowFromDefault: everyone\n'), [
+      'policy.yaml:2:23: network.hostPorts[0].port: 70000 is above the maximum of 65535',
+      'policy.yaml:2:40: network.hostPorts[0].protocol: "sctp" is not one of: tcp, udp',
+      'policy.yaml:3:21: network.allowFromDefault: "everyone" is not one of: same-source, all, none',
     ]);
   });
 

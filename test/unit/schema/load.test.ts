@@ -196,7 +196,7 @@ spec:
           assert.equal(e.message, '2 problems in manifests; nothing was applied');
           assert.deepEqual(e.details, [
             'a.yaml:7:13: spec.replicas: -1 is below the minimum of 0',
-            'b.yaml:4:19: spec.cpu: unknown field "cpu" (known fields: image, build, command, args, env, workingDir, user, replicas, resources, ports, volumes, secrets, health, restart, update, autoscale, dependsOn, stopGracePeriod, readOnlyRootfs, capabilities, userns)',
+            'b.yaml:4:19: spec.cpu: unknown field "cpu" (known fields: image, build, command, args, env, workingDir, user, replicas, resources, ports, volumes, secrets, health, restart, update, autoscale, dependsOn, allowFrom, stopGracePeriod, readOnlyRootfs, capabilities, userns)',
           ]);
           assert.equal(e.exitCode, 2);
           return true;
