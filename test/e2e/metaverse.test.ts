@@ -93,6 +93,28 @@ describe('metaverse demo (root: its images, manifests and a real daemon)', funct
     }
   });
 
+  it('only the servers that use Redis reach it: Asset is refused by name and by address, Login is not', async () => {
+    const running = (await instances()).filter((i) => i.state === 'running') as Array<{ name: string; service: string; ip?: string }>;
+    const asset = running.find((i) => i.service === 'asset')!;
+    const login = running.find((i) => i.service === 'login')!;
+    const redisIp = running.find((i) => i.service === 'redis')!.ip!;
+    // A bounded attempt from inside a container: "refused" (reset or rejected) or "open".
+    const probe = (host: string) => `const s = require('node:net').connect(6379, ${JSON.stringify(host)});
+      const done = (w) => { s.destroy(); process.stdout.write(w, () => process.exit(0)); };
+      s.setTimeout(3000, () => done('timeout'));
+      s.on('data', () => done('open'));
+      s.on('connect', () => s.write('PING\\r\\n'));
+      s.on('error', () => done('refused'));`;
+    const from = async (i: { name: string }, host: string) => {
+      const r = await e!.carte(['exec', i.name, '--', 'node', '-e', probe(host)]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+    assert.deepEqual([await from(asset, 'redis'), await from(asset, redisIp)], ['refused', 'refused']);
+    assert.deepEqual([await from(login, 'redis'), await from(login, redisIp)], ['open', 'open']);
+    assert.match((await e!.carte(['describe', 'service', 'redis'])).stdout, /Allowed from: game, login, map\n/);
+  });
+
   it('Login: signs up and logs in; refuses duplicates, wrong passwords and bad requests with JSON errors', async () => {
     const alice = { name: 'alice', password: 'wonderland' };
     const signup = await call(ep.host, ep.login, 'POST', '/v1/signup', { json: alice });
