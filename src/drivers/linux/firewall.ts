@@ -37,6 +37,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../log.js';
+import { writeFileDurably } from '../../util/durable-json-file.js';
 import { acquireLock } from '../../util/lock.js';
 import type { HostPortAccess, NetworkAccess } from '../driver.js';
 import { findExecutable, type Runner } from './exec.js';
@@ -257,9 +258,8 @@ export class Firewall {
     if (this.applied?.json === json && Date.now() - this.applied.at < REAPPLY_MS) return;
     const current = await fsp.readFile(this.opts.accessFile, 'utf8').catch(() => null);
     if (current !== json) {
-      const tmp = `${this.opts.accessFile}.${process.pid}.tmp`;
-      await fsp.writeFile(tmp, json, { mode: 0o600 });
-      await fsp.rename(tmp, this.opts.accessFile);
+      // Durably: a torn file would read as "no restrictions" after a crash.
+      await writeFileDurably(this.opts.accessFile, json);
     }
     await this.sync();
     this.applied = { json, at: Date.now() };
