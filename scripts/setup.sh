@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 #   wrk (the gateway benchmark), redis-server (the metaverse demo's database
 #   image is built from its binary; the host service itself is not started),
 #   gcc and libc6-dev (the root tests compile a small static program that
-#   makes syscalls the seccomp profile must refuse).
-packages=(runc conmon containernetworking-plugins iproute2 iptables busybox-static git wrk redis-server gcc libc6-dev)
+#   makes syscalls the seccomp profile must refuse), chromium (the dashboard's
+#   browser test drives it headless through puppeteer-core).
+packages=(runc conmon containernetworking-plugins iproute2 iptables busybox-static git wrk redis-server gcc libc6-dev chromium)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
