@@ -105,8 +105,14 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .action((name, opts) => run(async (ctx) => (await import('./commands/services.js')).scale(ctx, name, opts)));
 
   program.command('status')
-    .description('the daemon, each source (last sync, commit, error) and whether each service is converged')
+    .description('the daemon, each source (last sync, commit, error), whether each service is converged, and the alerts firing')
     .action(() => run(async (ctx) => (await import('./commands/services.js')).status(ctx)));
+
+  program.command('alerts')
+    .description('list alerts firing and resolved in the last 24h, newest first (kept by the daemon in the state file)')
+    .option('--all', 'every kept alert (the last 100 resolved ones)')
+    .option('-o, --output <format>', 'json')
+    .action((opts) => run(async (ctx) => (await import('./commands/alerts.js')).alerts(ctx, opts)));
 
   program.command('sync')
     .description('make the daemon fetch and apply its sources now')
@@ -177,7 +183,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--branch <name>', 'the branch to follow', 'main')
     .option('--path <dir>', 'the folder of manifests inside the repository', '.')
     .option('--interval <duration>', 'how often to fetch the repository', '30s')
-    .option('--config <file>', 'YAML with watch: [dirs] and git: [{url, branch, path, interval}]')
+    .option('--config <file>', 'YAML with watch: [dirs], git: [{url, branch, path, interval}] and alerts: {webhooks, rules} (docs/observability.md)')
     .option('--resync <duration>', 'periodic full resync (catches changes nobody reported)', '3s')
     .option('--publish-address <ip>', 'bind address of published ports that name none', '0.0.0.0')
     .option('--metrics-interval <duration>', 'how often the autoscaler samples each instance\'s cgroup', '2s')

@@ -24,6 +24,10 @@ import { Scaler } from '../scaler/scaler.js';
 import { recordEvent, type StateData } from '../store/state.js';
 import type { SecretVault } from '../secrets/vault.js';
 import type { SourceContext } from '../reconciler/sources/record.js';
+import { AlertEngine } from '../alerts/engine.js';
+import { defaultAlertsConfig, type AlertsConfig } from '../alerts/config.js';
+import type { AlertsView } from '../alerts/types.js';
+import { WebhookSender } from '../alerts/webhook.js';
 import { ApiServer } from './api.js';
 import { daemonPaths } from './paths.js';
 
@@ -52,12 +56,16 @@ export interface DaemonOptions {
   diskIntervalMs?: number;
   /** Secret values (CARTE_HOME/secrets) and the key that opens them: for instances and SealedSecrets. */
   vault?: SecretVault;
+  /** Alert rules and webhooks (the daemon config's `alerts:` section; default: the built-in rules, no webhooks). */
+  alerts?: AlertsConfig;
 }
 
 export interface RunningDaemon {
   reconciler: Reconciler;
   gateway: Gateway;
   scaler: Scaler;
+  /** Alerts firing and recently resolved (src/alerts/). */
+  alerts: AlertsView;
   stop(): Promise<void>;
 }
 
@@ -134,6 +142,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     diskQuota.observe(m);
   });
   const trigger = () => reconciler.trigger();
+  // Alerts read the store and the collector's latest sample on their own interval; webhooks are
+  // posted in the background by their own workers: neither ever holds up the loop.
+  const alertsConfig = opts.alerts ?? defaultAlertsConfig();
+  const webhooks = alertsConfig.webhooks.length ? new WebhookSender({ webhooks: alertsConfig.webhooks, log: log.child({ component: 'webhooks' }) }) : null;
+  const alerts = new AlertEngine({
+    store, log: log.child({ component: 'alerts' }), config: alertsConfig, webhooks,
+    scalerReasons: () => Object.fromEntries(Object.entries(scaler.current()).map(([s, st]) => [s, st.decision.reason])),
+  });
   // Read at each admission: a reloaded policy counts from the next sync on.
   const admission: SourceContext = { get policy() { return live.current; }, home, realpath: hostRealPath, vault: opts.vault };
   const sources: Array<FolderSource | GitSource> = [
@@ -153,6 +169,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     return { listening: gateway.listening(), activity: Object.fromEntries(services.map((s) => [s, gateway.activity(s)])) };
   });
   api.route('POST', '/v1/webhook', syncAll);
+  api.route('GET', '/v1/alerts', async () => ({ active: alerts.active(), recent: alerts.recent() }));
 
   // A new policy: every source is admitted again under it (a refused set keeps its last good one
   // running, as for any bad manifest), and stored services that no longer fit it are named.
@@ -186,6 +203,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   await reconciler.pass();
   scaler.start(); // the first pass: adopt what runs, act on the difference
   diskQuota.start();
+  await alerts.start();
   log.info({ ms: Math.round(performance.now() - started), sources: sources.map((s) => s.id), policy: live.current.file ?? 'built-in' }, 'daemon ready');
   for (const s of sources) await s.start();
 
@@ -193,6 +211,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     reconciler,
     gateway,
     scaler,
+    alerts,
     async stop() {
       // Whatever is in flight, the daemon is gone within SHUTDOWN_MS: nothing here waits on the
       // world for long. Instances keep running; actions half-way are finished by the next start.
@@ -204,6 +223,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       await step('stop sources', Promise.all(sources.map((s) => s.stop())), 1000);
       await step('stop scaler', scaler.stop(), 1000);
       await step('stop disk quota', diskQuota.stop(), 500);
+      await step('stop alerts', alerts.stop(), 500);
+      if (webhooks) await step('stop webhooks', webhooks.close(), 300);
       await step('stop reconciler', reconciler.stop({ abandon: true, flushTimeoutMs: 1500 }), 2000);
       await step('close gateway', gateway.close(), 1000);
       await step('end the socket binder', driver.serviceSockets.close(), 500);

@@ -2,6 +2,7 @@
 // services with their revision history and owning source, events, sources'
 // sync status, and room for instance and image records (filled by the driver
 // and reconciler issues).
+import type { Alert } from '../alerts/types.js';
 import type { WaitCause } from '../model/wait.js';
 import type { ServiceObject, ServiceSpec } from '../schema/types.js';
 
@@ -124,6 +125,12 @@ export interface StateData {
   writtenAt?: string;
   /** The last time a damaged state.json was replaced by a kept generation. */
   recovery?: StateRecovery;
+  /**
+   * Alerts firing now and recently resolved, bounded (written by the daemon's
+   * alert engine on transitions only, src/alerts/engine.ts): a restarted
+   * daemon takes the firing ones over instead of firing them again.
+   */
+  alerts?: { active: Alert[]; resolved: Alert[] };
 }
 
 export interface StateRecovery {

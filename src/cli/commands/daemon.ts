@@ -9,6 +9,7 @@ import { parseDuration, parseMemory } from '../../schema/units.js';
 import type { Context } from '../context.js';
 import { linuxDriver } from '../linux.js';
 import { LivePolicy } from '../../policy/live.js';
+import { loadAlertsConfig } from '../../alerts/config.js';
 
 export interface DaemonOptions {
   watch?: string[];
@@ -62,6 +63,8 @@ export function daemonSources(opts: DaemonOptions): { watch: string[]; git: GitS
 
 export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
   const sources = daemonSources(opts);
+  // A bad alerts section stops the daemon here, located, before it takes anything over.
+  const alerts = loadAlertsConfig(opts.config);
   // A broken policy file stops the daemon here, with its located problems: never run with no policy or half of one.
   // Then it is read again on SIGHUP and whenever the file changes (src/policy/live.ts).
   const policy = new LivePolicy(await ctx.policy(), await ctx.policyLocation());
@@ -73,6 +76,7 @@ export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
     scaler: { intervalMs: duration('--metrics-interval', opts.metricsInterval), memoryReserveBytes: memory('--memory-reserve', opts.memoryReserve) },
     diskIntervalMs: duration('--disk-interval', opts.diskInterval),
     vault: ctx.vault(),
+    alerts,
   });
   await new Promise<void>((resolve) => {
     const stop = () => {

@@ -7,6 +7,7 @@ import { parseDuration } from '../../schema/units.js';
 import type { Context } from '../context.js';
 import { convergeAfterChange } from '../converge.js';
 import { age, table, write } from '../output.js';
+import { activeAlertsTable } from './alerts.js';
 
 export interface ChangeOptions {
   wait?: boolean;
@@ -67,6 +68,9 @@ export async function status(ctx: Context): Promise<void> {
   const statuses = serviceStatuses(data, now.getTime());
   write('\nSERVICES');
   write(statuses.length ? table(['NAME', 'READY', 'STATUS', 'REASON'], statuses.map((s) => [s.name, `${s.ready}/${s.desired}`, s.phase, s.reason ?? '-'])) : '<none>');
+  // Without a daemon nobody evaluates them: they are what it last saw.
+  write(`\nALERTS${daemon || !data.alerts?.active.length ? '' : ' (as the daemon last saw them)'}`);
+  write(activeAlertsTable(data, now));
 }
 
 export async function sync(ctx: Context): Promise<void> {
