@@ -97,7 +97,7 @@ export function parseAlertsConfig(text: string, display: string): { config: Aler
   // `alerts:` with everything under it commented out is no alerts section, not an error.
   const { alerts, ...rest } = data as { alerts?: unknown };
   const schemaProblems = validateConfig(alerts === null ? rest : data, locator);
-  if (schemaProblems.length) return { config: null, problems: schemaProblems };
+  if (schemaProblems.length) return { config: null, problems: byPosition(schemaProblems) };
   const input = (alerts ?? {}) as AlertsInput;
 
   const problems: ManifestProblem[] = [];
@@ -140,8 +140,14 @@ export function parseAlertsConfig(text: string, display: string): { config: Aler
       threshold: r.threshold,
     };
   }
-  if (problems.length) return { config: null, problems };
+  if (problems.length) return { config: null, problems: byPosition(problems) };
   return { config: { intervalMs, rules: resolveRules(overrides), webhooks }, problems: [] };
+}
+
+/** As a reader meets them: by line, then column. */
+function byPosition(problems: ManifestProblem[]): ManifestProblem[] {
+  const key = (p: ManifestProblem) => (p.position ? p.position.line * 1e6 + p.position.column : 0);
+  return problems.map((p, i) => ({ p, i })).sort((a, b) => key(a.p) - key(b.p) || a.i - b.i).map((x) => x.p);
 }
 
 /** Reads the alerts section of the daemon config file (the defaults without one). */
