@@ -6,7 +6,7 @@ import path from 'node:path';
 import { DaemonConfigError, loadAlertsConfig, parseAlertsConfig } from '../../../src/alerts/config.js';
 import { DEFAULT_RULES } from '../../../src/alerts/rules.js';
 import { formatProblem } from '../../../src/errors.js';
-import { tempDir } from '../../helpers/paths.js';
+import { ROOT, tempDir } from '../../helpers/paths.js';
 
 const problems = (text: string) => parseAlertsConfig(text, 'daemon.yaml').problems.map(formatProblem);
 
@@ -101,5 +101,17 @@ alerts:
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('the example in docs/observability.md is valid, and its error sample is what carte prints', () => {
+    const text = fs.readFileSync(path.join(ROOT, 'docs', 'observability.md'), 'utf8');
+    const alerts = text.slice(text.indexOf('## Alerts'));
+    const example = /```yaml\n(alerts:[\s\S]*?)```/.exec(alerts)![1]!;
+    const { config, problems: p } = parseAlertsConfig(example, 'doc');
+    assert.deepEqual(p, []);
+    assert.equal(config!.webhooks.length, 2);
+    const [bad, printed] = [...alerts.matchAll(/```text\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const lines = printed!.trimEnd().split('\n').slice(1, -1);
+    assert.deepEqual(parseAlertsConfig(bad!, '/etc/carte/daemon.yaml').problems.map(formatProblem), lines);
   });
 });
