@@ -72,7 +72,10 @@ export function observe(inputs: RuleInputs, rules: RuleSettingsMap): Observed {
   if (on('health-failing')) {
     for (const [name, r] of Object.entries(records)) {
       // lastError: the last check failed; unhealthy: failureThreshold checks in a row did.
-      const failing = r.unhealthy || r.lastError !== null;
+      // Failures within the start period count for nothing, as for the reconciler.
+      const startPeriod = data.services[r.service]?.revision.spec.health?.startPeriodMs ?? 0;
+      const starting = r.startedAt ? now - Date.parse(r.startedAt) < startPeriod : false;
+      const failing = r.unhealthy || (r.lastError !== null && !starting);
       push('health-failing', `instance/${name}`, failing, `health checks failing${r.lastError ? `: ${r.lastError}` : ''}${r.unhealthy ? ' (unhealthy: it is being replaced)' : ''}`);
     }
   }

@@ -91,6 +91,11 @@ describe('alerts: rules', () => {
     data.instances = { 'web-1': record('web') };
     const { log } = drive(only('health-failing'), [[0, inputs(at(0), failing)], [29, inputs(at(29), failing)], [30, inputs(at(30), failing)], [31, inputs(at(31), data)], [41, inputs(at(41), data)]]);
     assert.deepEqual(log, ['30s fired health-failing instance/web-1 warning: health checks failing: connection refused', '41s resolved health-failing instance/web-1']);
+    // Within the health check's start period, failures are expected.
+    const slow = stateWith([serviceDoc('slow', { health: { tcp: { port: 80 }, startPeriod: '2m' } })]);
+    slow.instances = { 'slow-1': record('slow', { ready: false, lastError: 'connection refused', startedAt: new Date(at(0)).toISOString() }) };
+    assert.deepEqual(drive(only('health-failing'), [[0, inputs(at(0), slow)], [60, inputs(at(60), slow)], [120, inputs(at(120), slow)], [150, inputs(at(150), slow)]]).log,
+      ['150s fired health-failing instance/slow-1 warning: health checks failing: connection refused']);
   });
 
   it('not-converged: a service not Converged, Idle or Stopped for 5 min; a crash loop is left to crash-loop', () => {
