@@ -147,6 +147,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const alertsConfig = opts.alerts ?? defaultAlertsConfig();
   const webhooks = alertsConfig.webhooks.length ? new WebhookSender({ webhooks: alertsConfig.webhooks, log: log.child({ component: 'webhooks' }) }) : null;
   const alerts = new AlertEngine({
+    // metrics: the collector's MetricsView (memory-high reads its latest sample; without it memory-high sees nothing).
     store, log: log.child({ component: 'alerts' }), config: alertsConfig, webhooks,
     scalerReasons: () => Object.fromEntries(Object.entries(scaler.current()).map(([s, st]) => [s, st.decision.reason])),
   });
