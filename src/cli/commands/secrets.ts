@@ -49,8 +49,9 @@ export function readValues(opts: ValueOptions, stdin: () => Buffer | null = read
     const [key, file] = i > 0 ? [f.slice(0, i), f.slice(i + 1)] : [path.basename(f), f];
     let bytes: Buffer;
     try {
-      bytes = fs.readFileSync(file);
+      bytes = readAtMost(file, SECRET_MAX_BYTES);
     } catch (e) {
+      if (e instanceof UsageError) throw e;
       throw new UsageError(`--from-file: cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
     }
     add(key, bytes, `--from-file ${file}`);
@@ -68,7 +69,37 @@ export function readValues(opts: ValueOptions, stdin: () => Buffer | null = read
 /** Standard input whole, or null when it is a terminal (nothing was piped in). */
 function readStdin(): Buffer | null {
   if (process.stdin.isTTY) return null;
-  return fs.readFileSync(0);
+  return readAtMost(0, SECRET_MAX_BYTES);
+}
+
+/**
+ * A file or descriptor read whole, refused once it passes `limit`: a secret
+ * read from /dev/zero or an endless pipe must not fill the server's memory.
+ */
+export function readAtMost(file: string | number, limit: number): Buffer {
+  const fd = typeof file === 'number' ? file : fs.openSync(file, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const chunk = Buffer.alloc(64 * 1024);
+    for (;;) {
+      let n: number;
+      try {
+        n = fs.readSync(fd, chunk, 0, chunk.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue; // a non-blocking pipe: wait for more
+        if ((e as NodeJS.ErrnoException).code === 'EOF') break;
+        throw e;
+      }
+      if (n === 0) break;
+      total += n;
+      if (total > limit) throw new UsageError(`${typeof file === 'number' ? 'standard input' : file} holds more than ${formatMemory(limit)}; a secret holds at most ${formatMemory(limit)}`);
+      chunks.push(Buffer.from(chunk.subarray(0, n)));
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    if (typeof file !== 'number') fs.closeSync(fd);
+  }
 }
 
 export async function set(ctx: Context, name: string, opts: ValueOptions & { force?: boolean; wait?: boolean; timeout?: string; start?: boolean; usableBy?: string[] }): Promise<void> {
