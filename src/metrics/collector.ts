@@ -41,6 +41,12 @@ export interface CollectorOptions {
   clock?: () => number;
 }
 
+/** The last round's raw cumulative readings (for Prometheus counters, which are cumulative). */
+export interface RawReadings {
+  instances: Array<{ instance: string; service: string; restarts: number; ready: boolean; stats: InstanceStats }>;
+  services: Array<{ service: string; traffic: ServiceTraffic }>;
+}
+
 const EMPTY: MetricsSnapshot = { at: 0, instances: [], services: [], host: null };
 const TIMED_OUT = Symbol('timed out');
 
@@ -49,6 +55,7 @@ export class Collector implements MetricsView {
   readonly history: History;
   private readonly clock: () => number;
   private snapshot: MetricsSnapshot = EMPTY;
+  private rawReadings: RawReadings = { instances: [], services: [] };
   private readonly prevStats = new Map<string, InstanceStats>();
   private readonly prevTraffic = new Map<string, { at: number; traffic: ServiceTraffic }>();
   private readonly listeners = new Set<(s: MetricsSnapshot) => void>();
@@ -81,11 +88,10 @@ export class Collector implements MetricsView {
     this.timer = safeInterval(round, this.intervalMs);
   }
 
-  /** Stops sampling and saves the history. */
+  /** Stops sampling and saves the history (a round in flight is not waited for: it only adds a sample). */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await this.running;
     await this.saving;
     if (this.opts.persistFile) await this.save();
   }
@@ -100,6 +106,7 @@ export class Collector implements MetricsView {
       this.opts.host ? this.opts.host.read(at).catch((e: Error) => (this.opts.log.warn({ err: e.message }, 'could not read the host'), null)) : Promise.resolve(null),
     ]);
     const instances: InstanceSample[] = [];
+    const raw: RawReadings = { instances: [], services: [] };
     const live = new Set<string>();
     targets.instances.forEach((meta, i) => {
       const r = readings[i]!;
@@ -114,6 +121,7 @@ export class Collector implements MetricsView {
       }
       instances.push(instanceSample(this.prevStats.get(meta.name) ?? null, r.value, { instance: meta.name, service: meta.service, restarts: meta.restarts, ready: meta.ready }));
       this.prevStats.set(meta.name, r.value);
+      raw.instances.push({ instance: meta.name, service: meta.service, restarts: meta.restarts, ready: meta.ready, stats: r.value });
     });
     for (const name of this.prevStats.keys()) if (!live.has(name)) this.prevStats.delete(name);
 
@@ -124,6 +132,7 @@ export class Collector implements MetricsView {
         const prev = this.prevTraffic.get(service) ?? null;
         services.push(serviceSample(service, at, prev?.traffic ?? null, traffic, prev ? at - prev.at : 0));
         this.prevTraffic.set(service, { at, traffic });
+        raw.services.push({ service, traffic });
       }
       const wanted = new Set(targets.services);
       for (const s of this.prevTraffic.keys()) if (!wanted.has(s)) this.prevTraffic.delete(s);
@@ -144,6 +153,7 @@ export class Collector implements MetricsView {
 
     instances.sort((a, b) => (a.instance < b.instance ? -1 : 1));
     this.snapshot = { at, instances, services, host };
+    this.rawReadings = raw;
     for (const cb of this.listeners) {
       try {
         cb(this.snapshot);
@@ -164,6 +174,10 @@ export class Collector implements MetricsView {
     } catch (e) {
       this.opts.log.warn({ file: this.opts.persistFile, err: (e as Error).message }, 'could not save the metrics history');
     }
+  }
+
+  raw(): RawReadings {
+    return this.rawReadings;
   }
 
   latest(): MetricsSnapshot {
