@@ -189,6 +189,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--publish-address <ip>', 'bind address of published ports that name none', '0.0.0.0')
     .option('--metrics-interval <duration>', 'how often the autoscaler samples each instance\'s cgroup', '2s')
     .option('--memory-reserve <size>', 'memory autoscaling leaves to the host and carte (scale-ups are capped)', '512Mi')
+    .option('--collect-interval <duration>', 'how often the metrics collector samples instances, services and the host (top, stats, alerts, /v1/metrics)', '10s')
     .option('--disk-interval <duration>', 'how often each service\'s disk use is measured against the policy\'s disk.perService', '30s')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action((opts) => run(async (ctx) => (await import('./commands/daemon.js')).daemon(ctx, opts)));
