@@ -224,7 +224,7 @@ export class FileAuthStore implements AuthStore {
   }
 }
 
-function unknownUser(name: string): NotFoundError {
+export function unknownUser(name: string): NotFoundError {
   return new NotFoundError(`no user "${name}" (see "carte user list")`);
 }
 
