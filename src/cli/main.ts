@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CarteError, ExitCode } from '../errors.js';
 import { VERSION } from '../version.js';
+import { auditedCommand, cliEntry, type AuditedCommand } from './audited.js';
 import { makeContext, type Context, type GlobalOptions } from './context.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -321,6 +322,16 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
   return program;
 }
 
+/** Records a command's outcome; a log that cannot be written warns and never fails the command. */
+async function recordCli(home: string, cmd: AuditedCommand, outcome: { error?: unknown; exitCode: number }): Promise<void> {
+  try {
+    const { FileAuditLog } = await import('../audit/log.js');
+    await new FileAuditLog(home).record(cliEntry(cmd, outcome, new Date()));
+  } catch (e) {
+    process.stderr.write(`warning: the audit log did not record this command: ${(e as Error).message}\n`);
+  }
+}
+
 function printError(err: unknown, debug: boolean): number {
   if (err instanceof CarteError) {
     // Located problems are self-explanatory lines; the summary says what happened as a whole.
@@ -335,18 +346,43 @@ function printError(err: unknown, debug: boolean): number {
   return ExitCode.failure;
 }
 
+/** Every command's path below `carte` that runs an action (e.g. "secret set"), for tests. */
+export function commandPaths(): string[] {
+  const out: string[] = [];
+  const walk = (c: Command, prefix: string[]) => {
+    for (const sub of c.commands) {
+      const p = [...prefix, sub.name()];
+      if (sub.commands.length) walk(sub, p);
+      else out.push(p.join(' '));
+    }
+  };
+  walk(buildProgram(async () => undefined), []);
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let globals: GlobalOptions = {};
   let exitCode: number = ExitCode.ok;
+  let audited: AuditedCommand | null = null;
   const program = buildProgram(async (action) => {
     globals = program.opts<GlobalOptions>();
+    const ctx = makeContext(globals);
+    let error: unknown;
     try {
       // A command may return its own exit code (exec passes on the command's).
-      const code = await action(makeContext(globals));
+      const code = await action(ctx);
       if (typeof code === 'number') exitCode = code;
     } catch (err) {
+      error = err;
       exitCode = printError(err, globals.debug === true);
     }
+    if (audited) await recordCli(ctx.home, audited, { error, exitCode });
+  });
+  // Every command that changes something is audited here, from its command line (audited.ts).
+  program.hook('preAction', (_program, command) => {
+    const names: string[] = [];
+    for (let c: Command | null = command; c && c !== program; c = c.parent) names.unshift(c.name());
+    audited = auditedCommand(names, command.processedArgs, command.opts());
   });
   try {
     await program.parseAsync(argv, { from: 'node' });
