@@ -131,6 +131,17 @@ describe('web: the server', () => {
     assert.equal((await login('vic', 'pw-vic')).r.statusCode, 200);
   });
 
+  it('more than 30 sign-ins a minute from one address are 429 with Retry-After, whatever the names', async () => {
+    auth.users.set('vic', { password: 'pw-vic', role: 'viewer', stamp: 1 });
+    for (let i = 0; i < 30; i++) assert.equal((await login(`name${i}`, 'x')).r.statusCode, 401);
+    const { r } = await login('vic', 'pw-vic');
+    assert.equal(r.statusCode, 429);
+    assert.match(String(r.headers['retry-after']), /^[1-6]?\d$/);
+    assert.match((r.json() as { error: string }).error, /^too many sign-ins from this address: try again in \d+ s$/);
+    // Other routes are not limited by it.
+    assert.equal((await server.inject({ url: '/api/session' })).statusCode, 200);
+  });
+
   it('a POST with a cookie needs the CSRF header: refused 403, audited, nothing changed', async () => {
     auth.users.set('ops', { password: 'pw-ops', role: 'operator', stamp: 1 });
     const { cookie, csrf } = await login('ops', 'pw-ops');
