@@ -3,6 +3,7 @@
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import type { Marker } from '../../src/web/types.js';
+import { formatClock } from '../lib/format.js';
 import type { Columns } from '../lib/series.js';
 
 export const MARKER_COLORS: Record<Marker['kind'], string> = {
@@ -14,6 +15,12 @@ export const MARKER_COLORS: Record<Marker['kind'], string> = {
 };
 
 const LINE_COLORS = ['#0969da', '#d1242f', '#1a7f37', '#8250df', '#bc4c00', '#0550ae', '#a40e26', '#116329'];
+
+/** "23:05" on a minute grid, "23:05:30" when the grid is finer. */
+function clockLabel(sec: number, stepSec: number): string {
+  const text = formatClock(sec * 1000);
+  return stepSec > 0 && stepSec < 60 ? text : text.slice(0, 5);
+}
 
 interface Props {
   title: string;
@@ -68,7 +75,8 @@ export function Chart({ title, columns, labels, format, markers, fromMs, toMs }:
       height: 180,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
       scales: { x: { time: true, range: () => rangeRef.current }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
-      axes: [{}, { values: (_u, splits) => splits.map((v) => format(v)), size: 70 }],
+      // 24-hour UTC times, as the CLI and the event list print them (uPlot's default is local am/pm).
+      axes: [{ values: (_u, splits) => splits.map((v) => clockLabel(v, (splits[1] ?? v) - (splits[0] ?? v))) }, { values: (_u, splits) => splits.map((v) => format(v)), size: 70 }],
       series: [{}, ...labels.map((label, i) => ({ label, stroke: LINE_COLORS[i % LINE_COLORS.length], width: 1.5, value: (_u: uPlot, v: number | null) => format(v), spanGaps: false }))],
       legend: { show: true },
       plugins: [markersPlugin(() => markersRef.current)],

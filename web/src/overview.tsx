@@ -1,6 +1,6 @@
 // The overview: every service with readiness, phase and why, and its latest
 // CPU, memory and requests; refreshed every 2 s and on each new event.
-import type { EventRow, ServiceRow } from '../../src/web/types.js';
+import type { EventRow, LatestMetrics, ServiceRow } from '../../src/web/types.js';
 import { formatBytes, formatClock, formatCpu, formatPerSec, formatReady } from '../lib/format.js';
 import { get } from './api.js';
 import { ErrorNote, href, usePoll } from './common.js';
@@ -16,6 +16,7 @@ export function Overview({ events, eventTick }: { events: EventRow[]; eventTick:
   return (
     <main>
       <h1>Services</h1>
+      <HostLine />
       <ErrorNote error={services.error} />
       {services.data && rows.length === 0 && <p>No services yet: apply manifests with <code>carte apply -f DIR</code> or run the daemon with <code>--watch DIR</code>.</p>}
       {rows.length > 0 && (
@@ -44,6 +45,20 @@ export function Overview({ events, eventTick }: { events: EventRow[]; eventTick:
       )}
       <EventList title="Recent events" events={events.slice(-15)} />
     </main>
+  );
+}
+
+/** The machine itself: CPU, memory and the disk holding CARTE_HOME, from the latest sample. */
+function HostLine() {
+  const latest = usePoll(() => get<LatestMetrics>('/api/metrics/latest'), [], 5000);
+  const h = latest.data?.host;
+  if (!h) return null;
+  return (
+    <p class="host" aria-label="Host">
+      Host: CPU {h.cpuPercent == null ? '—' : `${Math.round(h.cpuPercent)} %`} of {h.cores} core{h.cores === 1 ? '' : 's'} ·
+      memory {formatBytes(h.memoryUsedBytes)} of {formatBytes(h.memoryTotalBytes)} ·
+      disk {formatBytes(h.diskFreeBytes)} free of {formatBytes(h.diskTotalBytes)}
+    </p>
   );
 }
 
