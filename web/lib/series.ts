@@ -21,23 +21,6 @@ export function alignSeries(list: Series[]): Columns {
   return { t: times, lines };
 }
 
-/**
- * A service's line: the sum of its instances at each time. A time where no
- * instance has a reading stays null (a gap), not 0: no data is not "idle".
- */
-export function sumSeries(list: Series[]): Columns {
-  const { t, lines } = alignSeries(list);
-  const sum = t.map((_, i) => {
-    let total: number | null = null;
-    for (const line of lines) {
-      const v = line[i];
-      if (v != null) total = (total ?? 0) + v;
-    }
-    return total;
-  });
-  return { t, lines: [sum] };
-}
-
 /** Whether a chart has anything to draw. */
 export function hasPoints(c: Columns): boolean {
   return c.lines.some((line) => line.some((v) => v != null));

@@ -4,7 +4,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import type { Marker } from '../../src/web/types.js';
 import { formatClock } from '../lib/format.js';
-import type { Columns } from '../lib/series.js';
+import { hasPoints, type Columns } from '../lib/series.js';
 
 export const MARKER_COLORS: Record<Marker['kind'], string> = {
   deploy: '#1f6feb',
@@ -103,6 +103,7 @@ export function Chart({ title, columns, labels, format, markers, fromMs, toMs }:
     <figure class="chart" data-chart={title} data-points={points}>
       <figcaption>{title}</figcaption>
       <div ref={box} class="chart-plot" role="img" aria-label={`${title} over time: ${points} readings`} />
+      {!hasPoints(columns) && <p class="muted empty">No readings in this window yet.</p>}
     </figure>
   );
 }

@@ -4,7 +4,7 @@ import { useMemo, useState } from 'preact/hooks';
 import type { Series } from '../../src/metrics/types.js';
 import type { EventRow, LogsResponse, ServiceDetail } from '../../src/web/types.js';
 import { formatByteRate, formatBytes, formatClock, formatCpu, formatPerSec, formatReady } from '../lib/format.js';
-import { combine, eventConcerns, markersIn, mergeEvents, sumSeries, alignSeries, type Columns } from '../lib/series.js';
+import { alignSeries, combine, eventConcerns, markersIn, mergeEvents, type Columns } from '../lib/series.js';
 import { get, query } from './api.js';
 import { Chart, MARKER_COLORS } from './chart.js';
 import { ErrorNote, StatusLine, useAction, useCan, usePoll } from './common.js';
@@ -35,41 +35,39 @@ type Mode = 'total' | 'instance';
 interface Loaded {
   fromMs: number;
   toMs: number;
-  /** metric → instance → series */
+  /** Whose lines these are: the service (its total, summed by the server) or each instance. */
+  names: string[];
+  /** metric → name → series */
   byMetric: Record<string, Record<string, Series>>;
   requests: Series;
 }
 
-async function loadSeries(service: string, instances: string[], windowMs: number): Promise<Loaded> {
+async function loadSeries(service: string, mode: Mode, instances: string[], windowMs: number): Promise<Loaded> {
   const toMs = Date.now();
   const fromMs = toMs - windowMs;
   const one = (kind: string, name: string, metric: string) =>
     get<Series>(`/api/metrics/series?${query({ kind, name, metric, from: fromMs, to: toMs, points: POINTS })}`);
+  const kind = mode === 'total' ? 'service' : 'instance';
+  const names = mode === 'total' ? [service] : instances;
   const byMetric: Record<string, Record<string, Series>> = {};
   const jobs: Array<Promise<void>> = [];
   for (const def of INSTANCE_CHARTS) {
     for (const [metric] of def.metrics) {
       byMetric[metric] = {};
-      for (const inst of instances) jobs.push(one('instance', inst, metric).then((s) => void (byMetric[metric]![inst] = s)));
+      for (const name of names) jobs.push(one(kind, name, metric).then((s) => void (byMetric[metric]![name] = s)));
     }
   }
   const requests = one('service', service, 'requestsPerSec');
   await Promise.all(jobs);
-  return { fromMs, toMs, byMetric, requests: await requests };
+  return { fromMs, toMs, names, byMetric, requests: await requests };
 }
 
-function columnsFor(def: ChartDef, loaded: Loaded, instances: string[], mode: Mode): { columns: Columns; labels: string[] } {
+function columnsFor(def: ChartDef, loaded: Loaded, mode: Mode): { columns: Columns; labels: string[] } {
   const parts: Columns[] = [];
   const labels: string[] = [];
   for (const [metric, label] of def.metrics) {
-    const series = instances.map((i) => loaded.byMetric[metric]?.[i]).filter((s): s is Series => !!s);
-    if (mode === 'total') {
-      parts.push(sumSeries(series));
-      labels.push(def.metrics.length > 1 ? label : def.title);
-    } else {
-      parts.push(alignSeries(series));
-      instances.forEach((i) => labels.push(def.metrics.length > 1 ? `${i} ${label}` : i));
-    }
+    parts.push(alignSeries(loaded.names.map((n) => loaded.byMetric[metric]?.[n] ?? { t: [], v: [], stepMs: 0 })));
+    for (const n of loaded.names) labels.push(mode === 'instance' ? (def.metrics.length > 1 ? `${n} ${label}` : n) : def.metrics.length > 1 ? label : def.title);
   }
   return { columns: combine(parts), labels };
 }
@@ -80,7 +78,7 @@ export function ServicePage({ name, events, eventTick }: { name: string; events:
   const [mode, setMode] = useState<Mode>('total');
   const d = detail.data;
   const instanceNames = useMemo(() => [...new Set((d?.instances ?? []).map((i) => i.name))].sort(), [d?.instances.map((i) => i.name).join(',')]);
-  const series = usePoll(() => loadSeries(name, instanceNames, windowMs), [name, instanceNames.join(','), windowMs], 5000);
+  const series = usePoll(() => loadSeries(name, mode, instanceNames, windowMs), [name, mode, mode === 'instance' ? instanceNames.join(',') : '', windowMs], 5000);
   const live = useMemo(() => mergeEvents(d?.events ?? [], events.filter((e) => eventConcerns(e, name)), 50), [d?.events, events, name]);
 
   if (!d) {
@@ -139,8 +137,8 @@ export function ServicePage({ name, events, eventTick }: { name: string; events:
         {loaded ? (
           <div class="charts">
             {INSTANCE_CHARTS.map((def) => {
-              const { columns, labels } = columnsFor(def, loaded, instanceNames, mode);
-              return <Chart key={`${def.title}-${mode}`} title={def.title} columns={columns} labels={labels} format={def.format} markers={markers} fromMs={loaded.fromMs} toMs={loaded.toMs} />;
+              const { columns, labels } = columnsFor(def, loaded, mode);
+              return <Chart key={`${def.title}-${loaded.names.join(',')}`} title={def.title} columns={columns} labels={labels} format={def.format} markers={markers} fromMs={loaded.fromMs} toMs={loaded.toMs} />;
             })}
             <Chart key="requests" title="Requests" columns={{ t: loaded.requests.t, lines: [loaded.requests.v] }} labels={['requests/s']} format={formatPerSec} markers={markers} fromMs={loaded.fromMs} toMs={loaded.toMs} />
           </div>

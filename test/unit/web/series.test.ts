@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { EventRow } from '../../../src/web/types.js';
-import { alignSeries, combine, eventConcerns, hasPoints, markersIn, mergeEvents, sumSeries } from '../../../web/lib/series.js';
+import { alignSeries, combine, eventConcerns, hasPoints, markersIn, mergeEvents } from '../../../web/lib/series.js';
 
 const s = (t: number[], v: Array<number | null>) => ({ t, v, stepMs: 1000 });
 const ev = (id: number, object = 'service/web'): EventRow => ({ id, at: '2026-12-06T00:00:00.000Z', type: 'Normal', object, reason: 'R', message: `m${id}` });
@@ -9,12 +9,6 @@ describe('web: shaping series, markers and events for the page', () => {
   it('aligns instances on the union of their times, null where one has no reading', () => {
     assert.deepEqual(alignSeries([s([1, 2], [10, 20]), s([2, 3], [5, null])]), { t: [1, 2, 3], lines: [[10, 20, null], [null, 5, null]] });
     assert.deepEqual(alignSeries([]), { t: [], lines: [] });
-  });
-
-  it('a service line is the sum of its instances; a time with no reading at all stays a gap, not 0', () => {
-    assert.deepEqual(sumSeries([s([1, 2, 3], [0.1, 0.2, null]), s([2, 3, 4], [0.3, null, 1])]),
-      { t: [1, 2, 3, 4], lines: [[0.1, 0.5, null, 1]] });
-    assert.deepEqual(sumSeries([]), { t: [], lines: [[]] });
   });
 
   it('combines charts side by side (rx beside tx) and says whether there is anything to draw', () => {
