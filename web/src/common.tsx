@@ -113,3 +113,17 @@ export function ErrorNote({ error }: { error: string | null }) {
 export function href(route: string): string {
   return `#${route}`;
 }
+
+/**
+ * Marks the first time `ready` holds (performance.mark, after the next frame
+ * so the charts' canvases are drawn): bench/dashboard.ts reads these marks to
+ * time a first load from navigation start.
+ */
+export function useMarkOnce(name: string, ready: boolean): void {
+  const done = useRef(false);
+  useEffect(() => {
+    if (!ready || done.current) return;
+    done.current = true;
+    requestAnimationFrame(() => performance.mark(name));
+  }, [ready]);
+}

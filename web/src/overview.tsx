@@ -3,7 +3,7 @@
 import type { EventRow, LatestMetrics, ServiceRow } from '../../src/web/types.js';
 import { formatBytes, formatClock, formatCpu, formatPerSec, formatReady } from '../lib/format.js';
 import { get } from './api.js';
-import { ErrorNote, href, usePoll } from './common.js';
+import { ErrorNote, href, useMarkOnce, usePoll } from './common.js';
 
 /** The contract names the route's rows; accept them bare or wrapped as { services }. */
 function rowsOf(r: ServiceRow[] | { services: ServiceRow[] }): ServiceRow[] {
@@ -13,6 +13,7 @@ function rowsOf(r: ServiceRow[] | { services: ServiceRow[] }): ServiceRow[] {
 export function Overview({ events, eventTick }: { events: EventRow[]; eventTick: number }) {
   const services = usePoll(async () => rowsOf(await get<ServiceRow[] | { services: ServiceRow[] }>('/api/services')), [], 2000, eventTick);
   const rows = services.data ?? [];
+  useMarkOnce('carte:overview-drawn', services.data !== null);
   return (
     <main>
       <h1>Services</h1>

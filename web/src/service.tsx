@@ -7,7 +7,7 @@ import { formatByteRate, formatBytes, formatClock, formatCpu, formatPerSec, form
 import { alignSeries, combine, eventConcerns, markersIn, mergeEvents, type Columns } from '../lib/series.js';
 import { get, query } from './api.js';
 import { Chart, MARKER_COLORS } from './chart.js';
-import { ErrorNote, StatusLine, useAction, useCan, usePoll } from './common.js';
+import { ErrorNote, StatusLine, useAction, useCan, useMarkOnce, usePoll } from './common.js';
 import { EventList } from './overview.js';
 
 const WINDOWS = [
@@ -79,6 +79,7 @@ export function ServicePage({ name, events, eventTick }: { name: string; events:
   const d = detail.data;
   const instanceNames = useMemo(() => [...new Set((d?.instances ?? []).map((i) => i.name))].sort(), [d?.instances.map((i) => i.name).join(',')]);
   const series = usePoll(() => loadSeries(name, mode, instanceNames, windowMs), [name, mode, mode === 'instance' ? instanceNames.join(',') : '', windowMs], 5000);
+  useMarkOnce('carte:charts-drawn', series.data !== null && detail.data !== null);
   const live = useMemo(() => mergeEvents(d?.events ?? [], events.filter((e) => eventConcerns(e, name)), 50), [d?.events, events, name]);
 
   if (!d) {
