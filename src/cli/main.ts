@@ -238,6 +238,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--memory-reserve <size>', 'memory autoscaling leaves to the host and carte (scale-ups are capped)', '512Mi')
     .option('--collect-interval <duration>', 'how often the metrics collector samples instances, services and the host (top, stats, alerts, /v1/metrics)', '10s')
     .option('--disk-interval <duration>', 'how often each service\'s disk use is measured against the policy\'s disk.perService', '30s')
+    .option('--http <addr:port>', 'where the dashboard listens, or off (default: $CARTE_HTTP, else 127.0.0.1:7070; docs/dashboard.md)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action((opts) => run(async (ctx) => (await import('./commands/daemon.js')).daemon(ctx, opts)));
 
