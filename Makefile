@@ -19,8 +19,9 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-build: deps ## compile TypeScript into dist/
+build: deps ## compile TypeScript into dist/, and bundle the dashboard's page into dist/web/
 	$(TSC) -p tsconfig.json
+	node scripts/build-web.mjs
 
 test: build test-unit test-linux test-e2e ## run every test tier (the root tiers need root; CI=true makes skipping them an error)
 
@@ -40,6 +41,7 @@ bench: build ## run the benchmarks and print their figures (see docs/benchmarks.
 	node dist/bench/gateway.js
 	node dist/bench/state.js
 	node dist/bench/faults.js
+	node dist/bench/dashboard.js
 	node dist/bench/metaverse.js
 
 bench-metaverse: build ## only the metaverse benchmark: 80 players for 60 s against the whole demo

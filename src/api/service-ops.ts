@@ -15,12 +15,13 @@ function find(data: StateData, name: string): StoredService {
   return s;
 }
 
-export async function setSuspended(store: Store, name: string, suspended: boolean, now = new Date()): Promise<boolean> {
+/** `by`: who asked, for the event (`cli`, or `dashboard (alice)`). */
+export async function setSuspended(store: Store, name: string, suspended: boolean, now = new Date(), by = 'cli'): Promise<boolean> {
   return store.update((data) => {
     const s = find(data, name);
     if ((s.suspended === true) === suspended) return false;
     s.suspended = suspended;
-    recordEvent(data, now, { type: 'Normal', object: `service/${name}`, reason: suspended ? 'Stopped' : 'Started', message: suspended ? 'stopped by cli: held at zero instances' : 'started by cli' });
+    recordEvent(data, now, { type: 'Normal', object: `service/${name}`, reason: suspended ? 'Stopped' : 'Started', message: suspended ? `stopped by ${by}: held at zero instances` : `started by ${by}` });
     return true;
   });
 }

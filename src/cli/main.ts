@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CarteError, ExitCode } from '../errors.js';
 import { VERSION } from '../version.js';
+import { auditedCommand, cliEntry, type AuditedCommand } from './audited.js';
 import { makeContext, type Context, type GlobalOptions } from './context.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -166,6 +167,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--from-literal <key=value>', 'a key and its value; repeatable', collect)
     .option('--from-file <[key=]file>', 'a key and a file holding its value; repeatable', collect)
     .option('--public-key <key>', 'seal to this public key (age1… , which "carte secret public-key" prints on the server; no root needed)')
+    .option('--source <id>', 'only this source may open it (its id as carte get shows it: git:URL#BRANCH:PATH, folder:/PATH or cli); without it, any source may')
     .addHelpText('after', '\nWith neither --from-literal nor --from-file, standard input is the value of key "value" (exactly its bytes).')
     .action((name, opts) => run(async (ctx) => (await import('./commands/secrets.js')).seal(ctx, name, opts)));
   secret.command('public-key')
@@ -175,6 +177,52 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .description('make a new server key and encrypt every secret again with it (values and services unchanged)')
     .option('--keep-old', 'keep the old keys for opening (SealedSecrets sealed to them), until they are sealed again')
     .action((opts) => run(async (ctx) => (await import('./commands/secrets.js')).rotate(ctx, opts)));
+
+  const user = program.command('user')
+    .description('users of the dashboard and the API, with their roles (viewer sees, operator also acts, admin also manages users)');
+  const passwordHelp = '\nThe password is read from standard input when one is piped in (one line); with none, one is generated and printed once.';
+  user.command('add')
+    .description('add a user')
+    .argument('<name>', 'the user')
+    .option('--role <role>', 'viewer, operator or admin')
+    .addHelpText('after', passwordHelp)
+    .action((name, opts) => run(async (ctx) => (await import('./commands/users.js')).userAdd(ctx, name, opts)));
+  user.command('list')
+    .description('list users and their roles (never passwords)')
+    .option('-o, --output <format>', 'json')
+    .action((opts) => run(async (ctx) => (await import('./commands/users.js')).userList(ctx, opts)));
+  user.command('rm')
+    .description('remove a user (their dashboard sessions end)')
+    .argument('<name>', 'the user')
+    .action((name) => run(async (ctx) => (await import('./commands/users.js')).userRm(ctx, name)));
+  user.command('passwd')
+    .description('set a user\'s password (their dashboard sessions end)')
+    .argument('<name>', 'the user')
+    .addHelpText('after', passwordHelp)
+    .action((name) => run(async (ctx) => (await import('./commands/users.js')).userPasswd(ctx, name)));
+
+  const token = program.command('token')
+    .description('API tokens for scripts and CI (sent as "Authorization: Bearer <token>")');
+  token.command('create')
+    .description('make a token and print it (only now: carte keeps only its SHA-256)')
+    .option('--name <name>', 'what the token is for, e.g. ci')
+    .option('--role <role>', 'viewer, operator or admin')
+    .option('--expires <duration>', 'valid for this long, e.g. 30d (default: until removed)')
+    .action((opts) => run(async (ctx) => (await import('./commands/users.js')).tokenCreate(ctx, opts)));
+  token.command('list')
+    .description('list tokens: id, name, role, expiry (never the tokens)')
+    .option('-o, --output <format>', 'json')
+    .action((opts) => run(async (ctx) => (await import('./commands/users.js')).tokenList(ctx, opts)));
+  token.command('rm')
+    .description('remove a token: it stops working at once')
+    .argument('<token>', 'its id or name')
+    .action((idOrName) => run(async (ctx) => (await import('./commands/users.js')).tokenRm(ctx, idOrName)));
+
+  program.command('audit')
+    .description('list what was done through the CLI, the dashboard and the API: who, how, what, result (oldest of those shown first)')
+    .option('--limit <n>', 'the newest N entries (default 50)')
+    .option('-o, --output <format>', 'json')
+    .action((opts) => run(async (ctx) => (await import('./commands/audit.js')).audit(ctx, opts)));
 
   program.command('daemon')
     .description('run the reconciler in the foreground: converge desired state for ever (needs root)')
@@ -190,6 +238,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--memory-reserve <size>', 'memory autoscaling leaves to the host and carte (scale-ups are capped)', '512Mi')
     .option('--collect-interval <duration>', 'how often the metrics collector samples instances, services and the host (top, stats, alerts, /v1/metrics)', '10s')
     .option('--disk-interval <duration>', 'how often each service\'s disk use is measured against the policy\'s disk.perService', '30s')
+    .option('--http <addr:port>', 'where the dashboard listens, or off (default: $CARTE_HTTP, else 127.0.0.1:7070; docs/dashboard.md)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action((opts) => run(async (ctx) => (await import('./commands/daemon.js')).daemon(ctx, opts)));
 
@@ -276,6 +325,16 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
   return program;
 }
 
+/** Records a command's outcome; a log that cannot be written warns and never fails the command. */
+async function recordCli(home: string, cmd: AuditedCommand, outcome: { error?: unknown; exitCode: number }): Promise<void> {
+  try {
+    const { FileAuditLog } = await import('../audit/log.js');
+    await new FileAuditLog(home).record(cliEntry(cmd, outcome, new Date()));
+  } catch (e) {
+    process.stderr.write(`warning: the audit log did not record this command: ${(e as Error).message}\n`);
+  }
+}
+
 function printError(err: unknown, debug: boolean): number {
   if (err instanceof CarteError) {
     // Located problems are self-explanatory lines; the summary says what happened as a whole.
@@ -290,18 +349,43 @@ function printError(err: unknown, debug: boolean): number {
   return ExitCode.failure;
 }
 
+/** Every command's path below `carte` that runs an action (e.g. "secret set"), for tests. */
+export function commandPaths(): string[] {
+  const out: string[] = [];
+  const walk = (c: Command, prefix: string[]) => {
+    for (const sub of c.commands) {
+      const p = [...prefix, sub.name()];
+      if (sub.commands.length) walk(sub, p);
+      else out.push(p.join(' '));
+    }
+  };
+  walk(buildProgram(async () => undefined), []);
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let globals: GlobalOptions = {};
   let exitCode: number = ExitCode.ok;
+  let audited: AuditedCommand | null = null;
   const program = buildProgram(async (action) => {
     globals = program.opts<GlobalOptions>();
+    const ctx = makeContext(globals);
+    let error: unknown;
     try {
       // A command may return its own exit code (exec passes on the command's).
-      const code = await action(makeContext(globals));
+      const code = await action(ctx);
       if (typeof code === 'number') exitCode = code;
     } catch (err) {
+      error = err;
       exitCode = printError(err, globals.debug === true);
     }
+    if (audited) await recordCli(ctx.home, audited, { error, exitCode });
+  });
+  // Every command that changes something is audited here, from its command line (audited.ts).
+  program.hook('preAction', (_program, command) => {
+    const names: string[] = [];
+    for (let c: Command | null = command; c && c !== program; c = c.parent) names.unshift(c.name());
+    audited = auditedCommand(names, command.processedArgs, command.opts());
   });
   try {
     await program.parseAsync(argv, { from: 'node' });

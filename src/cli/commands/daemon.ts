@@ -10,6 +10,7 @@ import type { Context } from '../context.js';
 import { linuxDriver } from '../linux.js';
 import { LivePolicy } from '../../policy/live.js';
 import { loadAlertsConfig } from '../../alerts/config.js';
+import { httpSetting, parseHttpAddress } from '../../web/address.js';
 
 export interface DaemonOptions {
   watch?: string[];
@@ -25,6 +26,7 @@ export interface DaemonOptions {
   collectInterval: string;
   diskInterval: string;
   memoryReserve: string;
+  http?: string;
 }
 
 function duration(flag: string, text: string): number {
@@ -71,6 +73,8 @@ export function daemonSources(opts: DaemonOptions): { watch: string[]; git: GitS
 
 export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
   const sources = daemonSources(opts);
+  const httpText = httpSetting(opts.http);
+  const httpAddress = parseHttpAddress(httpText.text, httpText.from);
   // A bad alerts section stops the daemon here, located, before it takes anything over.
   const alerts = loadAlertsConfig(opts.config);
   // A broken policy file stops the daemon here, with its located problems: never run with no policy or half of one.
@@ -86,6 +90,7 @@ export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
     vault: ctx.vault(),
     alerts,
     metrics: { intervalMs: collectInterval(opts.collectInterval) },
+    http: httpAddress ? { address: httpAddress, flag: httpText.from } : null,
   });
   await new Promise<void>((resolve) => {
     const stop = () => {

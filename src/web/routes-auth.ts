@@ -1,0 +1,69 @@
+// Sign-in, sign-out and who-am-I. The password is checked by the AuthStore
+// (scrypt, same time for an unknown name); failures are limited per user name
+// here and per address by @fastify/rate-limit; every attempt is audited.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { HttpError } from './guard.js';
+import type { FailureLimiter } from './limiter.js';
+import { CLEAR_COOKIE, SESSION_COOKIE, sessionCookieOptions, type Sessions } from './sessions.js';
+import type { LoginRequest, SessionInfo } from './types.js';
+import type { WebDeps } from './deps.js';
+import type { Recorder } from './server.js';
+
+/** Sign-ins tried per address per minute (any result). */
+export const LOGIN_PER_ADDRESS = { max: 30, timeWindowMs: 60_000 };
+
+export function authRoutes(app: FastifyInstance, deps: WebDeps, sessions: Sessions, failures: FailureLimiter, record: Recorder, secureCookies: boolean): void {
+  app.get('/api/session', async (req): Promise<SessionInfo> => {
+    const s = req.caller?.session ?? null;
+    return {
+      usersExist: await deps.auth.hasUsers(),
+      user: req.caller ? { name: req.caller.principal.name, role: req.caller.principal.role } : null,
+      csrf: s?.csrf ?? null,
+    };
+  });
+
+  app.post('/api/login', {
+    config: {
+      rateLimit: {
+        max: LOGIN_PER_ADDRESS.max,
+        timeWindow: LOGIN_PER_ADDRESS.timeWindowMs,
+        keyGenerator: (req: FastifyRequest) => req.ip,
+        errorResponseBuilder: (_req: FastifyRequest, ctx: { ttl: number }) => new HttpError(429, `too many sign-ins from this address: try again in ${Math.max(1, Math.ceil(ctx.ttl / 1000))} s`),
+      },
+    },
+  }, async (req, reply: FastifyReply): Promise<SessionInfo> => {
+    const body = req.body as Partial<LoginRequest> | undefined;
+    if (typeof body?.name !== 'string' || typeof body.password !== 'string' || !body.name || body.name.length > 200 || body.password.length > 1024) {
+      throw new HttpError(400, 'send { "name": "...", "password": "..." }');
+    }
+    const { name, password } = body;
+    const who = { kind: 'user' as const, name };
+    const now = deps.now();
+    const wait = failures.retryAfter(name, now);
+    if (wait > 0) {
+      await record(who, 'dashboard', 'login', `user/${name}`, 'refused', 'too many wrong passwords');
+      throw new HttpError(429, `too many wrong passwords for "${name}": try again in ${wait} s`, { 'retry-after': String(wait) });
+    }
+    const principal = await deps.auth.verifyPassword(name, password);
+    const stamp = principal ? await deps.auth.userStamp(principal.name) : null;
+    if (!principal || stamp === null) {
+      failures.fail(name, now);
+      await record(who, 'dashboard', 'login', `user/${name}`, 'failed', 'wrong user name or password');
+      throw new HttpError(401, 'wrong user name or password');
+    }
+    failures.clear(name);
+    const old = req.caller?.session;
+    if (old) sessions.drop(old.id);
+    const s = sessions.create(principal, stamp, now);
+    reply.setCookie(SESSION_COOKIE, s.id, sessionCookieOptions(s.expiresAt, secureCookies));
+    await record(principal, 'dashboard', 'login', `user/${name}`, 'ok');
+    return { usersExist: true, user: { name: principal.name, role: principal.role }, csrf: s.csrf };
+  });
+
+  app.post('/api/logout', async (req, reply) => {
+    const s = req.caller?.session;
+    if (s) sessions.drop(s.id);
+    reply.clearCookie(SESSION_COOKIE, CLEAR_COOKIE);
+    return {};
+  });
+}
