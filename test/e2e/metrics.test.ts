@@ -3,12 +3,13 @@
 // Prometheus text, which a scraper can read.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import type { MetricsSnapshot, Series } from '../../src/metrics/types.js';
 import { buildBusybox, makeE2eEnv, webManifest, type E2eEnv } from '../helpers/e2e.js';
 import { eventually, requireRoot } from '../helpers/linux.js';
-import { tempDir } from '../helpers/paths.js';
+import { CARTE, tempDir } from '../helpers/paths.js';
 import { findSample, parsePrometheus } from '../helpers/prometheus.js';
 
 const PORT = 18000 + Math.floor(Math.random() * 1000);
@@ -110,5 +111,64 @@ describe('e2e: metrics', function () {
     const bad = await unixGet(e.home, '/v1/metrics/series?kind=instance&name=web-1&metric=cpu');
     assert.equal(bad.status, 400);
     assert.match(JSON.parse(bad.body).error, /^metric "cpu" is not one of cpuCores, /);
+  });
+
+  it('carte top --once prints the host, every instance and every service as plain tables', async () => {
+    const r = await e.carte(['top', '--once', '--sort', 'name']);
+    if (process.env.CARTE_TEST_DEBUG) process.stderr.write(r.stdout);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    const lines = r.stdout.split('\n');
+    assert.match(lines[0]!, /^HOST {3}CPU \d+\.\d% of \d+ cores? {3}MEMORY \d+\.\d[MG]i of \d+\.\dGi {3}DISK \d+\.\d[MGT]i free of \d+\.\d[GT]i$/);
+    assert.equal(lines[1], '');
+    assert.match(lines[2]!, /^INSTANCE {3}SERVICE {3}CPU +CPU\/LIM {3}MEMORY +MEM\/LIM {3}NET IN +NET OUT +BLK READ +BLK WRITE +PIDS {3}RESTARTS$/);
+    assert.match(lines[3]!, /^web-1 {6}web {7}\d\.\d{3} +\d+% +\d+\.\d[KM]i +\d+% +\d+(\.\d[KM]i)?B?\/s +\S+\/s +\S+\/s +\S+\/s +\d+ +0$/);
+    assert.match(lines[4]!, /^web-2 {6}web /);
+    assert.equal(lines[5], '');
+    assert.equal(lines[6], 'SERVICE   CONNS   REQ/S   ERR/S   P50   P95   P99'.replace(/P50   P95   P99/, lines[6]!.slice(lines[6]!.indexOf('P50'))));
+    assert.match(lines[7]!, /^web {7}0 +\d+\.\d +0\.0 +\S+ +\S+ +\S+$/);
+    assert.equal(lines.length, 9);
+    // Without --once on a pipe: the same one table.
+    const piped = await e.carte(['top']);
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.match(piped.stdout, /^HOST {3}CPU .*\n\nINSTANCE /);
+  });
+
+  it('carte stats shows an instance\'s and a service\'s history with sparklines; bad names and metrics say what to use', async () => {
+    const r = await e.carte(['stats', 'web-1', '--since', '10m']);
+    if (process.env.CARTE_TEST_DEBUG) process.stderr.write(r.stdout);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    assert.equal(lines[0], 'instance web-1, last 10m, one point per 1s');
+    assert.equal(lines[1], '');
+    assert.match(lines[2]!, /^METRIC +NOW +MIN +AVG +MAX +HISTORY$/);
+    assert.deepEqual(lines.slice(3, 7).map((l) => l.split(/\s+/)[0]), ['cpuCores', 'memoryWorkingSetBytes', 'netRxBytesPerSec', 'netTxBytesPerSec']);
+    assert.match(lines[4]!, /^memoryWorkingSetBytes {3}\d+\.\d[KM]i +\d+\.\d[KM]i +\d+\.\d[KM]i +\d+\.\d[KM]i +[▁▂▃▄▅▆▇█ ]+$/);
+    const svc = await e.carte(['stats', 'web', '--metric', 'requestsPerSec,connections']);
+    assert.equal(svc.code, 0, svc.stderr);
+    assert.match(svc.stdout, /^service web, last 1h, one point per \d+s\n\nMETRIC +NOW +MIN +AVG +MAX +HISTORY\nrequestsPerSec +\S+ +\S+ +\S+ +\S+ +[▁▂▃▄▅▆▇█ ]+\nconnections +0 +0 +0 +0 +▁+\n$/);
+    assert.deepEqual(await e.carte(['stats', 'nope']), { code: 1, stdout: '', stderr: 'error: stats: no instance or service "nope" has metrics history (carte top lists what is sampled now)\n' });
+    const bad = await e.carte(['stats', 'web-1', '--metric', 'cpu']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^error: stats: --metric "cpu" is not a metric of an instance; use one of cpuCores, cpuThrottled, /);
+  });
+
+  it('carte top on a terminal: redrawn live, sorted by the keys, quits on q and gives the terminal back', async () => {
+    // `script` gives carte a pseudo-terminal; what is typed into its stdin reaches carte as keys.
+    const child = spawn('script', ['-q', '-e', '-c', `${CARTE} top`, '/dev/null'], { env: { ...e.env, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    child.stdout!.on('data', (d: Buffer) => (screen += d.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await eventually(async () => /sorted by cpu, sampled \S+ ago — c cpu {2}m memory {2}n name {2}r restarts {2}i network {2}q quit/.test(screen) && screen.includes('web-1'), 10_000, 'the first screen');
+      assert.ok(screen.includes('\x1b[?1049h\x1b[?25l'), 'the alternate screen, cursor hidden');
+      child.stdin!.write('m');
+      await eventually(async () => screen.includes('sorted by memory'), 5000, 'the sort to change');
+      child.stdin!.write('q');
+      assert.equal(await exited, 0);
+      assert.ok(screen.includes('\x1b[?25h\x1b[?1049l'), 'cursor shown, main screen back');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
