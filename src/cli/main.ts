@@ -166,6 +166,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--from-literal <key=value>', 'a key and its value; repeatable', collect)
     .option('--from-file <[key=]file>', 'a key and a file holding its value; repeatable', collect)
     .option('--public-key <key>', 'seal to this public key (age1… , which "carte secret public-key" prints on the server; no root needed)')
+    .option('--source <id>', 'only this source may open it (its id as carte get shows it: git:URL#BRANCH:PATH, folder:/PATH or cli); without it, any source may')
     .addHelpText('after', '\nWith neither --from-literal nor --from-file, standard input is the value of key "value" (exactly its bytes).')
     .action((name, opts) => run(async (ctx) => (await import('./commands/secrets.js')).seal(ctx, name, opts)));
   secret.command('public-key')

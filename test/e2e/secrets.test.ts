@@ -24,7 +24,7 @@ metadata: { name: app }
 spec:
   image: e2e/busybox:1
   command: [sh, -c, "exec busybox sleep 100000"]
-  user: "1000:1000"
+  user: "10001:10001"
   env:
     PLAIN: hello
     TOKEN: { secret: metaverse, key: token }
@@ -118,7 +118,7 @@ describe('e2e: secrets', function () {
     assert.deepEqual([applied.code, applied.stdout], [0, 'service/app created\n'], applied.stderr);
     fs.rmSync(dir, { recursive: true, force: true });
     await eventually(async () => running('app').length === 1, 30_000, 'app ready');
-    assert.equal(await sh('app-1', 'echo "$TOKEN $PLAIN"; cat /run/secrets/metaverse/token; echo; busybox stat -c "%a %u" /run/secrets/metaverse/token'), `${V1} hello\n${V1}\n400 1000\n`);
+    assert.equal(await sh('app-1', 'echo "$TOKEN $PLAIN"; cat /run/secrets/metaverse/token; echo; busybox stat -c "%a %u" /run/secrets/metaverse/token'), `${V1} hello\n${V1}\n400 10001\n`);
   });
 
   it('a SealedSecret committed to Git is opened and applied with the service that uses it', async () => {

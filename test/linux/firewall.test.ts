@@ -46,6 +46,14 @@ s.on('error', (e) => done(e.code));`;
 
 interface Outcome { r: string; ms: number }
 
+/** A UDP client in node: sends `ping` (broadcast allowed) to host:port, prints the answers of the next 1.5 s as JSON. */
+const UDP_CLIENT = `const [host, port] = process.argv.slice(1);
+const s = require('dgram').createSocket('udp4');
+const got = [];
+s.on('message', (m) => got.push(String(m)));
+s.bind(0, () => { s.setBroadcast(true); s.send('ping', Number(port), host, (e) => e && got.push(e.code)); });
+setTimeout(() => { console.log(JSON.stringify(got)); process.exit(0); }, 1500);`;
+
 /** What a connection from inside an instance to host:port comes to. */
 async function from(host: () => { driver: LinuxDriver }, instance: string, address: string, port: number): Promise<Outcome> {
   const r = await execOut(host() as Parameters<typeof execOut>[0], instance, ['/usr/bin/node', '-e', CLIENT, address, String(port)]);
@@ -218,6 +226,23 @@ describe('host firewall (root, real containers)', function () {
         await host().driver.network.firewall.sync();
       }
       assert.equal((await from(host, 'game-1', 'redis', PORT.redis)).r, 'ECONNREFUSED');
+    });
+
+    it('holds for broadcast and multicast too: none leaves an instance, unicast from an allowed service still does', async () => {
+      const broadcast = (subnet: string) => {
+        const [net, bits] = subnet.split('/');
+        const n = net!.split('.').reduce((s, o) => s * 256 + Number(o), 0) + 2 ** (32 - Number(bits)) - 1;
+        return [24, 16, 8, 0].map((b) => Math.floor(n / 2 ** b) % 256).join('.');
+      };
+      const udp = async (instance: string, to: string) => {
+        const r = await execOut(host() as Parameters<typeof execOut>[0], instance, ['/usr/bin/node', '-e', UDP_CLIENT, to, String(PORT.redis + 1)]);
+        return JSON.parse(r.out.trim().split('\n').at(-1)!) as string[];
+      };
+      assert.deepEqual(await udp('login-1', await ipOf('redis-1')), ['redis-1 ping'], 'control: unicast from login');
+      for (const to of [broadcast(host().subnet), '255.255.255.255', '224.0.0.1']) {
+        assert.deepEqual(await udp('game-1', to), [], `game-1 → ${to}`);
+        assert.deepEqual(await udp('login-1', to), [], `login-1 → ${to}`);
+      }
     });
 
     it('carte describe says who may connect', async () => {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DriverError } from '../../src/errors.js';
-import { BUSYBOX_CARTEFILE, buildImage, instance, makeTestHost, requireRoot, type TestHost } from '../helpers/linux.js';
+import { CARTE_DEVGROUP } from '../../src/drivers/linux/firewall.js';
+import { BUSYBOX_CARTEFILE, buildImage, eventually, execOut, instance, makeTestHost, requireRoot, type TestHost } from '../helpers/linux.js';
 
 /** What of instance `name` exists on the machine, as its home made it. */
 function whole(host: TestHost, name: string) {
@@ -49,6 +50,30 @@ describe('linux driver: two homes on one machine', function () {
     assert.notEqual(pa.cgroupPath, pb.cgroupPath);
     assert.deepEqual(whole(a!, 'web-1'), WHOLE);
     assert.deepEqual(whole(b!, 'web-1'), WHOLE);
+  });
+
+  it("an instance of one home reaches no instance of the other, either way; its own home's still answer", async () => {
+    // A web server in each home, and a client beside each.
+    const serve = ['busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc'];
+    try {
+      for (const h of [a!, b!]) {
+        await h.driver.create(instance('srv-1', { command: serve }));
+        await h.driver.create(instance('cli-1', { command: ['busybox', 'sleep', '1000'] }));
+      }
+      const ipOf = async (h: TestHost, name: string) => (await h.driver.observe(name))!.ip!;
+      // (busybox-static's wget crashes in a container; nc speaks the request itself.)
+      const request = (ip: string) => `printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | busybox timeout 5 busybox nc -w 3 ${ip} 8080 | busybox tail -n 1`;
+      const get = async (h: TestHost, ip: string) => (await execOut(h, 'cli-1', ['busybox', 'sh', '-c', request(ip)])).out.trim();
+      await eventually(async () => (await get(a!, await ipOf(a!, 'srv-1'))) === 'srv-1', 15_000, "a's server answering in a");
+      await eventually(async () => (await get(b!, await ipOf(b!, 'srv-1'))) === 'srv-1', 15_000, "b's server answering in b");
+      // b made its rules last: its egress rule comes first in FORWARD, and must not let b into a.
+      assert.notEqual(await get(b!, await ipOf(a!, 'srv-1')), 'srv-1', 'b reached a');
+      assert.notEqual(await get(a!, await ipOf(b!, 'srv-1')), 'srv-1', 'a reached b');
+      for (const h of [a!, b!]) assert.equal(fs.readFileSync(`/sys/class/net/${h.bridge}/netdev_group`, 'utf8').trim(), String(Number(CARTE_DEVGROUP)));
+    } finally {
+      // The next test counts the instances of each home: only web-1 may be left.
+      for (const h of [a!, b!]) for (const n of ['srv-1', 'cli-1']) await h.driver.stop(n, 0).then(() => h.driver.remove(n), () => h.driver.remove(n)).catch(() => undefined);
+    }
   });
 
   it("gc in one home, plain and with an empty keep set, leaves the other's instance whole and running", async () => {

@@ -18,7 +18,7 @@ describe('linux driver: reading image files on the host', function () {
   };
 
   /** Creating an instance of `image` as `user` fails with exactly `message`, and leaves nothing behind. */
-  async function refused(name: string, image: string, user: string, message: string) {
+  async function refused(name: string, image: string, user: string, message: string | RegExp) {
     await assert.rejects(host().driver.create(instance(name, { image, user, command: ['busybox', 'sleep', '1000'] })), { message });
     assert.deepEqual(traces(host()), CLEAN);
   }
@@ -80,12 +80,22 @@ describe('linux driver: reading image files on the host', function () {
     await refused('loop-1', 'test/loop:1', 'nobody', 'failed to read /etc/passwd of image test/loop:1: it goes through more than 40 symbolic links (a loop?)');
   });
 
+  it('refuses to run as a uid that a host account has, before making anything', async () => {
+    // uid 1 is Debian's "daemon" account on every host; the image's passwd calls it app.
+    await imageFromTree(host(), 'test/hostuid:1', (dir) => fs.writeFileSync(path.join(etc(dir), 'passwd'), 'app:x:1:1::/:/bin/sh\n'));
+    const account = execFileSync('getent', ['passwd', '1']).toString().split(':')[0];
+    await refused('hostuid-1', 'test/hostuid:1', 'app',
+      `failed to create instance hostuid-1: it would run as uid 1, which is the host account "${account}": that account could signal and trace its processes and read its environment and secrets (run it as a uid no host account has, e.g. spec.user: "10001:10001" or USER 10001:10001 in its Cartefile; see docs/security.md, "Container users and host accounts")`);
+    await refused('hostuid-2', 'test/busybox:1', '1:4242', /which is the host account/);
+  });
+
   it('still resolves a user and group by name from an ordinary image', async () => {
     await imageFromTree(host(), 'test/users:1', (dir) => {
-      fs.writeFileSync(path.join(etc(dir), 'passwd'), 'root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n');
+      // Not 65534: that is the host's nobody, an account carte refuses to run an instance as.
+      fs.writeFileSync(path.join(etc(dir), 'passwd'), 'root:x:0:0::/root:/bin/sh\nnobody:x:61234:61234::/:/bin/sh\n');
       fs.writeFileSync(path.join(etc(dir), 'group'), 'root:x:0:\nnogroup:x:65533:\n');
     });
     await host().driver.create(instance('users-1', { image: 'test/users:1', user: 'nobody:nogroup', command: ['busybox', 'sleep', '1000'] }));
-    assert.deepEqual(await execOut(host(), 'users-1', ['busybox', 'id']), { code: 0, out: 'uid=65534(nobody) gid=65533(nogroup)\n' });
+    assert.deepEqual(await execOut(host(), 'users-1', ['busybox', 'id']), { code: 0, out: 'uid=61234(nobody) gid=65533(nogroup)\n' });
   });
 });

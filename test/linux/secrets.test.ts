@@ -18,7 +18,7 @@ const TMPFS_MAGIC = 0x01021994;
 
 function secretInstance(name: string): InstanceSpec {
   return {
-    ...instance(name, { command: ['busybox', 'sleep', '1000'], user: '1000:1000', env: { PLAIN: 'hello' } }),
+    ...instance(name, { command: ['busybox', 'sleep', '1000'], user: '10001:10001', env: { PLAIN: 'hello' } }),
     secretEnv: { TOKEN: VALUE },
     secretVolumes: [
       { name: 'db', mountPath: '/run/secrets/db', files: [{ path: 'password', data: Buffer.from(VALUE), mode: 0o400 }, { path: 'tls/cert.pem', data: Buffer.from('cert'), mode: 0o400 }] },
@@ -35,7 +35,7 @@ describe('linux driver: secrets', function () {
     await host().driver.create(secretInstance('sec-1'));
     assert.deepEqual(await execOut(host(), 'sec-1', ['sh', '-c', 'echo "$TOKEN $PLAIN"']), { code: 0, out: `${VALUE} hello\n` });
     assert.deepEqual(await execOut(host(), 'sec-1', ['sh', '-c', 'cat /run/secrets/db/password; echo; busybox stat -c "%a %u %g" /run/secrets/db/password /run/secrets/db/tls/cert.pem']),
-      { code: 0, out: `${VALUE}\n400 1000 1000\n400 1000 1000\n` });
+      { code: 0, out: `${VALUE}\n400 10001 10001\n400 10001 10001\n` });
     const write = await execOut(host(), 'sec-1', ['sh', '-c', 'echo x > /run/secrets/db/password']);
     assert.notEqual(write.code, 0);
     assert.match(write.out, /Read-only file system|Permission denied/);

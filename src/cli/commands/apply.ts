@@ -20,7 +20,7 @@ export interface ApplyOptions {
 export async function apply(ctx: Context, opts: ApplyOptions): Promise<void> {
   const { services, sealedSecrets } = loadManifestSet(opts.filename);
   // SealedSecrets are opened with the server's key before anything is planned: one that does not open refuses the set.
-  const opened = sealedSecrets.length ? await openSealedSecrets(sealedSecrets, await ctx.vault().key()) : { secrets: [], problems: [] };
+  const opened = sealedSecrets.length ? await openSealedSecrets(sealedSecrets, await ctx.vault().key(), 'cli') : { secrets: [], problems: [] };
   if (opened.problems.length) throw new ManifestError(opened.problems, opts.dryRun ? 'nothing would be applied' : undefined);
   const admission = await ctx.admission();
   const { changes, secrets } = await applyManifests(ctx.store(), { services, secrets: opened.secrets, source: 'cli', prune: opts.prune === true, admission }, { dryRun: opts.dryRun, now: ctx.now, vault: ctx.vault() });

@@ -143,14 +143,17 @@ export async function rm(ctx: Context, name: string, opts: { force?: boolean }):
   if (r.users.length) ctx.log.warn(`${r.users.map((u) => `service/${u}`).join(', ')} still ${r.users.length === 1 ? 'uses' : 'use'} secret ${name}: ${r.users.length === 1 ? 'its' : 'their'} new instances will fail to start until it is set again`);
 }
 
-export async function seal(ctx: Context, name: string, opts: ValueOptions & { publicKey?: string }): Promise<void> {
+export async function seal(ctx: Context, name: string, opts: ValueOptions & { publicKey?: string; source?: string }): Promise<void> {
   checkName(name);
   if (opts.publicKey !== undefined && !isRecipient(opts.publicKey)) {
     throw new UsageError(`--public-key: "${opts.publicKey}" is not an age public key (age1…, as "carte secret public-key" prints on the server)`);
   }
   const values = readValues(opts);
   const recipient = opts.publicKey ?? (await ctx.vault().key()).recipient;
-  process.stdout.write(await sealedSecretYaml(recipient, name, values));
+  if (opts.source !== undefined && !/^(cli|git:\S+|folder:\/\S*)$/.test(opts.source)) {
+    throw new UsageError(`--source: "${opts.source}" is not a source id: write it as carte get shows it (git:URL#BRANCH:PATH, folder:/PATH, or cli)`);
+  }
+  process.stdout.write(await sealedSecretYaml(recipient, name, values, opts.source));
 }
 
 export async function publicKey(ctx: Context): Promise<void> {

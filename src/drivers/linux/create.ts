@@ -28,6 +28,7 @@ import { readImageFile } from './image-file.js';
 import { mountOverlay, unmountAll } from './rootfs.js';
 import { SECRETS_FOLDER, stageSecretVolume } from './secret-volumes.js';
 import { buildSpec, resolveArgs, resolveEnv, resolveUser } from './spec.js';
+import { refuseHostAccount } from './host-accounts.js';
 import { claimVolumes } from './volumes.js';
 
 /** Where a carte killed mid-create can stop (see src/util/fault.ts), in order. */
@@ -225,6 +226,7 @@ async function prepareBundle(
   const group = /:.*\D/.test(userName ?? '') ? await imageFile('/etc/group') : null;
   const user = resolveUser(userName, passwd, group);
   if ('error' in user) throw new DriverError('resolve the user of', name, user.error);
+  await refuseHostAccount(ctx.runner, user.uid, name);
   const security = spec.security ?? {};
   const capabilities = resolveCapabilities(name, security.capAdd, security.capDrop);
 

@@ -11,13 +11,16 @@
 //   CARTE-<bridge>-IN   INPUT -i <bridge>: replies, ping, allowed host ports, else refused
 //   CARTE-<bridge>-OUT  OUTPUT -o <bridge>: replies; new connections of non-root sockets refused
 //   CARTE-<bridge>-FWD  FORWARD -i/-o <bridge>: replies; to a restricted service → its chain;
-//                       from the bridge accepted (so egress and instance traffic work under
-//                       a FORWARD policy of DROP, as Docker sets it); into it from elsewhere dropped
+//                       from the bridge to itself or to the world accepted (so egress and
+//                       instance traffic work under a FORWARD policy of DROP, as Docker sets
+//                       it); into it from elsewhere, and into another carte bridge (interface
+//                       group CARTE_DEVGROUP: another home's), dropped
 //   CARTE-<bridge>-S<n> one per restricted service (allowFrom): its allowed instances' addresses,
 //                       else refused at once (tcp-reset, icmp-port-unreachable)
 // ebtables (nat table, PREROUTING → CARTE-<bridge>-L2): each instance's veth
 // passes only ARP and IPv4 sent with its own MAC and IP; nothing else (no
-// other source address, no IPv6, no VLAN tags). Done at layer 2 so it holds
+// other source address, no IPv6, no VLAN tags, no broadcast or multicast IPv4,
+// which would reach instances whatever their allowFrom). Done at layer 2 so it holds
 // for frames to the host and to other instances alike, before conntrack.
 // (The CNI bridge plugin's `macspoofchk` checks the source MAC only, not the
 // addresses inside ARP or IP, and needs the `nft` program, which is not
@@ -59,6 +62,12 @@ export interface RuleSet {
   /** Their rules, `-A CHAIN …`. */
   rules: string[];
 }
+
+/**
+ * The interface group of every carte bridge (`ip link set dev BRIDGE group`), so one home's
+ * egress rule can tell another home's bridge from the world without knowing its name.
+ */
+export const CARTE_DEVGROUP = '0xca7e';
 
 export const NO_ACCESS: NetworkAccess = { hostPorts: [], restricted: [] };
 
@@ -157,12 +166,21 @@ export function renderFirewall(bridge: string, instances: readonly FirewallInsta
     for (const ip of ipsOf(allowed)) serviceRules.push(`-A ${chain} -s ${ip}/32 -j ACCEPT`);
     serviceRules.push(`-A ${chain} -p tcp -j REJECT --reject-with tcp-reset`, `-A ${chain} -j REJECT --reject-with icmp-port-unreachable`);
   }
-  forward.push(`-A ${n.forward} -i ${bridge} -j ACCEPT`, `-A ${n.forward} -j DROP`);
+  forward.push(
+    `-A ${n.forward} -i ${bridge} -o ${bridge} -j ACCEPT`,
+    // Egress, but not into another carte bridge: an ACCEPT here ends FORWARD, so the other home's
+    // own `-o` rules would never see the packet (its chain is jumped to after this one).
+    `-A ${n.forward} -i ${bridge} -m devgroup ! --dst-group ${CARTE_DEVGROUP} -j ACCEPT`,
+    `-A ${n.forward} -j DROP`,
+  );
 
   const l2: string[] = [];
   for (const i of sorted) {
     if (!i.veth || !i.mac) continue;
     l2.push(
+      // Broadcast and multicast reach every instance on the bridge whatever its allowFrom (which
+      // matches instance addresses): none are sent; carte's services need neither (no DHCP).
+      `-A ${n.l2} -i ${i.veth} -p IPv4 -d Multicast -j DROP`,
       `-A ${n.l2} -i ${i.veth} -s ${i.mac} -p ARP --arp-ip-src ${i.ip} --arp-mac-src ${i.mac} -j RETURN`,
       `-A ${n.l2} -i ${i.veth} -s ${i.mac} -p IPv4 --ip-src ${i.ip} -j RETURN`,
       `-A ${n.l2} -i ${i.veth} -j DROP`,
@@ -276,6 +294,7 @@ export class Firewall {
       this.pending = null;
       return this.locked(async () => {
         const exists = fs.existsSync(`/sys/class/net/${this.opts.bridge}`);
+        if (exists) await this.markBridge();
         await this.apply(exists ? renderFirewall(this.opts.bridge, await this.instances(), this.readAccess()) : null);
         if (exists) this.checkBrNetfilter();
       });
@@ -327,6 +346,14 @@ export class Firewall {
     const link = { veth, mac: eth0.address };
     this.found.set(key, link);
     return link;
+  }
+
+  /** Puts the bridge in carte's interface group (a bridge made by an older carte is not in it). */
+  private async markBridge(): Promise<void> {
+    const file = `/sys/class/net/${this.opts.bridge}/netdev_group`;
+    const group = await fsp.readFile(file, 'utf8').catch(() => null);
+    if (group === null || Number(group.trim()) === Number(CARTE_DEVGROUP)) return;
+    await this.runner.run('ip', ['link', 'set', 'dev', this.opts.bridge, 'group', String(Number(CARTE_DEVGROUP))], { step: 'mark', resource: `bridge ${this.opts.bridge}` });
   }
 
   private async locked(fn: () => Promise<void>): Promise<void> {

@@ -47,7 +47,7 @@ export async function syncTexts(store: Store, id: SourceId, texts: ManifestText[
       throw new ManifestError(sealedSecrets.map((s) => ({ position: s.locate(['kind']), path: 'kind', message: 'SealedSecrets are opened only by carte daemon (this source has no secret key)' })));
     }
     // Opened before anything is planned: a value that does not open refuses the whole set, like any bad manifest.
-    const opened = sealedSecrets.length ? await openSealedSecrets(sealedSecrets, await vault!.key()) : { secrets: [], problems: [] };
+    const opened = sealedSecrets.length ? await openSealedSecrets(sealedSecrets, await vault!.key(), id) : { secrets: [], problems: [] };
     if (opened.problems.length) throw new ManifestError(opened.problems);
     const { changes, secrets } = await applyManifests(store, { services, secrets: opened.secrets, source: id, prune: true, commit, admission, reuseContexts }, { vault });
     const lines = [

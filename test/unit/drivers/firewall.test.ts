@@ -33,12 +33,14 @@ describe('firewall rules', () => {
       '-A CARTE-br0-OUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
       '-A CARTE-br0-OUT -m owner --socket-exists ! --uid-owner 0 -j REJECT --reject-with icmp-admin-prohibited',
       '-A CARTE-br0-FWD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
-      '-A CARTE-br0-FWD -i br0 -j ACCEPT',
+      '-A CARTE-br0-FWD -i br0 -o br0 -j ACCEPT',
+      '-A CARTE-br0-FWD -i br0 -m devgroup ! --dst-group 0xca7e -j ACCEPT',
       '-A CARTE-br0-FWD -j DROP',
     ]);
     assert.deepEqual(r.l2, {
       chains: ['CARTE-br0-L2'],
       rules: [
+        '-A CARTE-br0-L2 -i vethaaaa -p IPv4 -d Multicast -j DROP',
         '-A CARTE-br0-L2 -i vethaaaa -s 02:00:00:00:00:0a -p ARP --arp-ip-src 10.9.0.2 --arp-mac-src 02:00:00:00:00:0a -j RETURN',
         '-A CARTE-br0-L2 -i vethaaaa -s 02:00:00:00:00:0a -p IPv4 --ip-src 10.9.0.2 -j RETURN',
         '-A CARTE-br0-L2 -i vethaaaa -j DROP',
@@ -75,7 +77,8 @@ describe('firewall rules', () => {
       '-A CARTE-br0-FWD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
       '-A CARTE-br0-FWD -d 10.9.0.5/32 -m comment --comment "to redis" -j CARTE-br0-S1',
       '-A CARTE-br0-FWD -d 10.9.15.1/32 -m comment --comment "to redis" -j CARTE-br0-S1',
-      '-A CARTE-br0-FWD -i br0 -j ACCEPT',
+      '-A CARTE-br0-FWD -i br0 -o br0 -j ACCEPT',
+      '-A CARTE-br0-FWD -i br0 -m devgroup ! --dst-group 0xca7e -j ACCEPT',
       '-A CARTE-br0-FWD -j DROP',
       '-A CARTE-br0-S1 -s 10.9.0.5/32 -j ACCEPT',
       '-A CARTE-br0-S1 -s 10.9.0.6/32 -j ACCEPT',

@@ -12,10 +12,10 @@ async function newKey(): Promise<SecretKey> {
 }
 
 /** Opens the SealedSecrets of a text as a source would; problems as the CLI prints them. */
-async function open(text: string, key: SecretKey) {
+async function open(text: string, key: SecretKey, source = 'git:https://example.test/team-a.git#main:.') {
   const { sealedSecrets, problems } = parse({ 'sealed.yaml': text });
   assert.deepEqual(problems, []);
-  const r = await openSealedSecrets(sealedSecrets, key);
+  const r = await openSealedSecrets(sealedSecrets, key, source);
   return { secrets: r.secrets, problems: r.problems.map(formatProblem) };
 }
 
@@ -67,5 +67,21 @@ ${indent(moved)}
       `sealed.yaml:${at('copied')}:13: spec.data.copied: was sealed for key "password" of secret "db", not for key "copied" of secret "metaverse": a sealed value opens only where it was sealed for (seal it again: carte secret seal metaverse)`,
       `sealed.yaml:${at('plain')}:12: spec.data.plain: is not a value sealed by "carte secret seal", or was changed after sealing (seal it again: carte secret seal metaverse)`,
     ]);
+  });
+
+  it('sealed with --source, opens in that source only: a copy committed to another source is refused at its value', async () => {
+    const key = await newKey();
+    const teamA = 'git:https://example.test/team-a.git#main:.';
+    const text = await sealedSecretYaml(key.recipient, 'metaverse', { token: Buffer.from('s3cr3t') }, teamA);
+    const mine = await open(text, key, teamA);
+    assert.deepEqual([mine.problems, mine.secrets.map((s) => s.values.token!.toString())], [[], ['s3cr3t']]);
+    const copied = await open(text, key, 'folder:/srv/team-b');
+    assert.deepEqual(copied.secrets, []);
+    assert.deepEqual(copied.problems, [
+      `sealed.yaml:7:12: spec.data.token: was sealed for source "${teamA}", not for this one ("folder:/srv/team-b"): a sealed value opens only in the source it was sealed for (seal it again: carte secret seal metaverse --source 'folder:/srv/team-b')`,
+    ]);
+    // Without --source a value opens in any source (what the docs say of it).
+    const anywhere = await open(await sealedSecretYaml(key.recipient, 'metaverse', { token: Buffer.from('x') }), key, 'folder:/srv/team-b');
+    assert.deepEqual(anywhere.problems, []);
   });
 });
