@@ -45,4 +45,10 @@ export interface AuthStore {
   verifyPassword(name: string, password: string): Promise<Principal | null>;
   /** The bearer token's principal, or null. */
   verifyToken(token: string): Promise<Principal | null>;
+  /**
+   * A value that changes when the user's password or role changes; null once
+   * the user is removed. Sessions compare it on each request, so
+   * `carte user rm` and `carte user passwd` end the user's sessions.
+   */
+  userStamp(name: string): Promise<string | null>;
 }

@@ -177,6 +177,52 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--keep-old', 'keep the old keys for opening (SealedSecrets sealed to them), until they are sealed again')
     .action((opts) => run(async (ctx) => (await import('./commands/secrets.js')).rotate(ctx, opts)));
 
+  const user = program.command('user')
+    .description('users of the dashboard and the API, with their roles (viewer sees, operator also acts, admin also manages users)');
+  const passwordHelp = '\nThe password is read from standard input when one is piped in (one line); with none, one is generated and printed once.';
+  user.command('add')
+    .description('add a user')
+    .argument('<name>', 'the user')
+    .option('--role <role>', 'viewer, operator or admin')
+    .addHelpText('after', passwordHelp)
+    .action((name, opts) => run(async (ctx) => (await import('./commands/users.js')).userAdd(ctx, name, opts)));
+  user.command('list')
+    .description('list users and their roles (never passwords)')
+    .option('-o, --output <format>', 'json')
+    .action((opts) => run(async (ctx) => (await import('./commands/users.js')).userList(ctx, opts)));
+  user.command('rm')
+    .description('remove a user (their dashboard sessions end)')
+    .argument('<name>', 'the user')
+    .action((name) => run(async (ctx) => (await import('./commands/users.js')).userRm(ctx, name)));
+  user.command('passwd')
+    .description('set a user\'s password (their dashboard sessions end)')
+    .argument('<name>', 'the user')
+    .addHelpText('after', passwordHelp)
+    .action((name) => run(async (ctx) => (await import('./commands/users.js')).userPasswd(ctx, name)));
+
+  const token = program.command('token')
+    .description('API tokens for scripts and CI (sent as "Authorization: Bearer <token>")');
+  token.command('create')
+    .description('make a token and print it (only now: carte keeps only its SHA-256)')
+    .option('--name <name>', 'what the token is for, e.g. ci')
+    .option('--role <role>', 'viewer, operator or admin')
+    .option('--expires <duration>', 'valid for this long, e.g. 30d (default: until removed)')
+    .action((opts) => run(async (ctx) => (await import('./commands/users.js')).tokenCreate(ctx, opts)));
+  token.command('list')
+    .description('list tokens: id, name, role, expiry (never the tokens)')
+    .option('-o, --output <format>', 'json')
+    .action((opts) => run(async (ctx) => (await import('./commands/users.js')).tokenList(ctx, opts)));
+  token.command('rm')
+    .description('remove a token: it stops working at once')
+    .argument('<token>', 'its id or name')
+    .action((idOrName) => run(async (ctx) => (await import('./commands/users.js')).tokenRm(ctx, idOrName)));
+
+  program.command('audit')
+    .description('list what was done through the CLI, the dashboard and the API: who, how, what, result (oldest of those shown first)')
+    .option('--limit <n>', 'the newest N entries (default 50)')
+    .option('-o, --output <format>', 'json')
+    .action((opts) => run(async (ctx) => (await import('./commands/audit.js')).audit(ctx, opts)));
+
   program.command('daemon')
     .description('run the reconciler in the foreground: converge desired state for ever (needs root)')
     .option('--watch <dir>', 'a folder of manifests to apply on every change; repeatable', collect)
@@ -190,6 +236,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--metrics-interval <duration>', 'how often the autoscaler samples each instance\'s cgroup', '2s')
     .option('--memory-reserve <size>', 'memory autoscaling leaves to the host and carte (scale-ups are capped)', '512Mi')
     .option('--disk-interval <duration>', 'how often each service\'s disk use is measured against the policy\'s disk.perService', '30s')
+    .option('--http <addr:port>', 'where the dashboard listens, or off (default: $CARTE_HTTP, else 127.0.0.1:7070; docs/dashboard.md)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action((opts) => run(async (ctx) => (await import('./commands/daemon.js')).daemon(ctx, opts)));
 

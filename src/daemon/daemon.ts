@@ -28,6 +28,10 @@ import { AlertEngine } from '../alerts/engine.js';
 import { defaultAlertsConfig, type AlertsConfig } from '../alerts/config.js';
 import type { AlertsView } from '../alerts/types.js';
 import { WebhookSender } from '../alerts/webhook.js';
+import { FileAuthStore } from '../auth/store.js';
+import { FileAuditLog } from '../audit/log.js';
+import type { HttpAddress } from '../web/address.js';
+import { DEFAULT_STATIC_DIR, WebServer } from '../web/server.js';
 import { ApiServer } from './api.js';
 import { daemonPaths } from './paths.js';
 
@@ -58,6 +62,8 @@ export interface DaemonOptions {
   vault?: SecretVault;
   /** Alert rules and webhooks (the daemon config's `alerts:` section; default: the built-in rules, no webhooks). */
   alerts?: AlertsConfig;
+  /** The dashboard's address and the flag or variable it came from (for errors); null or absent: no dashboard. */
+  http?: { address: HttpAddress; flag: string } | null;
 }
 
 export interface RunningDaemon {
@@ -66,6 +72,8 @@ export interface RunningDaemon {
   scaler: Scaler;
   /** Alerts firing and recently resolved (src/alerts/). */
   alerts: AlertsView;
+  /** Where the dashboard listens (the port bound when 0 was asked), or null. */
+  http: HttpAddress | null;
   stop(): Promise<void>;
 }
 
@@ -193,6 +201,22 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       await Promise.all(sources.map((s) => s.readmit()));
     })().catch((e: Error) => log.error({ err: e.message }, 'could not act on the reloaded policy'));
   });
+  // The dashboard (src/web/): the same store operations as the CLI, behind users, tokens and the audit.
+  const web = opts.http ? new WebServer({
+    log: log.child({ component: 'web' }), store, auth: new FileAuthStore(home), audit: new FileAuditLog(home), alerts,
+    metrics: null, prometheus: null, // the collector plugs in here
+    driver, sync: syncAll, trigger, admission, staticDir: DEFAULT_STATIC_DIR, now: Date.now,
+  }) : null;
+  let http: HttpAddress | null = null;
+  if (web && opts.http) {
+    // A taken port stops the daemon here, naming the flag, before it starts anything.
+    try {
+      http = await web.listen(opts.http.address, opts.http.flag);
+    } catch (e) {
+      await lock.release();
+      throw e;
+    }
+  }
   const unwatchPolicy = live.watch();
 
   // The state file is replaced whole on every write: a rename in CARTE_HOME.
@@ -205,7 +229,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   scaler.start(); // the first pass: adopt what runs, act on the difference
   diskQuota.start();
   await alerts.start();
-  log.info({ ms: Math.round(performance.now() - started), sources: sources.map((s) => s.id), policy: live.current.file ?? 'built-in' }, 'daemon ready');
+  log.info({ ms: Math.round(performance.now() - started), sources: sources.map((s) => s.id), policy: live.current.file ?? 'built-in', dashboard: http ? `http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${http.port}/` : 'off' }, 'daemon ready');
   for (const s of sources) await s.start();
 
   return {
@@ -213,6 +237,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     gateway,
     scaler,
     alerts,
+    http,
     async stop() {
       // Whatever is in flight, the daemon is gone within SHUTDOWN_MS: nothing here waits on the
       // world for long. Instances keep running; actions half-way are finished by the next start.
@@ -221,6 +246,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         withDeadline(p.then(() => true), ms, false).then((ok) => ok || log.warn({ step: what, ms }, 'shutdown step cut short'));
       storeWatch.close();
       unwatchPolicy();
+      if (web) await step('close dashboard', web.close(), 500);
       await step('stop sources', Promise.all(sources.map((s) => s.stop())), 1000);
       await step('stop scaler', scaler.stop(), 1000);
       await step('stop disk quota', diskQuota.stop(), 500);

@@ -10,11 +10,8 @@ import type { AdmissionContext } from '../policy/admit.js';
 import type { Store } from '../store/store.js';
 import type { WebSession } from './sessions.js';
 
-/** The AuthStore with the stamp sessions check on each request (helper B's addition). */
-export interface WebAuth extends AuthStore {
-  /** Changes when the user's password or role changes or the user is removed (null: no such user). */
-  userStamp(name: string): Promise<string | null>;
-}
+/** Users and tokens; sessions check AuthStore.userStamp on each request. */
+export type WebAuth = AuthStore;
 
 export interface SyncResult {
   sources: Array<{ id: string; ok: boolean; lines: string[] }>;

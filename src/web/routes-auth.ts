@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from './guard.js';
 import type { FailureLimiter } from './limiter.js';
-import { SESSION_COOKIE, sessionCookieOptions, type Sessions } from './sessions.js';
+import { CLEAR_COOKIE, SESSION_COOKIE, sessionCookieOptions, type Sessions } from './sessions.js';
 import type { LoginRequest, SessionInfo } from './types.js';
 import type { WebDeps } from './deps.js';
 import type { Recorder } from './server.js';
@@ -63,7 +63,7 @@ export function authRoutes(app: FastifyInstance, deps: WebDeps, sessions: Sessio
   app.post('/api/logout', async (req, reply) => {
     const s = req.caller?.session;
     if (s) sessions.drop(s.id);
-    reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    reply.clearCookie(SESSION_COOKIE, CLEAR_COOKIE);
     return {};
   });
 }

@@ -34,7 +34,8 @@ export function seriesQuery(q: Record<string, unknown>, now: number): SeriesQuer
 
 /**
  * Adds series point by point. Points are matched by time rounded down to the
- * coarsest step among them; a time where no series has a reading stays null. Pure.
+ * coarsest step among them (a finer series is averaged into that step first);
+ * a time where no series has a reading stays null. Pure.
  */
 export function sumSeries(list: readonly Series[]): Series {
   const withPoints = list.filter((s) => s.t.length);
@@ -42,12 +43,21 @@ export function sumSeries(list: readonly Series[]): Series {
   const step = Math.max(1, ...withPoints.map((s) => s.stepMs));
   const sums = new Map<number, number | null>();
   for (const s of withPoints) {
+    const buckets = new Map<number, { total: number; n: number }>();
     s.t.forEach((t, i) => {
       const key = Math.floor(t / step) * step;
+      const b = buckets.get(key) ?? { total: 0, n: 0 };
       const v = s.v[i] ?? null;
-      const had = sums.get(key);
-      sums.set(key, v === null ? (had ?? null) : (had ?? 0) + v);
+      if (v !== null) {
+        b.total += v;
+        b.n++;
+      }
+      buckets.set(key, b);
     });
+    for (const [key, b] of buckets) {
+      const had = sums.get(key) ?? null;
+      sums.set(key, b.n ? (had ?? 0) + b.total / b.n : had);
+    }
   }
   const t = [...sums.keys()].sort((a, b) => a - b);
   return { t, v: t.map((k) => sums.get(k)!), stepMs: step };

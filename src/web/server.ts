@@ -4,7 +4,7 @@
 // session cookie (the page), then the CSRF token for a cookie's POSTs, then
 // the role the route needs. Refusals and actions are audited.
 import { fileURLToPath } from 'node:url';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type InjectOptions, type LightMyRequestResponse } from 'fastify';
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
@@ -19,7 +19,7 @@ import { FailureLimiter } from './limiter.js';
 import { actionRoutes } from './routes-actions.js';
 import { authRoutes } from './routes-auth.js';
 import { readRoutes } from './routes-read.js';
-import { SESSION_COOKIE, Sessions } from './sessions.js';
+import { CLEAR_COOKIE, SESSION_COOKIE, Sessions } from './sessions.js';
 import { StaticFiles } from './static.js';
 
 export const NO_USERS = 'no user exists yet: create one with `carte user add NAME --role admin`';
@@ -144,7 +144,7 @@ export class WebServer {
           ended = true;
         }
       }
-      if (ended || (!s && req.cookies[SESSION_COOKIE])) void reply.clearCookie(SESSION_COOKIE, { path: '/' });
+      if (ended || (!s && req.cookies[SESSION_COOKIE])) void reply.clearCookie(SESSION_COOKIE, CLEAR_COOKIE);
     }
     if (isPublic(req.method, path)) return;
     const caller = req.caller;
@@ -195,7 +195,7 @@ export class WebServer {
   }
 
   /** For tests: fastify's inject, no socket. */
-  inject(...args: Parameters<FastifyInstance['inject']>): ReturnType<FastifyInstance['inject']> {
-    return this.app.inject(...args);
+  inject(opts: InjectOptions): Promise<LightMyRequestResponse> {
+    return this.app.inject(opts);
   }
 }

@@ -58,3 +58,6 @@ export class Sessions {
 export function sessionCookieOptions(expiresAt: number, secure: boolean): { httpOnly: true; sameSite: 'strict'; path: '/'; expires: Date; secure: boolean } {
   return { httpOnly: true, sameSite: 'strict', path: '/', expires: new Date(expiresAt), secure };
 }
+
+/** Clearing the cookie with the attributes it was set with. */
+export const CLEAR_COOKIE = { path: '/', httpOnly: true, sameSite: 'strict' } as const;

@@ -31,6 +31,8 @@ export function makeE2eEnv(): E2eEnv {
   const env = {
     ...process.env, CARTE_HOME: home, CARTE_BRIDGE: settings.bridge, CARTE_SUBNET: settings.subnet, CARTE_CGROUP_PARENT: settings.cgroupParent,
     CARTE_SECRET_KEY: path.join(keyDir, 'secret.key'), NO_COLOR: '1',
+    // No dashboard unless a test asks (--http): parallel daemons would all want 127.0.0.1:7070.
+    CARTE_HTTP: 'off',
   };
   const daemons: ChildProcess[] = [];
   return {

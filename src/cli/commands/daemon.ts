@@ -10,6 +10,7 @@ import type { Context } from '../context.js';
 import { linuxDriver } from '../linux.js';
 import { LivePolicy } from '../../policy/live.js';
 import { loadAlertsConfig } from '../../alerts/config.js';
+import { httpSetting, parseHttpAddress } from '../../web/address.js';
 
 export interface DaemonOptions {
   watch?: string[];
@@ -24,6 +25,7 @@ export interface DaemonOptions {
   metricsInterval: string;
   diskInterval: string;
   memoryReserve: string;
+  http?: string;
 }
 
 function duration(flag: string, text: string): number {
@@ -63,6 +65,8 @@ export function daemonSources(opts: DaemonOptions): { watch: string[]; git: GitS
 
 export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
   const sources = daemonSources(opts);
+  const httpText = httpSetting(opts.http);
+  const httpAddress = parseHttpAddress(httpText.text, httpText.from);
   // A bad alerts section stops the daemon here, located, before it takes anything over.
   const alerts = loadAlertsConfig(opts.config);
   // A broken policy file stops the daemon here, with its located problems: never run with no policy or half of one.
@@ -77,6 +81,7 @@ export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
     diskIntervalMs: duration('--disk-interval', opts.diskInterval),
     vault: ctx.vault(),
     alerts,
+    http: httpAddress ? { address: httpAddress, flag: httpText.from } : null,
   });
   await new Promise<void>((resolve) => {
     const stop = () => {
