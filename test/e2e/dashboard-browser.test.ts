@@ -81,8 +81,12 @@ describe('e2e: the dashboard in a browser', function () {
     await signIn(page, 'alice', PASSWORD);
     assert.equal(await page.$eval('header.top .who', (el) => el.textContent), 'alice operator');
     await eventually(async () => (await page.$$eval('tr[data-service=web] td', (tds) => tds.map((td) => td.textContent)))[0] === '2/2', 20_000, 'web 2/2 on the overview');
-    const cells = await page.$$eval('tr[data-service=web] td', (tds) => tds.map((td) => td.textContent));
-    assert.equal(cells[1], 'Converged');
+    const cells = () => page.$$eval('tr[data-service=web] td', (tds) => tds.map((td) => td.textContent));
+    assert.equal((await cells())[1], 'Converged');
+    // CPU needs two samples of the collector (a rate); then the row has every figure.
+    await eventually(async () => (await cells())[3] !== '—', 60_000, "web's CPU on the overview");
+    assert.match((await cells())[4]!, /^\d+(\.\d)? (KiB|MiB)$/);
+    await page.waitForSelector('section li[data-reason]');
     await shot(page, 'dashboard-overview.png');
   });
 
@@ -90,10 +94,11 @@ describe('e2e: the dashboard in a browser', function () {
     await page.click('a[href="#/services/web"]');
     await page.waitForSelector('figure.chart canvas');
     assert.deepEqual(Object.keys(await chartPoints(page)), ['CPU', 'Memory', 'Network', 'Block I/O', 'Requests']);
+    // Two readings make a line (one is a dot).
     await eventually(async () => {
       const p = await chartPoints(page);
-      return p.CPU! > 0 && p.Memory! > 0 && p.Network! > 0;
-    }, 60_000, 'readings on the CPU, memory and network charts');
+      return p.CPU! >= 2 && p.Memory! >= 2 && p.Network! >= 2;
+    }, 90_000, 'readings on the CPU, memory and network charts');
     assert.deepEqual(await page.$$eval('tr[data-instance] th', (ths) => ths.map((th) => th.firstChild?.textContent)), ['web-1', 'web-2']);
     await shot(page, 'dashboard-service.png');
   });

@@ -42,7 +42,9 @@ function useEventStream(): { events: EventRow[]; tick: number; live: Live } {
   const [tick, setTick] = useState(0);
   const [live, setLive] = useState<Live>('connecting');
   useEffect(() => {
-    const es = new EventSource('/api/events/stream');
+    // lastEventId=0: start with the events the daemon keeps; on a reconnect the browser's
+    // Last-Event-ID header (which the server prefers) resumes after the last one seen.
+    const es = new EventSource('/api/events/stream?lastEventId=0');
     es.onopen = () => setLive('live');
     es.onerror = () => setLive('reconnecting');
     es.onmessage = (m) => {

@@ -21,13 +21,14 @@ interface ChartDef {
   title: string;
   metrics: Array<[metric: string, label: string]>;
   format: (v: number | null) => string;
+  floor: number;
 }
 
 const INSTANCE_CHARTS: ChartDef[] = [
-  { title: 'CPU', metrics: [['cpuCores', 'cpu']], format: formatCpu },
-  { title: 'Memory', metrics: [['memoryWorkingSetBytes', 'memory']], format: formatBytes },
-  { title: 'Network', metrics: [['netRxBytesPerSec', 'rx'], ['netTxBytesPerSec', 'tx']], format: formatByteRate },
-  { title: 'Block I/O', metrics: [['blkReadBytesPerSec', 'read'], ['blkWriteBytesPerSec', 'write']], format: formatByteRate },
+  { title: 'CPU', metrics: [['cpuCores', 'cpu']], format: formatCpu, floor: 0.01 },
+  { title: 'Memory', metrics: [['memoryWorkingSetBytes', 'memory']], format: formatBytes, floor: 1024 * 1024 },
+  { title: 'Network', metrics: [['netRxBytesPerSec', 'rx'], ['netTxBytesPerSec', 'tx']], format: formatByteRate, floor: 1024 },
+  { title: 'Block I/O', metrics: [['blkReadBytesPerSec', 'read'], ['blkWriteBytesPerSec', 'write']], format: formatByteRate, floor: 1024 },
 ];
 
 type Mode = 'total' | 'instance';
@@ -139,9 +140,9 @@ export function ServicePage({ name, events, eventTick }: { name: string; events:
           <div class="charts">
             {INSTANCE_CHARTS.map((def) => {
               const { columns, labels } = columnsFor(def, loaded, mode);
-              return <Chart key={`${def.title}-${loaded.names.join(',')}`} title={def.title} columns={columns} labels={labels} format={def.format} markers={markers} fromMs={loaded.fromMs} toMs={loaded.toMs} />;
+              return <Chart key={`${def.title}-${loaded.names.join(',')}`} title={def.title} columns={columns} labels={labels} format={def.format} floor={def.floor} markers={markers} fromMs={loaded.fromMs} toMs={loaded.toMs} />;
             })}
-            <Chart key="requests" title="Requests" columns={{ t: loaded.requests.t, lines: [loaded.requests.v] }} labels={['requests/s']} format={formatPerSec} markers={markers} fromMs={loaded.fromMs} toMs={loaded.toMs} />
+            <Chart key="requests" title="Requests" columns={{ t: loaded.requests.t, lines: [loaded.requests.v] }} labels={['requests/s']} format={formatPerSec} floor={1} markers={markers} fromMs={loaded.fromMs} toMs={loaded.toMs} />
           </div>
         ) : <p class="muted">Loading charts…</p>}
         {markers.length > 0 && (
