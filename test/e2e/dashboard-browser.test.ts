@@ -100,7 +100,6 @@ describe('e2e: the dashboard in a browser', function () {
       return p.CPU! >= 2 && p.Memory! >= 2 && p.Network! >= 2;
     }, 90_000, 'readings on the CPU, memory and network charts');
     assert.deepEqual(await page.$$eval('tr[data-instance] th', (ths) => ths.map((th) => th.firstChild?.textContent)), ['web-1', 'web-2']);
-    await shot(page, 'dashboard-service.png');
   });
 
   it('an operator restarts the service from its page and sees the event arrive on the live stream', async () => {
@@ -112,6 +111,12 @@ describe('e2e: the dashboard in a browser', function () {
     assert.equal(revision(), before + 1);
     const event = await page.waitForSelector('li[data-reason=RestartRequested]', { timeout: 20_000 });
     assert.match((await event!.evaluate((el) => el.textContent))!, new RegExp(`service/web RestartRequested revision ${before + 1}: every instance is replaced, one by one$`));
+    // The screenshot: the last 5 minutes, with the deploy and restart markers.
+    await page.select('.chart-controls select', String(5 * 60_000));
+    await page.waitForSelector('.charts[data-window="300000"]');
+    await page.waitForSelector('details.markers');
+    await page.screenshot({ path: path.join(OUT, 'dashboard-service.png'), fullPage: true });
+    if (process.env.CARTE_DOC_SCREENSHOTS === '1') fs.copyFileSync(path.join(OUT, 'dashboard-service.png'), path.join(ROOT, 'docs', 'img', 'dashboard-service.png'));
     // The overview's recent events come only from the stream (/api/events/stream).
     await page.click('nav a[href="#/"]');
     await page.waitForSelector('section li[data-reason=RestartRequested]', { timeout: 20_000 });

@@ -137,7 +137,7 @@ export function ServicePage({ name, events, eventTick }: { name: string; events:
         </div>
         <ErrorNote error={series.error} />
         {loaded ? (
-          <div class="charts">
+          <div class="charts" data-window={loaded.toMs - loaded.fromMs}>
             {INSTANCE_CHARTS.map((def) => {
               const { columns, labels } = columnsFor(def, loaded, mode);
               return <Chart key={`${def.title}-${loaded.names.join(',')}`} title={def.title} columns={columns} labels={labels} format={def.format} floor={def.floor} markers={markers} fromMs={loaded.fromMs} toMs={loaded.toMs} />;
