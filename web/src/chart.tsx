@@ -78,7 +78,7 @@ export function Chart({ title, columns, labels, format, floor, markers, fromMs, 
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
       scales: { x: { time: true, range: () => rangeRef.current }, y: { range: (_u, _min, max) => [0, Math.max(max * 1.1, floor)] } },
       // 24-hour UTC times, as the CLI and the event list print them (uPlot's default is local am/pm).
-      axes: [{ values: (_u, splits) => splits.map((v) => clockLabel(v, (splits[1] ?? v) - (splits[0] ?? v))) }, { values: (_u, splits) => splits.map((v) => format(v)), size: 70 }],
+      axes: [{ space: 80, values: (_u, splits) => splits.map((v) => clockLabel(v, (splits[1] ?? v) - (splits[0] ?? v))) }, { values: (_u, splits) => splits.map((v) => format(v)), size: 70 }],
       series: [{}, ...labels.map((label, i) => ({ label, stroke: LINE_COLORS[i % LINE_COLORS.length], width: 1.5, value: (_u: uPlot, v: number | null) => format(v), spanGaps: false }))],
       legend: { show: true },
       plugins: [markersPlugin(() => markersRef.current)],
