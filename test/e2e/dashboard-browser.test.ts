@@ -99,7 +99,13 @@ describe('e2e: the dashboard in a browser', function () {
       const p = await chartPoints(page);
       return p.CPU! >= 2 && p.Memory! >= 2 && p.Network! >= 2;
     }, 90_000, 'readings on the CPU, memory and network charts');
-    assert.deepEqual(await page.$$eval('tr[data-instance] th', (ths) => ths.map((th) => th.firstChild?.textContent)), ['web-1', 'web-2']);
+    assert.deepEqual(await page.$$eval('tr[data-instance] th', (ths) => ths.map((th) => th.textContent)), ['web-1', 'web-2']);
+    // An instance's logs (busybox httpd -f writes nothing: the panel says so).
+    await page.click('tr[data-instance=web-1] button.link');
+    await page.waitForSelector('section.logs h3');
+    assert.equal(await page.$eval('section.logs h3', (el) => el.textContent), 'Logs of web-1 (last 200 lines)');
+    await eventually(async () => (await page.$eval('section.logs pre', (el) => el.textContent)) === '(no output)', 10_000, 'the logs of web-1');
+    await page.click('xpath/.//section[contains(@class,"logs")]//button[text()="Close"]');
   });
 
   it('an operator restarts the service from its page and sees the event arrive on the live stream', async () => {

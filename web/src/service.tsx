@@ -200,8 +200,8 @@ function Instances({ detail }: { detail: ServiceDetail }) {
           </thead>
           <tbody>
             {detail.instances.map((i) => (
-              <tr key={`${i.name}-${i.previous}`} data-instance={i.name}>
-                <th scope="row">{i.name}{i.previous && <span class="tag">previous</span>}</th>
+              <tr key={i.name} data-instance={i.name}>
+                <th scope="row">{i.name}</th>
                 <td>{i.state}</td>
                 <td>{i.ready ? 'yes' : 'no'}</td>
                 <td class="num">{i.restarts}</td>
