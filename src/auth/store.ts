@@ -14,7 +14,7 @@ import { CarteError, ConflictError, NotFoundError, UsageError } from '../errors.
 import { removeLeftovers, writeFileDurably } from '../util/durable-json-file.js';
 import { acquireLock } from '../util/lock.js';
 import { checkAuthName } from './names.js';
-import { DEFAULT_SCRYPT, hashPassword, parseHash, verifyHash, type ScryptParams } from './password.js';
+import { DEFAULT_SCRYPT, hashPassword, parseHash, PASSWORD_MAX, verifyHash, type ScryptParams } from './password.js';
 import { isTokenShaped, newToken, newTokenId, tokenDigest } from './tokens.js';
 import { ROLES, type AuthStore, type Principal, type Role, type TokenRow, type UserRow } from './types.js';
 
@@ -131,8 +131,10 @@ export class FileAuthStore implements AuthStore {
   async verifyPassword(name: string, password: string): Promise<Principal | null> {
     const user = (await this.read()).users.find((u) => u.name === name);
     // An unknown user costs one scrypt too, of the same cost: the time does not tell names apart.
-    const ok = await verifyHash(password, user?.hash ?? (await this.dummyHash()));
-    return user && ok ? { kind: 'user', name: user.name, role: user.role } : null;
+    // An oversized password is hashed as a short one would be (no user has one), never whole.
+    const tooLong = Buffer.byteLength(password) > PASSWORD_MAX;
+    const ok = await verifyHash(tooLong ? '' : password, user && !tooLong ? user.hash : await this.dummyHash());
+    return user && ok && !tooLong ? { kind: 'user', name: user.name, role: user.role } : null;
   }
 
   async verifyToken(token: string): Promise<Principal | null> {

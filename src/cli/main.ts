@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CarteError, ExitCode } from '../errors.js';
 import { VERSION } from '../version.js';
+import { auditedCommand, cliEntry, type AuditedCommand } from './audited.js';
 import { makeContext, type Context, type GlobalOptions } from './context.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -235,6 +236,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--publish-address <ip>', 'bind address of published ports that name none', '0.0.0.0')
     .option('--metrics-interval <duration>', 'how often the autoscaler samples each instance\'s cgroup', '2s')
     .option('--memory-reserve <size>', 'memory autoscaling leaves to the host and carte (scale-ups are capped)', '512Mi')
+    .option('--collect-interval <duration>', 'how often the metrics collector samples instances, services and the host (top, stats, alerts, /v1/metrics)', '10s')
     .option('--disk-interval <duration>', 'how often each service\'s disk use is measured against the policy\'s disk.perService', '30s')
     .option('--http <addr:port>', 'where the dashboard listens, or off (default: $CARTE_HTTP, else 127.0.0.1:7070; docs/dashboard.md)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
@@ -323,6 +325,16 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
   return program;
 }
 
+/** Records a command's outcome; a log that cannot be written warns and never fails the command. */
+async function recordCli(home: string, cmd: AuditedCommand, outcome: { error?: unknown; exitCode: number }): Promise<void> {
+  try {
+    const { FileAuditLog } = await import('../audit/log.js');
+    await new FileAuditLog(home).record(cliEntry(cmd, outcome, new Date()));
+  } catch (e) {
+    process.stderr.write(`warning: the audit log did not record this command: ${(e as Error).message}\n`);
+  }
+}
+
 function printError(err: unknown, debug: boolean): number {
   if (err instanceof CarteError) {
     // Located problems are self-explanatory lines; the summary says what happened as a whole.
@@ -337,18 +349,43 @@ function printError(err: unknown, debug: boolean): number {
   return ExitCode.failure;
 }
 
+/** Every command's path below `carte` that runs an action (e.g. "secret set"), for tests. */
+export function commandPaths(): string[] {
+  const out: string[] = [];
+  const walk = (c: Command, prefix: string[]) => {
+    for (const sub of c.commands) {
+      const p = [...prefix, sub.name()];
+      if (sub.commands.length) walk(sub, p);
+      else out.push(p.join(' '));
+    }
+  };
+  walk(buildProgram(async () => undefined), []);
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let globals: GlobalOptions = {};
   let exitCode: number = ExitCode.ok;
+  let audited: AuditedCommand | null = null;
   const program = buildProgram(async (action) => {
     globals = program.opts<GlobalOptions>();
+    const ctx = makeContext(globals);
+    let error: unknown;
     try {
       // A command may return its own exit code (exec passes on the command's).
-      const code = await action(makeContext(globals));
+      const code = await action(ctx);
       if (typeof code === 'number') exitCode = code;
     } catch (err) {
+      error = err;
       exitCode = printError(err, globals.debug === true);
     }
+    if (audited) await recordCli(ctx.home, audited, { error, exitCode });
+  });
+  // Every command that changes something is audited here, from its command line (audited.ts).
+  program.hook('preAction', (_program, command) => {
+    const names: string[] = [];
+    for (let c: Command | null = command; c && c !== program; c = c.parent) names.unshift(c.name());
+    audited = auditedCommand(names, command.processedArgs, command.opts());
   });
   try {
     await program.parseAsync(argv, { from: 'node' });

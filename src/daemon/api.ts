@@ -4,10 +4,17 @@
 // daemon to act now and for what only the daemon knows.
 import fs from 'node:fs';
 import http from 'node:http';
+import { CarteError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 
-export type Handler = (body: unknown) => Promise<unknown>;
+/** The body and the query string's parameters of a request. */
+export type Handler = (body: unknown, query: URLSearchParams) => Promise<unknown>;
+
+/** An answer that is not JSON (e.g. the Prometheus text format). */
+export class RawReply {
+  constructor(readonly contentType: string, readonly body: string) {}
+}
 
 export class ApiServer {
   private server: http.Server | null = null;
@@ -29,9 +36,17 @@ export class ApiServer {
       req.setEncoding('utf8');
       req.on('data', (d: string) => (body += d));
       req.on('end', () => {
-        const path = (req.url ?? '/').split('?')[0]!;
+        const url = req.url ?? '/';
+        const q = url.indexOf('?');
+        const path = q < 0 ? url : url.slice(0, q);
+        const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
         const handler = this.routes.get(`${req.method} ${path}`);
         const reply = (code: number, value: unknown) => {
+          if (value instanceof RawReply) {
+            res.writeHead(code, { 'content-type': value.contentType });
+            res.end(value.body);
+            return;
+          }
           res.writeHead(code, { 'content-type': 'application/json' });
           res.end(JSON.stringify(value));
         };
@@ -42,7 +57,9 @@ export class ApiServer {
         } catch {
           return reply(400, { error: 'body is not JSON' });
         }
-        handler(parsed).then((v) => reply(200, v ?? {}), (e: Error) => {
+        handler(parsed, query).then((v) => reply(200, v ?? {}), (e: Error) => {
+          // A request the caller got wrong (a bad query parameter): 400 with what to fix.
+          if (e instanceof CarteError && e.code === 'usage') return reply(400, { error: e.message });
           this.log.warn({ route: path, err: e.message }, 'api request failed');
           reply(500, { error: e.message });
         });

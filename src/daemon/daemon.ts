@@ -4,6 +4,7 @@
 // the store and its sources, and reconciles for ever.
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { LinuxDriver } from '../drivers/linux/driver.js';
 import { CarteError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -28,11 +29,18 @@ import { AlertEngine } from '../alerts/engine.js';
 import { defaultAlertsConfig, type AlertsConfig } from '../alerts/config.js';
 import type { AlertsView } from '../alerts/types.js';
 import { WebhookSender } from '../alerts/webhook.js';
+import { Collector } from '../metrics/collector.js';
+import { HostReader } from '../metrics/host.js';
+import { PERSIST_FILE } from '../metrics/persist.js';
+import { renderPrometheus } from '../metrics/prometheus.js';
+import { parseSeriesQuery } from '../metrics/query.js';
+import type { MetricsView } from '../metrics/types.js';
+import { instanceRecords } from '../api/status.js';
+import { ApiServer, RawReply } from './api.js';
 import { FileAuthStore } from '../auth/store.js';
 import { FileAuditLog } from '../audit/log.js';
 import type { HttpAddress } from '../web/address.js';
 import { DEFAULT_STATIC_DIR, WebServer } from '../web/server.js';
-import { ApiServer } from './api.js';
 import { daemonPaths } from './paths.js';
 
 /** The daemon exits within this long of SIGTERM, whatever is in flight. */
@@ -62,6 +70,8 @@ export interface DaemonOptions {
   vault?: SecretVault;
   /** Alert rules and webhooks (the daemon config's `alerts:` section; default: the built-in rules, no webhooks). */
   alerts?: AlertsConfig;
+  /** Metrics sampling interval (default 10 s) and how often the history is saved (default 10 min). */
+  metrics?: { intervalMs?: number; persistEveryMs?: number };
   /** The dashboard's address and the flag or variable it came from (for errors); null or absent: no dashboard. */
   http?: { address: HttpAddress; flag: string } | null;
 }
@@ -72,6 +82,8 @@ export interface RunningDaemon {
   scaler: Scaler;
   /** Alerts firing and recently resolved (src/alerts/). */
   alerts: AlertsView;
+  /** The metrics collector (src/metrics/). */
+  metrics: MetricsView;
   /** Where the dashboard listens (the port bound when 0 was asked), or null. */
   http: HttpAddress | null;
   stop(): Promise<void>;
@@ -150,12 +162,32 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     diskQuota.observe(m);
   });
   const trigger = () => reconciler.trigger();
+  // The collector samples the instances the store knows (their restarts and readiness with them),
+  // the gateway's services and the host; each instance with its own deadline, so none holds up a round.
+  const collector = new Collector({
+    log: log.child({ component: 'metrics' }),
+    stats: (name) => driver.stats(name),
+    targets: async () => {
+      const data = await store.readShared();
+      const records = instanceRecords(data as StateData);
+      return {
+        instances: Object.entries(records).map(([name, r]) => ({ name, service: r.service, restarts: r.restarts ?? 0, ready: r.ready === true })).sort((a, b) => (a.name < b.name ? -1 : 1)),
+        services: Object.keys(data.services).sort(),
+      };
+    },
+    traffic: (service) => gateway.traffic(service),
+    host: new HostReader(home),
+    intervalMs: opts.metrics?.intervalMs,
+    persistFile: path.join(home, PERSIST_FILE),
+    persistEveryMs: opts.metrics?.persistEveryMs,
+  });
   // Alerts read the store and the collector's latest sample on their own interval; webhooks are
   // posted in the background by their own workers: neither ever holds up the loop.
   const alertsConfig = opts.alerts ?? defaultAlertsConfig();
   const webhooks = alertsConfig.webhooks.length ? new WebhookSender({ webhooks: alertsConfig.webhooks, log: log.child({ component: 'webhooks' }) }) : null;
   const alerts = new AlertEngine({
-    // metrics: the collector's MetricsView (memory-high reads its latest sample; without it memory-high sees nothing).
+    // The collector's MetricsView: memory-high reads its latest sample.
+    metrics: collector,
     store, log: log.child({ component: 'alerts' }), config: alertsConfig, webhooks,
     scalerReasons: () => Object.fromEntries(Object.entries(scaler.current()).map(([s, st]) => [s, st.decision.reason])),
   });
@@ -179,6 +211,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   });
   api.route('POST', '/v1/webhook', syncAll);
   api.route('GET', '/v1/alerts', async () => ({ active: alerts.active(), recent: alerts.recent() }));
+  api.route('GET', '/v1/metrics/latest', async () => collector.latest());
+  api.route('GET', '/v1/metrics/series', async (_body, query) => collector.series(parseSeriesQuery(query, Date.now())));
+  api.route('GET', '/v1/metrics/known', async () => ({ instance: collector.known('instance'), service: collector.known('service'), host: collector.known('host') }));
+  api.route('GET', '/v1/metrics', async () => {
+    const r = await renderPrometheus(collector, alerts);
+    return new RawReply(r.contentType, r.body);
+  });
 
   // A new policy: every source is admitted again under it (a refused set keeps its last good one
   // running, as for any bad manifest), and stored services that no longer fit it are named.
@@ -204,7 +243,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   // The dashboard (src/web/): the same store operations as the CLI, behind users, tokens and the audit.
   const web = opts.http ? new WebServer({
     log: log.child({ component: 'web' }), store, auth: new FileAuthStore(home), audit: new FileAuditLog(home), alerts,
-    metrics: null, prometheus: null, // the collector plugs in here
+    metrics: collector, prometheus: () => renderPrometheus(collector, alerts),
     driver, sync: syncAll, trigger, admission, staticDir: DEFAULT_STATIC_DIR, now: Date.now,
   }) : null;
   let http: HttpAddress | null = null;
@@ -228,6 +267,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   await reconciler.pass();
   scaler.start(); // the first pass: adopt what runs, act on the difference
   diskQuota.start();
+  await collector.start();
   await alerts.start();
   log.info({ ms: Math.round(performance.now() - started), sources: sources.map((s) => s.id), policy: live.current.file ?? 'built-in', dashboard: http ? `http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${http.port}/` : 'off' }, 'daemon ready');
   for (const s of sources) await s.start();
@@ -237,6 +277,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     gateway,
     scaler,
     alerts,
+    metrics: collector,
     http,
     async stop() {
       // Whatever is in flight, the daemon is gone within SHUTDOWN_MS: nothing here waits on the
@@ -251,6 +292,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       await step('stop scaler', scaler.stop(), 1000);
       await step('stop disk quota', diskQuota.stop(), 500);
       await step('stop alerts', alerts.stop(), 500);
+      await step('stop metrics and save their history', collector.stop(), 800);
       if (webhooks) await step('stop webhooks', webhooks.close(), 300);
       await step('stop reconciler', reconciler.stop({ abandon: true, flushTimeoutMs: 1500 }), 2000);
       await step('close gateway', gateway.close(), 1000);

@@ -98,8 +98,24 @@ export interface InstanceStats {
   memoryLimitBytes: number | null;
   cpuLimitMillis: number | null;
   pids: number;
+  /** Cumulative CFS periods, periods throttled, and time throttled (ns); null where the kernel gives none. */
+  cpuPeriods: number | null;
+  cpuThrottledPeriods: number | null;
+  cpuThrottledNs: number | null;
+  /** Cumulative block I/O bytes read and written (all devices); null where unknown. */
+  blkReadBytes: number | null;
+  blkWriteBytes: number | null;
+  /** Cumulative bytes and packets of the instance's network namespace (every interface but lo); null without one. */
+  net: NetCounters | null;
   /** When the reading was taken (ms since the epoch), for rates. */
   at: number;
+}
+
+export interface NetCounters {
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
 }
 
 export interface LogLine {

@@ -16,7 +16,13 @@ import { servicesOf, wantedListeners, type ListenerSpec } from './listeners.js';
 import { hostSockets, type Sockets } from './sockets.js';
 import { TcpListener } from './tcp.js';
 import { UdpListener } from './udp.js';
+import type { TrafficCounters } from './stats.js';
 import { Upstreams, type Activity } from './upstreams.js';
+
+/** A service's traffic for the metrics collector: cumulative counters and its open connections now. */
+export interface ServiceTraffic extends TrafficCounters {
+  connections: number;
+}
 
 export interface GatewayOptions {
   log: Logger;
@@ -102,6 +108,10 @@ export class Gateway {
 
   activity(service: string): Activity {
     return this.upstreams.activityOf(service);
+  }
+
+  traffic(service: string): ServiceTraffic {
+    return { connections: this.upstreams.activityOf(service).active, ...this.upstreams.traffic.read(service) };
   }
 
   /** Takes an instance out of rotation; resolves when its connections ended or after graceMs. */

@@ -90,6 +90,12 @@ export class HttpListener {
       return;
     }
     this.upstreams.countRequest(target.service);
+    // Latency: until the answer is sent (or the exchange is cut); an answer ≥ 500 is an error of the service.
+    const t0 = performance.now();
+    res.once('close', () => {
+      this.upstreams.traffic.latency(target.service, performance.now() - t0);
+      if (res.statusCode >= 500) this.upstreams.traffic.error(target.service);
+    });
     // A request without a body can be retried on another instance when one refuses it.
     const retryable = (req.headers['content-length'] ?? '0') === '0' && req.headers['transfer-encoding'] === undefined;
     const deadline = Date.now() + this.opts.holdMs;
@@ -168,6 +174,7 @@ export class HttpListener {
     if (!found || gone) {
       found?.socket.destroy();
       found?.lease.release();
+      if (!gone) this.upstreams.traffic.error(target.service);
       if (!gone) client.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }

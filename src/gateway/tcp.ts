@@ -117,10 +117,14 @@ export async function proxyConnection(client: net.Socket, target: Target, upstre
     client.resetAndDestroy();
     return;
   }
+  // A TCP connection is one "request" of its service for the metrics.
+  upstreams.traffic.request(target.service);
   let gone = false;
   client.once('close', () => (gone = true));
   const found = await connectTarget(upstreams, target, Date.now() + opts.holdMs, () => gone);
   if (!found) {
+    // No instance took it (none ready, or every one refused): an error of the service.
+    if (!gone) upstreams.traffic.error(target.service);
     client.destroy();
     return;
   }

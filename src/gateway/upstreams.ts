@@ -6,6 +6,7 @@ import type { DesiredService, Membership } from '../model/instances.js';
 import { safeTimeout } from '../util/timers.js';
 import { choose, type Candidate } from './balance.js';
 import type { Target } from './listeners.js';
+import { TrafficStats } from './stats.js';
 
 /** One connection's claim on an instance; release() exactly once when it ends. */
 export interface Lease {
@@ -45,6 +46,8 @@ export interface UpstreamOptions {
 }
 
 export class Upstreams {
+  /** Requests, errors and latencies per service (read by the metrics collector). */
+  readonly traffic = new TrafficStats();
   private services = new Map<string, DesiredService>();
   /** Ready, not draining, per service. */
   private ready = new Map<string, Array<{ name: string; ip: string }>>();
@@ -80,6 +83,7 @@ export class Upstreams {
     this.serviceAt = new Map(m.instances.filter((i) => i.ip).map((i) => [i.ip!, i.service]));
     for (const w of this.addressWaiters.splice(0)) w();
     this.services = new Map(m.services.map((s) => [s.name, s]));
+    this.traffic.retain(new Set(this.services.keys()));
     const ready = new Map<string, Array<{ name: string; ip: string }>>();
     for (const i of m.instances) {
       if (!i.ready || !i.ip || this.draining.has(i.name)) continue;
@@ -216,6 +220,7 @@ export class Upstreams {
     const a = this.activity.get(service) ?? { active: 0, waiting: 0, connections: 0, requests: 0, lastActivityAt: null };
     a.requests++;
     a.lastActivityAt = this.clock();
+    this.traffic.request(service);
     this.activity.set(service, a);
   }
 

@@ -22,6 +22,9 @@ export class MemoryDriver implements Driver {
     this.failures.push(error);
   }
 
+  /** Counters stats() reports per instance, on top of zeros (tests of the collector set them). */
+  readonly statsOf = new Map<string, Partial<InstanceStats>>();
+
   /** The instance's process ends by itself. */
   crash(name: string, exitCode: number, oomKilled = false): void {
     const i = this.instances.get(name);
@@ -75,7 +78,11 @@ export class MemoryDriver implements Driver {
   async stats(name: string): Promise<InstanceStats | null> {
     const i = this.instances.get(name);
     if (!i || i.state !== 'running') return null;
-    return { cpuUsageNs: 0, memoryUsageBytes: 0, memoryWorkingSetBytes: 0, memoryLimitBytes: null, cpuLimitMillis: null, pids: 1, at: this.clock() };
+    return {
+      cpuUsageNs: 0, memoryUsageBytes: 0, memoryWorkingSetBytes: 0, memoryLimitBytes: null, cpuLimitMillis: null, pids: 1,
+      cpuPeriods: null, cpuThrottledPeriods: null, cpuThrottledNs: null, blkReadBytes: null, blkWriteBytes: null, net: null, at: this.clock(),
+      ...this.statsOf.get(name),
+    };
   }
 
   async *logs(): AsyncIterable<LogLine> {

@@ -23,6 +23,7 @@ export interface DaemonOptions {
   logLevel: string;
   publishAddress: string;
   metricsInterval: string;
+  collectInterval: string;
   diskInterval: string;
   memoryReserve: string;
   http?: string;
@@ -32,6 +33,13 @@ function duration(flag: string, text: string): number {
   const p = parseDuration(text);
   if (!p.ok) throw new UsageError(`daemon: ${flag}: ${p.message}`);
   return p.value;
+}
+
+/** The collector's interval: at least 1 s (each round reads every instance), at most 1 min (the history's minute steps). */
+function collectInterval(text: string): number {
+  const ms = duration('--collect-interval', text);
+  if (ms < 1000 || ms > 60_000) throw new UsageError(`daemon: --collect-interval: ${text} is not between 1s and 1m`);
+  return ms;
 }
 
 function memory(flag: string, text: string): number {
@@ -81,6 +89,7 @@ export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
     diskIntervalMs: duration('--disk-interval', opts.diskInterval),
     vault: ctx.vault(),
     alerts,
+    metrics: { intervalMs: collectInterval(opts.collectInterval) },
     http: httpAddress ? { address: httpAddress, flag: httpText.from } : null,
   });
   await new Promise<void>((resolve) => {

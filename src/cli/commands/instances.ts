@@ -2,6 +2,8 @@
 // read logs, exec, remove, garbage-collect. (Services' instances are made by
 // the reconciler; `carte run` is for trying an image.)
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import { takeConvergeLock } from '../../daemon/daemon.js';
 import type { Driver, InstanceSpec, ObservedInstance } from '../../drivers/driver.js';
 import { CarteError, NotFoundError, UsageError } from '../../errors.js';
 import { instanceRecords } from '../../api/status.js';
@@ -168,8 +170,34 @@ export async function rm(ctx: Context, names: string[], opts: { grace?: string }
 export async function gc(ctx: Context): Promise<void> {
   const driver = await linuxDriver(ctx);
   const report = await driver.gc();
+  const bridge = await removeIdleBridge(ctx, driver);
+  if (bridge) report.removed.push(bridge);
   write(report.removed.length ? report.removed.map((r) => `removed ${r}`).join('\n') : 'nothing to clean');
   if (report.failures.length) {
     throw new CarteError('driver', 'some leftovers could not be removed', { details: report.failures.map((f) => `${f.step} ${f.resource}: ${f.error}`) });
   }
+}
+
+/**
+ * When nothing of this home is left to run (no service stored, no instance,
+ * no daemon), its bridge goes, and with it its firewall chains and the
+ * gateway's namespace: what `carte gc` leaves is a host as before carte.
+ */
+async function removeIdleBridge(ctx: Context, driver: Awaited<ReturnType<typeof linuxDriver>>): Promise<string | null> {
+  const bridge = driver.network.bridge;
+  if (!fs.existsSync(`/sys/class/net/${bridge}`)) return null;
+  if (Object.keys((await ctx.store().read()).services).length || (await driver.list()).length) return null;
+  let lock: Awaited<ReturnType<typeof takeConvergeLock>>;
+  try {
+    lock = await takeConvergeLock(ctx.home);
+  } catch (e) {
+    if ((e as CarteError).code === 'conflict') return null; // a daemon runs: its gateway lives on the bridge
+    throw e;
+  }
+  try {
+    await driver.network.removeBridge();
+  } finally {
+    await lock.release();
+  }
+  return fs.existsSync(`/sys/class/net/${bridge}`) ? null : `bridge ${bridge} (its firewall rules and the gateway's namespace)`;
 }

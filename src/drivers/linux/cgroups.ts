@@ -6,9 +6,13 @@
 // Files read (kernel docs: Documentation/admin-guide/cgroup-v1 and cgroup-v2.rst):
 //   v1 cpuacct/<path>/cpuacct.usage      cumulative CPU ns
 //      cpu/<path>/cpu.cfs_quota_us, cpu.cfs_period_us   limit (-1 = none)
+//      cpu/<path>/cpu.stat (nr_periods, nr_throttled, throttled_time ns)
+//      blkio/<path>/blkio.throttle.io_service_bytes ("8:0 Read N" per device; on v1
+//        buffered writes are flushed by the kernel's writeback and counted to the root,
+//        so only direct and read I/O shows here)
 //      memory/<path>/memory.usage_in_bytes, memory.limit_in_bytes, memory.stat (total_inactive_file)
 //      pids/<path>/pids.current
-//   v2 <path>/cpu.stat (usage_usec), cpu.max ("max 100000" or "50000 100000"),
+//   v2 <path>/cpu.stat (usage_usec, nr_periods, nr_throttled, throttled_usec), io.stat, cpu.max ("max 100000" or "50000 100000"),
 //      memory.current, memory.max, memory.stat (inactive_file), pids.current
 import fs from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -51,6 +55,30 @@ export function parseFlatKeyed(text: string): Map<string, number> {
   return m;
 }
 
+/** Sums per-device Read and Write bytes of blkio.throttle.io_service_bytes (v1). */
+export function parseBlkioServiceBytes(text: string): { read: number; write: number } {
+  let read = 0;
+  let write = 0;
+  for (const line of text.split('\n')) {
+    const [dev, op, v] = line.trim().split(/\s+/);
+    if (!dev || !dev.includes(':') || v === undefined) continue; // the "Total" line has no device
+    if (op === 'Read') read += Number(v);
+    else if (op === 'Write') write += Number(v);
+  }
+  return { read, write };
+}
+
+/** Sums rbytes and wbytes of io.stat (v2): "8:0 rbytes=1 wbytes=2 rios=3 ...". */
+export function parseIoStat(text: string): { read: number; write: number } {
+  let read = 0;
+  let write = 0;
+  for (const m of text.matchAll(/\b([rw])bytes=(\d+)/g)) {
+    if (m[1] === 'r') read += Number(m[2]);
+    else write += Number(m[2]);
+  }
+  return { read, write };
+}
+
 // Limits at or above this are "no limit" (v1 reports PAGE_COUNTER_MAX, about 2^63).
 const UNLIMITED = 2 ** 62;
 
@@ -59,10 +87,11 @@ export async function readStats(cgroupPath: string, layout: CgroupLayout, root =
   const rel = cgroupPath.replace(/^\/+/, '');
   if (layout === 'v1') {
     const at = (c: string, f: string) => path.join(root, c, rel, f);
-    const [usage, memUsage, memLimit, memStat, quota, period, pids] = await Promise.all([
+    const [usage, memUsage, memLimit, memStat, quota, period, pids, cpuStat, blkio] = await Promise.all([
       readText(at('cpuacct', 'cpuacct.usage')), readText(at('memory', 'memory.usage_in_bytes')),
       readText(at('memory', 'memory.limit_in_bytes')), readText(at('memory', 'memory.stat')),
       readText(at('cpu', 'cpu.cfs_quota_us')), readText(at('cpu', 'cpu.cfs_period_us')), readText(at('pids', 'pids.current')),
+      readText(at('cpu', 'cpu.stat')), readText(at('blkio', 'blkio.throttle.io_service_bytes')),
     ]);
     if (usage === null || memUsage === null) return null;
     const stat = parseFlatKeyed(memStat ?? '');
@@ -71,6 +100,8 @@ export async function readStats(cgroupPath: string, layout: CgroupLayout, root =
     const limit = num(memLimit);
     const q = num(quota);
     const p = num(period);
+    const cs = cpuStat === null ? null : parseFlatKeyed(cpuStat);
+    const io = blkio === null ? null : parseBlkioServiceBytes(blkio);
     return {
       cpuUsageNs: num(usage)!,
       memoryUsageBytes: used,
@@ -78,25 +109,40 @@ export async function readStats(cgroupPath: string, layout: CgroupLayout, root =
       memoryLimitBytes: limit === null || limit >= UNLIMITED ? null : limit,
       cpuLimitMillis: q === null || p === null || q < 0 ? null : Math.round((q / p) * 1000),
       pids: num(pids) ?? 0,
+      cpuPeriods: cs?.get('nr_periods') ?? null,
+      cpuThrottledPeriods: cs?.get('nr_throttled') ?? null,
+      cpuThrottledNs: cs?.get('throttled_time') ?? null,
+      blkReadBytes: io?.read ?? null,
+      blkWriteBytes: io?.write ?? null,
+      net: null,
       at: now,
     };
   }
   const at = (f: string) => path.join(root, rel, f);
-  const [cpuStat, memCurrent, memMax, memStat, cpuMax, pids] = await Promise.all([
+  const [cpuStat, memCurrent, memMax, memStat, cpuMax, pids, ioStat] = await Promise.all([
     readText(at('cpu.stat')), readText(at('memory.current')), readText(at('memory.max')),
-    readText(at('memory.stat')), readText(at('cpu.max')), readText(at('pids.current')),
+    readText(at('memory.stat')), readText(at('cpu.max')), readText(at('pids.current')), readText(at('io.stat')),
   ]);
   if (cpuStat === null || memCurrent === null) return null;
   const used = num(memCurrent)!;
   const inactive = parseFlatKeyed(memStat ?? '').get('inactive_file') ?? 0;
   const [quota, period] = (cpuMax ?? 'max 100000').trim().split(/\s+/);
+  const cs = parseFlatKeyed(cpuStat);
+  const io = ioStat === null ? null : parseIoStat(ioStat);
+  const throttledUs = cs.get('throttled_usec');
   return {
-    cpuUsageNs: (parseFlatKeyed(cpuStat).get('usage_usec') ?? 0) * 1000,
+    cpuUsageNs: (cs.get('usage_usec') ?? 0) * 1000,
     memoryUsageBytes: used,
     memoryWorkingSetBytes: Math.max(0, used - inactive),
     memoryLimitBytes: memMax === null || memMax.trim() === 'max' ? null : Number(memMax),
     cpuLimitMillis: quota === 'max' || quota === undefined ? null : Math.round((Number(quota) / Number(period)) * 1000),
     pids: num(pids) ?? 0,
+    cpuPeriods: cs.get('nr_periods') ?? null,
+    cpuThrottledPeriods: cs.get('nr_throttled') ?? null,
+    cpuThrottledNs: throttledUs === undefined ? null : throttledUs * 1000,
+    blkReadBytes: io?.read ?? null,
+    blkWriteBytes: io?.write ?? null,
+    net: null,
     at: now,
   };
 }

@@ -32,6 +32,7 @@ import { ImageStore } from './images/store.js';
 import { execIn } from './instance-exec.js';
 import { readLog } from './logs.js';
 import { CniNetwork } from './network.js';
+import { readNetDev } from './netdev.js';
 import { list, observe } from './observe.js';
 import { readPreviousLog } from './previous-logs.js';
 import { HomePaths, placementOf, readRecord, readRecordSync, type Placement } from './records.js';
@@ -154,7 +155,13 @@ export class LinuxDriver implements Driver {
   }
 
   async stats(name: string): Promise<InstanceStats | null> {
-    return readStats(this.cgroupPath(name), this.ctx.layout, this.ctx.cgroupRoot);
+    const stats = await readStats(this.cgroupPath(name), this.ctx.layout, this.ctx.cgroupRoot);
+    if (!stats) return null;
+    // The container's init pid (conmon's -p file): its /proc/<pid>/net/dev is the instance's namespace.
+    const pidText = await fsp.readFile(this.paths.runDir(name, 'pid'), 'utf8').catch(() => null);
+    const pid = pidText === null ? NaN : Number(pidText.trim());
+    stats.net = Number.isInteger(pid) && pid > 0 ? await readNetDev(pid) : null;
+    return stats;
   }
 
   logs(name: string, opts: LogOptions = {}): AsyncIterable<LogLine> {

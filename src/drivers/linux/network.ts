@@ -56,6 +56,11 @@ export function addressPlan(subnet: string): { bridgeAddress: string; instanceRa
 
 export class CniNetwork {
   readonly plan: ReturnType<typeof addressPlan>;
+
+  /** The bridge's name (CARTE_BRIDGE). */
+  get bridge(): string {
+    return this.opts.bridge;
+  }
   /** Where the service addresses live (one namespace per bridge). */
   readonly gateway: GatewayNamespace;
   /** The host's rules for this bridge: who reaches what (firewall.ts). */

@@ -45,6 +45,7 @@ describe('auth store (users.json)', () => {
     assert.deepEqual(await store.verifyPassword('alice', 'correct horse'), { kind: 'user', name: 'alice', role: 'operator' });
     assert.equal(await store.verifyPassword('alice', 'correct horsE'), null);
     assert.equal(await store.verifyPassword('bob', 'correct horse'), null);
+    assert.equal(await store.verifyPassword('alice', 'x'.repeat(1_000_000)), null);
     assert.equal(fs.statSync(file()).mode & 0o777, 0o600);
     const text = fs.readFileSync(file(), 'utf8');
     assert.ok(!text.includes('correct horse'));

@@ -6,6 +6,7 @@ import { parseLdd } from '../../../src/drivers/linux/images/host-binary.js';
 import { parseIgnore } from '../../../src/drivers/linux/images/ignore.js';
 import { normalizeRef, treeDigest } from '../../../src/drivers/linux/images/store.js';
 import { parseK8sLog } from '../../../src/drivers/linux/logs.js';
+import { parseNetDev } from '../../../src/drivers/linux/netdev.js';
 import { tempDir } from '../../helpers/paths.js';
 
 function writeTree(root: string, files: Record<string, string>) {
@@ -30,18 +31,22 @@ describe('cgroup readings (fake cgroup trees, no root)', () => {
       'memory/carte/a/memory.limit_in_bytes': '134217728\n',
       'memory/carte/a/memory.stat': 'cache 4194304\ntotal_inactive_file 2097152\n',
       'pids/carte/a/pids.current': '3\n',
+      'cpu/carte/a/cpu.stat': 'nr_periods 40\nnr_throttled 7\nthrottled_time 350000000\n',
+      'blkio/carte/a/blkio.throttle.io_service_bytes': '8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:16 Read 100\n8:16 Write 0\nTotal 12388\n',
     });
     assert.equal(detectLayout(root), 'v1');
     assert.deepEqual(await readStats('/carte/a', 'v1', root, 42), {
       cpuUsageNs: 1_500_000_000, memoryUsageBytes: 10485760, memoryWorkingSetBytes: 8388608,
-      memoryLimitBytes: 134217728, cpuLimitMillis: 500, pids: 3, at: 42,
+      memoryLimitBytes: 134217728, cpuLimitMillis: 500, pids: 3,
+      cpuPeriods: 40, cpuThrottledPeriods: 7, cpuThrottledNs: 350_000_000, blkReadBytes: 4196, blkWriteBytes: 8192, net: null, at: 42,
     });
   });
 
   it('reads cgroup v2: cpu.stat, memory.current, cpu.max "max"', async () => {
     writeTree(root, {
       'cgroup.controllers': 'cpu memory pids\n',
-      'carte/a/cpu.stat': 'usage_usec 2000\nuser_usec 1500\n',
+      'carte/a/cpu.stat': 'usage_usec 2000\nuser_usec 1500\nnr_periods 10\nnr_throttled 2\nthrottled_usec 1500\n',
+      'carte/a/io.stat': '8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n8:16 rbytes=1 wbytes=2 rios=1 wios=1\n',
       'carte/a/cpu.max': 'max 100000\n',
       'carte/a/memory.current': '5000000\n',
       'carte/a/memory.max': 'max\n',
@@ -51,8 +56,18 @@ describe('cgroup readings (fake cgroup trees, no root)', () => {
     assert.equal(detectLayout(root), 'v2');
     assert.deepEqual(await readStats('/carte/a', 'v2', root, 7), {
       cpuUsageNs: 2_000_000, memoryUsageBytes: 5_000_000, memoryWorkingSetBytes: 4_000_000,
-      memoryLimitBytes: null, cpuLimitMillis: null, pids: 1, at: 7,
+      memoryLimitBytes: null, cpuLimitMillis: null, pids: 1,
+      cpuPeriods: 10, cpuThrottledPeriods: 2, cpuThrottledNs: 1_500_000, blkReadBytes: 101, blkWriteBytes: 202, net: null, at: 7,
     });
+  });
+
+  it('reads /proc/<pid>/net/dev: every interface but lo, summed', () => {
+    const text = 'Inter-|   Receive                                                |  Transmit\n'
+      + ' face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n'
+      + '    lo:    3193      29    0    0    0     0          0         0     3193      29    0    0    0     0       0          0\n'
+      + '  eth0: 2000 20 0 0 0 0 0 0 500 5 0 0 0 0 0 0\n'
+      + '  eth1: 1 1 0 0 0 0 0 0 2 2 0 0 0 0 0 0\n';
+    assert.deepEqual(parseNetDev(text), { rxBytes: 2001, rxPackets: 21, txBytes: 502, txPackets: 7 });
   });
 
   it('a vanished cgroup reads as null, not an error', async () => {

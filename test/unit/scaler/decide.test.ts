@@ -118,7 +118,7 @@ describe('scaler: schedule windows (injected clock)', () => {
 describe('scaler: readings', () => {
   it('turns cumulative cgroup CPU into a rate, as a percentage of the limit; memory as working set over limit', () => {
     const ring = new MetricsRing();
-    const s = (at: number, cpuMs: number) => ({ cpuUsageNs: cpuMs * 1e6, memoryUsageBytes: 40 * Mi, memoryWorkingSetBytes: 32 * Mi, memoryLimitBytes: 64 * Mi, cpuLimitMillis: 500, pids: 1, at });
+    const s = (at: number, cpuMs: number) => ({ cpuUsageNs: cpuMs * 1e6, memoryUsageBytes: 40 * Mi, memoryWorkingSetBytes: 32 * Mi, memoryLimitBytes: 64 * Mi, cpuLimitMillis: 500, pids: 1, cpuPeriods: null, cpuThrottledPeriods: null, cpuThrottledNs: null, blkReadBytes: null, blkWriteBytes: null, net: null, at });
     ring.add('web-1', s(0, 0));
     assert.equal(ring.cpuPercent('web-1', 10_000), null, 'one sample is no rate');
     ring.add('web-1', s(2000, 500));

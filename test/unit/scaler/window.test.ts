@@ -22,7 +22,7 @@ describe('scaler: the scale-down window survives a restart', () => {
     const scaler = new Scaler({
       store, log: cliLogger('silent'), activity: () => null, trigger: () => undefined, intervalMs: 2000, windowFile: windowFile(),
       totalMemoryBytes: 2 ** 40, memoryReserveBytes: 0, clock: () => now,
-      driver: { stats: async () => ({ cpuUsageNs: (cpuNs += 0), memoryUsageBytes: 0, memoryWorkingSetBytes: 0, memoryLimitBytes: null, cpuLimitMillis: 1000, pids: 1, at: now }) },
+      driver: { stats: async () => ({ cpuUsageNs: (cpuNs += 0), memoryUsageBytes: 0, memoryWorkingSetBytes: 0, memoryLimitBytes: null, cpuLimitMillis: 1000, pids: 1, cpuPeriods: null, cpuThrottledPeriods: null, cpuThrottledNs: null, blkReadBytes: null, blkWriteBytes: null, net: null, at: now }) },
     });
     return scaler;
   };
