@@ -72,6 +72,7 @@ async function coldLoad(browser: Browser, base: string): Promise<Load> {
       for (const r of performance.getEntriesByType('resource')) {
         rows.push(r.name.replace(location.origin, '').replace(/[?].*metric=(\\w+).*/, '?$1') + ' ' + r.startTime.toFixed(0) + '→' + r.responseEnd.toFixed(0));
       }
+      for (const m of performance.getEntriesByType('mark')) rows.push(m.name + ' ' + m.startTime.toFixed(0));
       return rows.join(', ');
     })()`) as string;
     return { overviewMs, chartsMs, bytes, points, timeline };
