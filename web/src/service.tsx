@@ -4,6 +4,7 @@ import { useMemo, useState } from 'preact/hooks';
 import type { Series } from '../../src/metrics/types.js';
 import type { EventRow, LogsResponse, ServiceDetail } from '../../src/web/types.js';
 import { formatByteRate, formatBytes, formatClock, formatCpu, formatPerSec, formatReady } from '../lib/format.js';
+import { VIEWER_NOTE } from '../lib/words.js';
 import { alignSeries, combine, eventConcerns, markersIn, mergeEvents, type Columns } from '../lib/series.js';
 import { get, query } from './api.js';
 import { Chart, MARKER_COLORS } from './chart.js';
@@ -166,7 +167,7 @@ function Actions({ detail, reload }: { detail: ServiceDetail; reload: () => void
   const { busy, outcome, run } = useAction(reload);
   const s = detail.service;
   const [replicas, setReplicas] = useState(String(s.desired));
-  if (!canAct) return <p class="muted role-note">You can look, not act: actions need the operator role.</p>;
+  if (!canAct) return <p class="muted role-note">{VIEWER_NOTE}</p>;
   const path = (action: string) => `/api/services/${encodeURIComponent(s.name)}/${action}`;
   return (
     <section class="actions" aria-label="Actions">
