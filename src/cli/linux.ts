@@ -2,7 +2,7 @@
 // it, from CARTE_HOME and the environment. Everything else sees `Driver`.
 import { CarteError } from '../errors.js';
 import { checkHostTools, LinuxDriver } from '../drivers/linux/driver.js';
-import { Runner } from '../drivers/linux/exec.js';
+import { findExecutable, Runner } from '../drivers/linux/exec.js';
 import { ImageBuilder } from '../drivers/linux/images/build.js';
 import { ImageStore } from '../drivers/linux/images/store.js';
 import type { ServerPolicy } from '../policy/policy.js';
@@ -46,9 +46,16 @@ export async function linuxDriver(ctx: Context, opts: { underPolicy?: boolean | 
   });
 }
 
-/** Images need no root and no runtime: building is file work, under the server policy's build rules. */
+/**
+ * Images need no root and no runtime: building is file work, under the
+ * server policy's build rules. As root, builds also get the build sandbox
+ * (RUN steps, COPY --from a stage), made with the driver's own settings.
+ */
 export async function imageTools(ctx: Context, opts: { builds?: boolean } = {}): Promise<{ images: ImageStore; builder: ImageBuilder }> {
   const images = new ImageStore(ctx.home);
   const hostCopyPrefixes = opts.builds ? (await ctx.policy()).builds.hostCopyPrefixes : undefined;
-  return { images, builder: new ImageBuilder(images, new Runner(ctx.log), { hostCopyPrefixes }) };
+  const settings = driverSettings();
+  const sandbox = opts.builds && process.getuid?.() === 0 && findExecutable(settings.runtime ?? 'runc')
+    ? new LinuxDriver({ home: ctx.home, log: ctx.log, ...settings }).buildSandbox : null;
+  return { images, builder: new ImageBuilder(images, new Runner(ctx.log), { hostCopyPrefixes, sandbox }) };
 }

@@ -22,6 +22,7 @@ import type { Logger } from '../../log.js';
 import type {
   BuildPolicy, CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, LogOptions, NetworkAccess, ObservedInstance,
 } from '../driver.js';
+import { BuildSandbox } from './build-container.js';
 import { detectLayout, readStats } from './cgroups.js';
 import { gc, remove, REMOVE_FAULT_POINTS, stop } from './cleanup.js';
 import { namingRules, type DriverContext } from './context.js';
@@ -73,6 +74,8 @@ export const FAULT_POINTS: readonly string[] = [...CREATE_FAULT_POINTS, ...REMOV
 export class LinuxDriver implements Driver {
   readonly images: ImageStore;
   readonly builder: ImageBuilder;
+  /** Build containers of RUN steps (and mounted stages), made with this driver's runc, cgroups and limits. */
+  readonly buildSandbox: BuildSandbox;
   readonly network: CniNetwork;
   readonly serviceSockets: SocketBinder;
   readonly runtime: Runtime;
@@ -85,7 +88,6 @@ export class LinuxDriver implements Driver {
     const runner = new Runner(opts.log);
     this.paths = new HomePaths(opts.home, opts.runRoot);
     this.images = new ImageStore(this.paths.home);
-    this.builder = new ImageBuilder(this.images, runner, { hostCopyPrefixes: opts.hostCopyPrefixes });
     this.runtime = new Runtime(runner, findExecutable(opts.runtime ?? 'runc') ?? opts.runtime ?? 'runc', path.join(this.paths.runRoot, 'runc'));
     this.network = new CniNetwork(runner, {
       bridge: opts.bridge ?? DEFAULT_BRIDGE,
@@ -117,6 +119,8 @@ export class LinuxDriver implements Driver {
       diskReserveBytes: typeof opts.diskReserveBytes === 'function' ? opts.diskReserveBytes : ((n) => () => n)(opts.diskReserveBytes ?? 0),
     };
     for (const d of [this.paths.instancesDir, this.paths.volumesDir, this.paths.runRoot]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    this.buildSandbox = buildSandboxOf(this.ctx);
+    this.builder = new ImageBuilder(this.images, runner, { hostCopyPrefixes: opts.hostCopyPrefixes, sandbox: this.buildSandbox });
   }
 
   /** tmpfs folder of runtime state (runc root, conmon files); one per CARTE_HOME. */
@@ -221,9 +225,22 @@ export class LinuxDriver implements Driver {
     return Number.isFinite(kib) ? kib * 1024 : null;
   }
 
-  gc(opts: { keep?: ReadonlySet<string> } = {}): Promise<CleanupReport> {
-    return gc(this.ctx, opts);
+  /** Also sweeps what killed builders left (build containers, their mounts and cgroups). */
+  async gc(opts: { keep?: ReadonlySet<string> } = {}): Promise<CleanupReport> {
+    const builds = await this.buildSandbox.sweep();
+    const report = await gc(this.ctx, opts);
+    report.removed.unshift(...builds.removed);
+    report.failures.unshift(...builds.failures.map((error) => ({ step: 'remove a build container', resource: this.buildSandbox.dir, error })));
+    return report;
   }
+}
+
+/** The build sandbox of a driver context: the same runc, cgroup parent and open-files limits as its instances. */
+export function buildSandboxOf(ctx: DriverContext): BuildSandbox {
+  return new BuildSandbox({
+    runner: ctx.runner, log: ctx.log, home: ctx.paths.home, homeId: ctx.paths.homeId, runtimePath: ctx.runtime.path,
+    cgroupParent: ctx.cgroupParent, cgroupRoot: ctx.cgroupRoot, layout: ctx.layout, rlimits: ctx.rlimits,
+  });
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -14,11 +14,11 @@ export async function mountsUnder(prefix: string): Promise<string[]> {
   return [...new Set(points)].sort((a, b) => b.length - a.length);
 }
 
-export async function mountOverlay(runner: Runner, opts: { layers: string[]; upper: string; work: string; target: string; empty: string; resource: string }): Promise<void> {
+export async function mountOverlay(runner: Runner, opts: { layers: string[]; upper: string; work: string; target: string; empty: string; resource: string; extraOptions?: string[] }): Promise<void> {
   await Promise.all([opts.upper, opts.work, opts.target, opts.empty].map((d) => fs.mkdir(d, { recursive: true, mode: 0o755 })));
   // overlayfs lists the uppermost lower layer first; an image without layers gets one empty lowerdir.
   const lower = opts.layers.length ? [...opts.layers].reverse().join(':') : opts.empty;
-  const options = `lowerdir=${lower},upperdir=${opts.upper},workdir=${opts.work}`;
+  const options = [`lowerdir=${lower},upperdir=${opts.upper},workdir=${opts.work}`, ...(opts.extraOptions ?? [])].join(',');
   // The whole option string must fit in one page (4096 bytes): about 40 layers at these path lengths.
   await runner.run('mount', ['-t', 'overlay', 'overlay', '-o', options, opts.target], { step: 'mount the root filesystem of', resource: opts.resource });
 }

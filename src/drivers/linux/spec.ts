@@ -37,6 +37,7 @@ export interface SpecInput {
   additionalGids: number[];
   /** Path of the rootfs mount, usually "rootfs" relative to the bundle. */
   rootfs: string;
+  /** The network namespace to join; '' for a new, empty one (a build step without network). */
   netnsPath: string;
   cgroupsPath: string;
   cpuMillis: number | null;
@@ -117,7 +118,7 @@ export function buildSpec(input: SpecInput): Record<string, unknown> {
       cgroupsPath: input.cgroupsPath,
       namespaces: [
         { type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' },
-        { type: 'network', path: input.netnsPath },
+        input.netnsPath ? { type: 'network', path: input.netnsPath } : { type: 'network' },
       ],
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,

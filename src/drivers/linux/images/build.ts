@@ -1,8 +1,12 @@
-// Builds an image from a Cartefile. Each COPY/ADD makes one layer; the other
-// instructions change only the image config. A step whose instruction, parent
-// layers and inputs (path, size, mtime, mode of every file it reads) are
-// unchanged reuses its cached layer without reading file contents, so a
-// rebuild of an unchanged context is quick.
+// Builds an image from a Cartefile, stage by stage (FROM … AS name); the last
+// stage is the image. Each COPY/ADD and each RUN makes one layer (RUN runs in a
+// build container: build-container.ts); the other instructions change only
+// the image config. Each layer step is cached by content: its key is the
+// parent layers, the instruction (after ARG/ENV substitution), the config it
+// runs under, and for COPY/ADD the sha256 and mode of every input file (a
+// size+mtime memo spares rehashing files that did not change); for COPY
+// --from a stage or image, that source's layer digests, which are content
+// digests themselves. An unchanged rebuild reuses every layer.
 //
 // What a build may read (issue "trust boundary"): host files only from the
 // allowed prefixes and never from the deny list (host-policy.ts), context
@@ -16,7 +20,10 @@ import path from 'node:path';
 import { minimatch } from 'minimatch';
 import { CarteError, CartefileError } from '../../../errors.js';
 import { DurableJsonFile } from '../../../util/durable-json-file.js';
+import type { BuildSandbox } from '../build-container.js';
+import { pruneUpper } from '../build-container.js';
 import type { Runner } from '../exec.js';
+import { resolveInRoot } from '../image-file.js';
 import { scanArchive, unpackArchive } from './archive.js';
 import { parseCartefile, type Step } from './cartefile.js';
 import { folderLinksRefusal, readContextFile, resolveContextSource } from './context-sources.js';
@@ -51,6 +58,8 @@ export interface ImageBuilderOptions {
   hostCopyPrefixes?: readonly string[];
   /** CARTE_HOME, never readable by a build; default the image store's home (which is CARTE_HOME). */
   home?: string;
+  /** Runs RUN steps and mounts stages for COPY --from (needs root); without it those steps are refused. */
+  sandbox?: BuildSandbox | null;
 }
 
 /** One file (or folder) a COPY puts into the image. */
@@ -74,8 +83,9 @@ const isGlob = (s: string) => /[*?[]/.test(s);
 
 function describe(step: Step): string {
   switch (step.op) {
-    case 'FROM': return `FROM ${step.image}`;
+    case 'FROM': return `FROM ${step.image}${step.name !== undefined ? ` AS ${step.name}` : ''}`;
     case 'COPY': return step.text;
+    case 'RUN': return step.text;
     case 'ENV': return `ENV ${step.vars.map(([k, v]) => `${k}=${v}`).join(' ')}`;
     case 'LABEL': return `LABEL ${step.labels.map(([k, v]) => `${k}=${v}`).join(' ')}`;
     case 'WORKDIR': return `WORKDIR ${step.path}`;
@@ -88,8 +98,10 @@ function describe(step: Step): string {
 export class ImageBuilder {
   private readonly hostCopyPrefixes: readonly string[];
   private readonly home: string;
+  private readonly sandbox: BuildSandbox | null;
 
   constructor(private readonly images: ImageStore, private readonly runner: Runner, options: ImageBuilderOptions = {}) {
+    this.sandbox = options.sandbox ?? null;
     this.hostCopyPrefixes = options.hostCopyPrefixes ?? DEFAULT_HOST_COPY_PREFIXES;
     const bad = this.hostCopyPrefixes.find((p) => !path.isAbsolute(p));
     if (bad !== undefined) throw new CarteError('image', `host copy prefix "${bad}" is not an absolute path`, { exitCode: 2 });
@@ -126,8 +138,14 @@ export class ImageBuilder {
     const progress = req.onProgress ?? (() => {});
     const cache = (await this.cacheFile().read()) ?? {};
 
+    const memo = new ContentMemo(path.join(this.images.imagesDir, 'content-memo.json'));
+    await memo.load();
+    // A builder killed earlier (kill -9) may have left a build container: it goes first.
+    if (this.sandbox && steps.some((s) => s.op === 'RUN' || (s.op === 'COPY' && (s.source === 'stage' || s.source === 'image')))) await this.sandbox.sweep();
+
     let config: ImageConfig = structuredClone(EMPTY_CONFIG);
     let layers: string[] = [];
+    const stages: Array<{ config: ImageConfig; layers: string[] }> = [];
     let cached = 0;
     for (const [i, step] of steps.entries()) {
       const prefix = `STEP ${i + 1}/${steps.length}: ${describe(step)}`;
@@ -136,8 +154,14 @@ export class ImageBuilder {
       };
       switch (step.op) {
         case 'FROM':
-          if (step.image !== 'scratch') {
-            const base = await this.images.get(step.image).catch(() => fail(`FROM ${step.image}: no such local image (build or import it first)`));
+          if (step.stage > 0) stages.push({ config, layers });
+          config = structuredClone(EMPTY_CONFIG);
+          layers = [];
+          if (step.fromStage !== undefined) {
+            config = structuredClone(stages[step.fromStage]!.config);
+            layers = [...stages[step.fromStage]!.layers];
+          } else if (step.image !== 'scratch') {
+            const base = await this.images.get(step.image).catch(() => fail(`FROM ${step.image}: no such local image or earlier stage (build or import it first)`));
             config = structuredClone(base.config);
             layers = [...base.layers];
           }
@@ -171,12 +195,73 @@ export class ImageBuilder {
           config.user = step.user;
           progress(prefix);
           break;
+        case 'RUN': {
+          const env = [...step.args.map(([k, v]) => `${k}=${v}`), ...config.env];
+          const key = hashOf({ op: 'RUN', layers, argv: step.argv, env, workdir: config.workingDir, user: config.user });
+          const hit = cache[key];
+          if (hit === '' || (hit && this.images.hasLayer(hit))) {
+            if (hit) layers.push(hit);
+            cached++;
+            progress(`${prefix} (cached)`);
+            break;
+          }
+          if (!this.sandbox) fail(`${step.text}: RUN needs root and runc (a build container): run the build as root`);
+          progress(prefix);
+          const run = await this.sandbox!.run({
+            layers: layers.map((d) => this.images.layerPath(d)), argv: step.argv, env, cwd: config.workingDir, user: config.user,
+            label: `${display}:${step.line}`, onOutput: (line) => progress(`  | ${line}`),
+          });
+          try {
+            if (run.timedOut) fail(`${step.text}: the step ran out of time (the server policy's builds.limits.timeout) and was killed`);
+            if (run.code !== 0) fail(`${step.text}: the command exited with code ${run.code} (step ${i + 1}/${steps.length})`);
+            for (const dropped of await pruneUpper(run.upper)) progress(`${prefix}: left out of the layer: ${dropped} (device nodes, FIFOs and sockets are not kept)`);
+            if (!(await fsp.readdir(run.upper)).length) {
+              cache[key] = '';
+              progress(`${prefix} → no changes`);
+              break;
+            }
+            const layer = await this.images.addLayer(run.upper, { overlay: true });
+            layers.push(layer.digest);
+            cache[key] = layer.digest;
+            progress(`${prefix} → layer ${layer.digest.slice(0, 12)} (${formatSize(layer.size)})`);
+          } finally {
+            await run.dispose();
+          }
+          break;
+        }
         case 'COPY': {
+          const owner = step.chown !== undefined ? parseChown(step.chown, fail) : null;
+          if (step.source === 'stage' || step.source === 'image') {
+            const from = step.source === 'stage' ? stages[step.fromStage!]!
+              : await this.images.get(step.fromImage!).catch(() => fail(`COPY --from=${step.fromImage}: no such stage or local image`));
+            const key = hashOf({ op: 'COPY-FROM', layers, text: step.text, workdir: config.workingDir, from: from.layers });
+            const hit = cache[key];
+            if (hit && this.images.hasLayer(hit)) {
+              layers.push(hit);
+              cached++;
+              progress(`${prefix} (cached)`);
+              break;
+            }
+            if (!this.sandbox) fail(`${step.text}: COPY --from a stage or image needs root (its layers are mounted): run the build as root`);
+            const staged = await this.images.stagingDir();
+            try {
+              await this.sandbox!.withView(from.layers.map((d) => this.images.layerPath(d)), (view) => this.copyFromView(step, view, staged, config.workingDir, fail));
+              if (owner) await chownTree(path.join(staged, path.posix.resolve(config.workingDir, step.dest)), owner);
+              const layer = await this.images.addLayer(staged);
+              layers.push(layer.digest);
+              cache[key] = layer.digest;
+              progress(`${prefix} → layer ${layer.digest.slice(0, 12)} (${formatSize(layer.size)})`);
+            } catch (e) {
+              await fsp.rm(staged, { recursive: true, force: true });
+              throw e;
+            }
+            break;
+          }
           // The checks live in gathering the items, before the cache lookup below.
           const items = step.source === 'host'
             ? await this.hostItems(step, config.workingDir, rules, fail, (note) => progress(`${prefix}: ${note}`))
             : await contextItems(step, context, config.workingDir, ignored, fail);
-          const key = await cacheKey(step, layers, config.workingDir, ignoreText, items);
+          const key = await cacheKey(step, layers, config.workingDir, ignoreText, items, memo);
           const hit = cache[key];
           if (hit && this.images.hasLayer(hit)) {
             layers.push(hit);
@@ -187,6 +272,7 @@ export class ImageBuilder {
           const staged = await this.images.stagingDir();
           try {
             await stage(items, staged, ignored, (reason) => fail(`${step.text}: ${reason}`), context);
+            if (owner) for (const item of items) await chownTree(path.join(staged, item.dest), owner);
             const layer = await this.images.addLayer(staged);
             layers.push(layer.digest);
             cache[key] = layer.digest;
@@ -200,10 +286,32 @@ export class ImageBuilder {
       }
     }
     await this.cacheFile().write(cache);
+    await memo.save();
     const image = await this.images.save(config, layers, ref);
     progress(`built ${ref} (id ${image.id.slice(0, 12)}, ${formatSize(image.size)}, ${layers.length} layer${layers.length === 1 ? "" : "s"})`);
-    const copies = steps.filter((s) => s.op === 'COPY').length;
-    return { ref, image, cachedSteps: cached, steps: copies };
+    const layerSteps = steps.filter((s) => s.op === 'COPY' || s.op === 'RUN').length;
+    return { ref, image, cachedSteps: cached, steps: layerSteps };
+  }
+
+  /** COPY --from=<stage|image>: sources resolved inside that image's root (links as the container sees them), copied with owners and modes. */
+  private async copyFromView(step: Extract<Step, { op: 'COPY' }>, view: string, staged: string, workdir: string, fail: (m: string) => never): Promise<void> {
+    const dest = path.posix.resolve(workdir, step.dest);
+    const intoDir = step.sources.length > 1 || step.dest.endsWith('/');
+    for (const source of step.sources) {
+      if (isGlob(source)) fail(`${step.text}: globs are not supported with --from; name the files`);
+      const found = await resolveInRoot(view, path.posix.resolve('/', source));
+      if (!found.found) fail(`${step.text}: "${source}" does not exist in ${step.source === 'stage' ? `stage ${step.fromStage}` : step.fromImage}`);
+      const { hostPath, stat } = found as Extract<typeof found, { found: true }>;
+      const target = stat.isDirectory() ? dest : intoDir ? path.posix.join(dest, path.posix.basename(source)) : dest;
+      const into = path.join(staged, target);
+      if (stat.isDirectory()) {
+        await fsp.mkdir(into, { recursive: true, mode: 0o755 });
+        await this.runner.run('cp', ['-a', '--', `${hostPath}/.`, into], { step: 'copy from the stage for', resource: step.text });
+      } else {
+        await fsp.mkdir(path.dirname(into), { recursive: true, mode: 0o755 });
+        await this.runner.run('cp', ['-a', '--', hostPath, into], { step: 'copy from the stage for', resource: step.text });
+      }
+    }
   }
 
   /** A host program (or file or folder) and, for programs, the shared libraries it needs. */
@@ -287,24 +395,78 @@ async function listContext(context: string, ignored: IgnoreMatcher): Promise<str
   return out;
 }
 
-/** Every file a step reads, as (path, size, mtime, mode): the step's inputs, cheaply. */
-async function inputSignature(items: CopyItem[]): Promise<string[]> {
+/**
+ * sha256 of files' contents, remembered by (path, size, mtime, inode): a file
+ * whose stat did not change is not read again. The cache key is the content;
+ * this memo only spares the rereading (kept in images/content-memo.json).
+ */
+export class ContentMemo {
+  private entries: Record<string, string> = {};
+  private readonly seen: Record<string, string> = {};
+
+  constructor(private readonly file: string) {}
+
+  async load(): Promise<void> {
+    this.entries = (await new DurableJsonFile<Record<string, string>>(this.file).read().catch(() => null)) ?? {};
+  }
+
+  /** Only what this build read is kept: the memo never grows past one build's inputs. */
+  async save(): Promise<void> {
+    await new DurableJsonFile<Record<string, string>>(this.file).write(this.seen);
+  }
+
+  async hash(p: string, st: fs.Stats): Promise<string> {
+    const key = `${p}\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
+    let digest = this.entries[key];
+    if (digest === undefined) {
+      const h = createHash('sha256');
+      for await (const chunk of fs.createReadStream(p)) h.update(chunk as Buffer);
+      digest = h.digest('hex');
+    }
+    this.seen[key] = digest;
+    return digest;
+  }
+}
+
+/** Every file a step reads, as (where it lands, mode, content sha256): the step's inputs, by content. */
+async function inputSignature(items: CopyItem[], memo: ContentMemo): Promise<string[]> {
   const sig: string[] = [];
   const visit = async (p: string, item: CopyItem) => {
-    if (item.skip?.has(path.relative(item.source, p))) return;
+    const rel = path.relative(item.source, p);
+    if (item.skip?.has(rel)) return;
     const st = item.follow ? await fsp.stat(p) : await fsp.lstat(p);
-    sig.push(`${p} ${st.size} ${st.mtimeMs} ${st.mode}`);
-    if (st.isDirectory()) for (const e of (await fsp.readdir(p)).sort()) await visit(path.join(p, e), item);
+    const where = `${item.dest} ${rel}`;
+    const mode = (st.mode & 0o7777).toString(8);
+    if (st.isSymbolicLink()) sig.push(`L ${where} ${await fsp.readlink(p)}`);
+    else if (st.isDirectory()) {
+      sig.push(`D ${where} ${mode}`);
+      for (const e of (await fsp.readdir(p)).sort()) await visit(path.join(p, e), item);
+    } else sig.push(`F ${where} ${mode} ${await memo.hash(p, st)}`);
   };
   for (const item of items) await visit(item.source, item);
   return sig;
 }
 
-async function cacheKey(step: Extract<Step, { op: 'COPY' }>, layers: string[], workdir: string, ignoreText: string, items: CopyItem[]): Promise<string> {
-  const inputs = await inputSignature(items);
-  return createHash('sha256')
-    .update(JSON.stringify({ layers, text: step.text, workdir, ignore: ignoreText, dests: items.map((i) => i.dest), inputs }))
-    .digest('hex');
+const hashOf = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('hex');
+
+async function cacheKey(step: Extract<Step, { op: 'COPY' }>, layers: string[], workdir: string, ignoreText: string, items: CopyItem[], memo: ContentMemo): Promise<string> {
+  const inputs = await inputSignature(items, memo);
+  return hashOf({ layers, text: step.text, workdir, ignore: ignoreText, dests: items.map((i) => i.dest), inputs });
+}
+
+/** `--chown=UID[:GID]`: numeric ids (names would need the destination's /etc/passwd). */
+function parseChown(value: string, fail: (m: string) => never): { uid: number; gid: number } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(value);
+  if (!m) fail(`--chown=${value}: give numeric ids, e.g. --chown=1000:1000`);
+  return { uid: Number(m![1]), gid: Number(m![2] ?? m![1]) };
+}
+
+/** Gives a copied tree (not the folders above it) to an owner; links themselves, never their targets. */
+async function chownTree(p: string, owner: { uid: number; gid: number }): Promise<void> {
+  const st = await fsp.lstat(p).catch(() => null);
+  if (!st) return;
+  await fsp.lchown(p, owner.uid, owner.gid);
+  if (st.isDirectory()) for (const e of await fsp.readdir(p)) await chownTree(path.join(p, e), owner);
 }
 
 /** Copies the items into a staging folder laid out as the image's root. */

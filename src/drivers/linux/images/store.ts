@@ -7,6 +7,12 @@
 // A layer's digest is the sha256 of a canonical listing of its tree (path,
 // type, mode, symlink target, content sha256), so the same files always make
 // the same layer, whatever their mtimes, and each layer is stored once.
+// A layer made by a RUN step is an overlayfs upper folder: it may hold
+// whiteouts (character devices 0/0: "deleted below") and opaque folders
+// (xattr trusted.overlay.opaque=y: "hides what is below"); both are in the
+// listing, so they are part of what makes the layer. A tree without them
+// lists exactly as before, so existing digests do not change.
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -52,9 +58,37 @@ export function normalizeRef(ref: string): string {
   return withTag;
 }
 
-/** Walks a tree in a fixed order and hashes what makes it this tree. */
-export async function treeDigest(root: string): Promise<{ digest: string; size: number }> {
+/** Folders of `root` (relative, posix) that overlayfs marks opaque; read with getfattr (package attr). */
+export async function opaqueFolders(root: string): Promise<Set<string>> {
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile('getfattr', ['-R', '-h', '--absolute-names', '-d', '-m', '^trusted\\.overlay\\.opaque$', root], { maxBuffer: 64 * 2 ** 20 }, (err, stdout) => {
+      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(new CarteError('image', 'getfattr is not installed: run "make setup" (package attr)'));
+      else if (err && !stdout) reject(new CarteError('image', `getfattr failed on ${root}: ${err.message}`));
+      else resolve(stdout);
+    });
+  });
+  const found = new Set<string>();
+  let file: string | null = null;
+  for (const line of out.split('\n')) {
+    if (line.startsWith('# file: ')) file = line.slice(8).replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    else if (file !== null && line === 'trusted.overlay.opaque="y"') found.add(path.relative(root, file).split(path.sep).join('/'));
+  }
+  return found;
+}
+
+/** An overlayfs whiteout: a character device with device number 0/0. */
+export function isWhiteout(st: fs.Stats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0;
+}
+
+/**
+ * Walks a tree in a fixed order and hashes what makes it this tree. With
+ * `overlay` (a RUN step's upper folder), whiteouts and opaque folders are
+ * listed too; other trees never have them.
+ */
+export async function treeDigest(root: string, opts: { overlay?: boolean } = {}): Promise<{ digest: string; size: number }> {
   const hash = createHash('sha256');
+  const opaque = opts.overlay ? await opaqueFolders(root) : new Set<string>();
   let size = 0;
   const walk = async (rel: string): Promise<void> => {
     const entries = (await fsp.readdir(path.join(root, rel), { withFileTypes: true })).map((e) => e.name).sort();
@@ -66,13 +100,15 @@ export async function treeDigest(root: string): Promise<{ digest: string; size: 
       if (st.isSymbolicLink()) {
         hash.update(`L ${relPath} ${mode} ${await fsp.readlink(full)}\n`);
       } else if (st.isDirectory()) {
-        hash.update(`D ${relPath} ${mode}\n`);
+        hash.update(`D ${relPath} ${mode}${opaque.has(relPath) ? ' opaque' : ''}\n`);
         await walk(relPath);
       } else if (st.isFile()) {
         const content = createHash('sha256');
         for await (const chunk of fs.createReadStream(full)) content.update(chunk as Buffer);
         hash.update(`F ${relPath} ${mode} ${content.digest('hex')}\n`);
         size += st.size;
+      } else if (opts.overlay && isWhiteout(st)) {
+        hash.update(`W ${relPath}\n`);
       }
     }
   };
@@ -113,8 +149,8 @@ export class ImageStore {
   }
 
   /** Turns a staged tree into a layer (or drops it when that layer already exists). Returns its digest. */
-  async addLayer(staged: string): Promise<{ digest: string; size: number; reused: boolean }> {
-    const { digest, size } = await treeDigest(staged);
+  async addLayer(staged: string, opts: { overlay?: boolean } = {}): Promise<{ digest: string; size: number; reused: boolean }> {
+    const { digest, size } = await treeDigest(staged, opts);
     if (this.hasLayer(digest)) {
       await fsp.rm(staged, { recursive: true, force: true });
       return { digest, size, reused: true };
