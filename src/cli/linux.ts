@@ -43,6 +43,7 @@ export async function linuxDriver(ctx: Context, opts: { underPolicy?: boolean | 
     home: ctx.home, log: ctx.log, ...settings,
     hostCopyPrefixes: current?.().builds.hostCopyPrefixes,
     diskReserveBytes: current ? () => current!().rules.disk.reserveBytes : undefined,
+    buildLimits: current ? () => current!().builds.limits : undefined,
   });
 }
 
@@ -53,9 +54,10 @@ export async function linuxDriver(ctx: Context, opts: { underPolicy?: boolean | 
  */
 export async function imageTools(ctx: Context, opts: { builds?: boolean } = {}): Promise<{ images: ImageStore; builder: ImageBuilder }> {
   const images = new ImageStore(ctx.home);
-  const hostCopyPrefixes = opts.builds ? (await ctx.policy()).builds.hostCopyPrefixes : undefined;
+  const policy = opts.builds ? await ctx.policy() : null;
+  const hostCopyPrefixes = policy?.builds.hostCopyPrefixes;
   const settings = driverSettings();
-  const sandbox = opts.builds && process.getuid?.() === 0 && findExecutable(settings.runtime ?? 'runc')
-    ? new LinuxDriver({ home: ctx.home, log: ctx.log, ...settings }).buildSandbox : null;
+  const sandbox = policy && process.getuid?.() === 0 && findExecutable(settings.runtime ?? 'runc')
+    ? new LinuxDriver({ home: ctx.home, log: ctx.log, ...settings, buildLimits: () => policy.builds.limits }).buildSandbox : null;
   return { images, builder: new ImageBuilder(images, new Runner(ctx.log), { hostCopyPrefixes, sandbox }) };
 }

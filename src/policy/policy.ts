@@ -3,7 +3,7 @@
 // filled in and units parsed, plus per-source sections: the first section
 // whose `match` fits a source id overrides the top level's fields for it.
 import path from 'node:path';
-import { formatCpu, formatMemory, parseCpu, parseMemory } from '../schema/units.js';
+import { formatCpu, formatDuration, formatMemory, parseCpu, parseDuration, parseMemory } from '../schema/units.js';
 import type { PolicyInput, PolicyRulesInput } from './schema.js';
 
 export interface HostPathRule {
@@ -33,6 +33,8 @@ export interface PolicyRules {
     hostCopyPrefixes: string[];
     /** A build.context must lie inside the manifest's source tree. */
     contextInsideSource: boolean;
+    /** What one RUN step's build container may use (CPU, memory, processes, time). */
+    limits: ResourceLimits & { timeoutMs: number };
   };
   /** Carried and shown; enforced by the disk accounting, not by admission. */
   disk: { reserveBytes: number; perServiceBytes: number };
@@ -74,7 +76,7 @@ export interface FullRulesInput {
   replicas: { perService: number; total: number };
   capabilities: { allowAdd: string[] };
   userns: { default: boolean; required: boolean };
-  builds: { hostCopyPrefixes: string[]; contextInsideSource: boolean };
+  builds: { hostCopyPrefixes: string[]; contextInsideSource: boolean; limits: { cpu: string; memory: string; pids: number; timeout: string } };
   disk: { reserve: string; perService: string };
   network: { hostPorts: Array<{ port: number; protocol: 'tcp' | 'udp' }>; allowFromDefault: 'same-source' | 'all' | 'none' };
 }
@@ -92,6 +94,7 @@ export const DEFAULT_POLICY_INPUT: FullRulesInput = {
   builds: {
     hostCopyPrefixes: ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc/ssl/certs', '/usr/share/zoneinfo'],
     contextInsideSource: true,
+    limits: { cpu: '2', memory: '2Gi', pids: 1024, timeout: '20m' },
   },
   disk: { reserve: '1Gi', perService: '2Gi' },
   network: { hostPorts: [], allowFromDefault: 'same-source' },
@@ -126,7 +129,10 @@ export function resolveRules(input: PolicyRulesInput): PolicyRules {
     replicas: { perService: r.replicas.perService, total: r.replicas.total },
     capabilities: { allowAdd: r.capabilities.allowAdd.map((c) => c.trim().toUpperCase().replace(/^CAP_/, '')) },
     userns: { default: r.userns.default, required: r.userns.required },
-    builds: { hostCopyPrefixes: r.builds.hostCopyPrefixes.map((p) => path.posix.resolve(p)), contextInsideSource: r.builds.contextInsideSource },
+    builds: {
+      hostCopyPrefixes: r.builds.hostCopyPrefixes.map((p) => path.posix.resolve(p)), contextInsideSource: r.builds.contextInsideSource,
+      limits: { ...limits(r.builds.limits), timeoutMs: unit(parseDuration(r.builds.limits.timeout), 'builds.limits.timeout') },
+    },
     disk: { reserveBytes: unit(parseMemory(r.disk.reserve), 'disk.reserve'), perServiceBytes: unit(parseMemory(r.disk.perService), 'disk.perService') },
     network: { hostPorts: r.network.hostPorts.map((h) => ({ port: h.port, protocol: h.protocol ?? 'tcp' })), allowFromDefault: r.network.allowFromDefault },
   };
@@ -168,7 +174,10 @@ export function rulesToInput(r: PolicyRules): FullRulesInput {
     replicas: { ...r.replicas },
     capabilities: { allowAdd: [...r.capabilities.allowAdd] },
     userns: { ...r.userns },
-    builds: { hostCopyPrefixes: [...r.builds.hostCopyPrefixes], contextInsideSource: r.builds.contextInsideSource },
+    builds: {
+      hostCopyPrefixes: [...r.builds.hostCopyPrefixes], contextInsideSource: r.builds.contextInsideSource,
+      limits: { ...limits(r.builds.limits), timeout: formatDuration(r.builds.limits.timeoutMs) },
+    },
     disk: { reserve: formatMemory(r.disk.reserveBytes), perService: formatMemory(r.disk.perServiceBytes) },
     network: { hostPorts: r.network.hostPorts.map((h) => ({ ...h })), allowFromDefault: r.network.allowFromDefault },
   };

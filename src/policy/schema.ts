@@ -7,7 +7,7 @@ import { LIMITS } from '../schema/types.js';
 
 const Obj = <T extends Parameters<typeof Type.Object>[0]>(props: T) => Type.Object(props, { additionalProperties: false });
 const Opt = Type.Optional;
-const Unit = <T>(unit: 'cpu' | 'memory', type: string | string[]) => Type.Unsafe<T>({ type, 'x-unit': unit });
+const Unit = <T>(unit: 'cpu' | 'memory' | 'duration', type: string | string[]) => Type.Unsafe<T>({ type, 'x-unit': unit });
 const AbsolutePath = Type.String({ pattern: '^/', 'x-hint': 'an absolute path (a folder on the host, starting with /)' });
 
 const Limits = Obj({
@@ -31,6 +31,13 @@ const rules = {
   builds: Opt(Obj({
     hostCopyPrefixes: Opt(Type.Array(AbsolutePath)),
     contextInsideSource: Opt(Type.Boolean()),
+    /** What one RUN step's build container may use. */
+    limits: Opt(Obj({
+      cpu: Opt(Unit<string | number>('cpu', ['string', 'number'])),
+      memory: Opt(Unit<string | number>('memory', ['string', 'number'])),
+      pids: Opt(Type.Integer({ minimum: 1, maximum: 4_194_304 })),
+      timeout: Opt(Unit<string>('duration', 'string')),
+    })),
   })),
   network: Opt(Obj({
     hostPorts: Opt(Type.Array(Obj({

@@ -7,6 +7,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { LinuxDriver } from '../../src/drivers/linux/driver.js';
+import { cliLogger } from '../../src/log.js';
 import { CLEAN, eventually, execOut, instance, traces, useTestHost } from '../helpers/linux.js';
 import { ROOT, tempDir } from '../helpers/paths.js';
 
@@ -98,6 +100,24 @@ RUN busybox ls /sys/class/net; echo | busybox nc ${address} ${port} 2>/dev/null;
     assert.deepEqual(traces(host()), CLEAN);
     assert.deepEqual(buildLeftovers(), { folders: [], containers: [] });
     assert.equal(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(path.join(host().home, 'builds'))).length, 0);
+  });
+
+  it('runs RUN under the build limits: its cgroup has them, and a step past its time is killed', async () => {
+    const h = host();
+    const limited = new LinuxDriver({
+      home: h.home, log: cliLogger('error'), bridge: h.bridge, subnet: h.subnet, cgroupParent: h.cgroupParent,
+      buildLimits: () => ({ cpuMillis: 500, memoryBytes: 64 * 2 ** 20, pids: 64, timeoutMs: 1500 }),
+    });
+    fs.writeFileSync(path.join(ctx, 'Cartefile'), 'FROM test/busybox:1\nRUN cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us\n');
+    const lines: string[] = [];
+    await limited.builder.build({ context: ctx, tag: 'test/limits:1', onProgress: (l) => lines.push(l) });
+    assert.deepEqual(lines.filter((l) => l.startsWith('  | ')), ['  | 64', `  | ${64 * 2 ** 20}`, '  | 50000']);
+    fs.writeFileSync(path.join(ctx, 'Cartefile'), 'FROM test/busybox:1\nRUN busybox sleep 60\n');
+    await assert.rejects(limited.builder.build({ context: ctx, tag: 'test/limits:2' }), {
+      message: `${path.relative(process.cwd(), path.join(ctx, 'Cartefile'))}:2: RUN busybox sleep 60: the step ran out of time (the server policy's builds.limits.timeout) and was killed`,
+    });
+    assert.deepEqual(buildLeftovers(), { folders: [], containers: [] });
+    assert.deepEqual(traces(h), CLEAN);
   });
 
   it('sweeps what a builder killed with -9 in the middle of a RUN left: container, mounts, cgroup, folder', async () => {

@@ -22,7 +22,7 @@ import type { Logger } from '../../log.js';
 import type {
   BuildPolicy, CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, LogOptions, NetworkAccess, ObservedInstance,
 } from '../driver.js';
-import { BuildSandbox } from './build-container.js';
+import { BuildSandbox, type BuildLimits } from './build-container.js';
 import { detectLayout, readStats } from './cgroups.js';
 import { gc, remove, REMOVE_FAULT_POINTS, stop } from './cleanup.js';
 import { namingRules, type DriverContext } from './context.js';
@@ -44,6 +44,8 @@ import { parseHostRlimits } from './spec.js';
 export interface LinuxDriverOptions {
   /** Host folders a Cartefile's COPY --from=host may read (the server policy's builds.hostCopyPrefixes); default the system's program and library folders. */
   hostCopyPrefixes?: readonly string[];
+  /** What one RUN step's build container may use (the server policy's builds.limits, read at each step); default DEFAULT_BUILD_LIMITS. */
+  buildLimits?: () => BuildLimits;
   /** Free bytes CARTE_HOME's filesystem keeps: no instance is created below it (the server policy's disk.reserve; default 0, none). A function is read at each create. */
   diskReserveBytes?: number | (() => number);
   home: string;
@@ -119,7 +121,7 @@ export class LinuxDriver implements Driver {
       diskReserveBytes: typeof opts.diskReserveBytes === 'function' ? opts.diskReserveBytes : ((n) => () => n)(opts.diskReserveBytes ?? 0),
     };
     for (const d of [this.paths.instancesDir, this.paths.volumesDir, this.paths.runRoot]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
-    this.buildSandbox = buildSandboxOf(this.ctx);
+    this.buildSandbox = buildSandboxOf(this.ctx, opts.buildLimits);
     this.builder = new ImageBuilder(this.images, runner, { hostCopyPrefixes: opts.hostCopyPrefixes, sandbox: this.buildSandbox });
   }
 
@@ -236,10 +238,10 @@ export class LinuxDriver implements Driver {
 }
 
 /** The build sandbox of a driver context: the same runc, cgroup parent and open-files limits as its instances. */
-export function buildSandboxOf(ctx: DriverContext): BuildSandbox {
+export function buildSandboxOf(ctx: DriverContext, limits?: () => BuildLimits): BuildSandbox {
   return new BuildSandbox({
     runner: ctx.runner, log: ctx.log, home: ctx.paths.home, homeId: ctx.paths.homeId, runtimePath: ctx.runtime.path,
-    cgroupParent: ctx.cgroupParent, cgroupRoot: ctx.cgroupRoot, layout: ctx.layout, rlimits: ctx.rlimits,
+    cgroupParent: ctx.cgroupParent, cgroupRoot: ctx.cgroupRoot, layout: ctx.layout, rlimits: ctx.rlimits, limits,
   });
 }
 

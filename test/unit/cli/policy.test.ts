@@ -69,6 +69,11 @@ builds:
     - /etc/ssl/certs
     - /usr/share/zoneinfo
   contextInsideSource: true
+  limits:
+    cpu: "2"
+    memory: 2Gi
+    pids: 1024
+    timeout: 20m
 disk:
   reserve: 1Gi
   perService: 2Gi

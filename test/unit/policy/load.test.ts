@@ -26,7 +26,10 @@ describe('server policy file', () => {
       replicas: { perService: 20, total: 100 },
       capabilities: { allowAdd: [] },
       userns: { default: false, required: false },
-      builds: { hostCopyPrefixes: ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc/ssl/certs', '/usr/share/zoneinfo'], contextInsideSource: true },
+      builds: {
+        hostCopyPrefixes: ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc/ssl/certs', '/usr/share/zoneinfo'], contextInsideSource: true,
+        limits: { cpu: '2', memory: '2Gi', pids: 1024, timeout: '20m' },
+      },
       disk: { reserve: '1Gi', perService: '2Gi' },
       network: { hostPorts: [], allowFromDefault: 'same-source' },
     });
