@@ -140,8 +140,15 @@ export class ImageBuilder {
 
     const memo = new ContentMemo(path.join(this.images.imagesDir, 'content-memo.json'));
     await memo.load();
-    // A builder killed earlier (kill -9) may have left a build container: it goes first.
-    if (this.sandbox && steps.some((s) => s.op === 'RUN' || (s.op === 'COPY' && (s.source === 'stage' || s.source === 'image')))) await this.sandbox.sweep();
+    // A builder killed earlier (kill -9) may have left a build container: it goes before this build makes one.
+    let swept = false;
+    const sandbox = async (): Promise<BuildSandbox | null> => {
+      if (this.sandbox && !swept) {
+        swept = true;
+        await this.sandbox.sweep();
+      }
+      return this.sandbox;
+    };
 
     let config: ImageConfig = structuredClone(EMPTY_CONFIG);
     let layers: string[] = [];
@@ -205,9 +212,10 @@ export class ImageBuilder {
             progress(`${prefix} (cached)`);
             break;
           }
-          if (!this.sandbox) fail(`${step.text}: RUN needs root and runc (a build container): run the build as root`);
+          const box = await sandbox();
+          if (!box) fail(`${step.text}: RUN needs root and runc (a build container): run the build as root`);
           progress(prefix);
-          const run = await this.sandbox!.run({
+          const run = await box!.run({
             layers: layers.map((d) => this.images.layerPath(d)), argv: step.argv, env, cwd: config.workingDir, user: config.user,
             label: `${display}:${step.line}`, onOutput: (line) => progress(`  | ${line}`),
           });
@@ -242,10 +250,11 @@ export class ImageBuilder {
               progress(`${prefix} (cached)`);
               break;
             }
-            if (!this.sandbox) fail(`${step.text}: COPY --from a stage or image needs root (its layers are mounted): run the build as root`);
+            const box = await sandbox();
+            if (!box) fail(`${step.text}: COPY --from a stage or image needs root (its layers are mounted): run the build as root`);
             const staged = await this.images.stagingDir();
             try {
-              await this.sandbox!.withView(from.layers.map((d) => this.images.layerPath(d)), (view) => this.copyFromView(step, view, staged, config.workingDir, fail));
+              await box!.withView(from.layers.map((d) => this.images.layerPath(d)), (view) => this.copyFromView(step, view, staged, config.workingDir, fail));
               if (owner) await chownTree(path.join(staged, path.posix.resolve(config.workingDir, step.dest)), owner);
               const layer = await this.images.addLayer(staged);
               layers.push(layer.digest);
@@ -400,6 +409,8 @@ async function listContext(context: string, ignored: IgnoreMatcher): Promise<str
  * whose stat did not change is not read again. The cache key is the content;
  * this memo only spares the rereading (kept in images/content-memo.json).
  */
+const MEMO_LIMIT = 100_000;
+
 export class ContentMemo {
   private entries: Record<string, string> = {};
   private readonly seen: Record<string, string> = {};
@@ -410,9 +421,16 @@ export class ContentMemo {
     this.entries = (await new DurableJsonFile<Record<string, string>>(this.file).read().catch(() => null)) ?? {};
   }
 
-  /** Only what this build read is kept: the memo never grows past one build's inputs. */
+  /**
+   * Keeps what this build read, and other builds' entries for other paths (a
+   * file's older stats are dropped), at most MEMO_LIMIT. Unchanged: not written.
+   */
   async save(): Promise<void> {
-    await new DurableJsonFile<Record<string, string>>(this.file).write(this.seen);
+    const fresh = Object.keys(this.seen).filter((k) => this.entries[k] === undefined);
+    if (!fresh.length) return;
+    const paths = new Set(Object.keys(this.seen).map((k) => k.split('\0')[0]));
+    const kept = Object.entries(this.entries).filter(([k]) => !paths.has(k.split('\0')[0]!)).slice(-(MEMO_LIMIT - Object.keys(this.seen).length));
+    await new DurableJsonFile<Record<string, string>>(this.file).write({ ...Object.fromEntries(kept), ...this.seen });
   }
 
   async hash(p: string, st: fs.Stats): Promise<string> {
