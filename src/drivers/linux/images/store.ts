@@ -14,6 +14,7 @@ import path from 'node:path';
 import { CarteError, NotFoundError } from '../../../errors.js';
 import { DurableJsonFile } from '../../../util/durable-json-file.js';
 import { acquireLock } from '../../../util/lock.js';
+import { opaqueDirs } from './overlay-marks.js';
 
 export interface ImageConfig {
   env: string[];
@@ -52,10 +53,19 @@ export function normalizeRef(ref: string): string {
   return withTag;
 }
 
-/** Walks a tree in a fixed order and hashes what makes it this tree. */
+/**
+ * Walks a tree in a fixed order and hashes what makes it this tree. Lines
+ * only some trees have are added only when present, so the digest of a
+ * plain tree (root-owned, no whiteouts, no opaque folders: every carte build
+ * before OCI images) is what it always was: an owner other than root:root, a
+ * character device (overlayfs whiteouts, from OCI layers and RUN steps), and
+ * the opaque mark of a folder each add to the line of their entry.
+ */
 export async function treeDigest(root: string): Promise<{ digest: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
+  const opaque = await opaqueDirs(root);
+  const owner = (st: fs.Stats) => (st.uid === 0 && st.gid === 0 ? '' : ` u${st.uid}:${st.gid}`);
   const walk = async (rel: string): Promise<void> => {
     const entries = (await fsp.readdir(path.join(root, rel), { withFileTypes: true })).map((e) => e.name).sort();
     for (const name of entries) {
@@ -64,15 +74,17 @@ export async function treeDigest(root: string): Promise<{ digest: string; size: 
       const st = await fsp.lstat(full);
       const mode = (st.mode & 0o7777).toString(8);
       if (st.isSymbolicLink()) {
-        hash.update(`L ${relPath} ${mode} ${await fsp.readlink(full)}\n`);
+        hash.update(`L ${relPath} ${mode} ${await fsp.readlink(full)}${owner(st)}\n`);
       } else if (st.isDirectory()) {
-        hash.update(`D ${relPath} ${mode}\n`);
+        hash.update(`D ${relPath} ${mode}${owner(st)}${opaque.has(relPath) ? ' opaque' : ''}\n`);
         await walk(relPath);
       } else if (st.isFile()) {
         const content = createHash('sha256');
         for await (const chunk of fs.createReadStream(full)) content.update(chunk as Buffer);
-        hash.update(`F ${relPath} ${mode} ${content.digest('hex')}\n`);
+        hash.update(`F ${relPath} ${mode} ${content.digest('hex')}${owner(st)}\n`);
         size += st.size;
+      } else if (st.isCharacterDevice()) {
+        hash.update(`C ${relPath} ${mode} ${Math.floor(st.rdev / 256) & 0xfff},${(st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)}${owner(st)}\n`);
       }
     }
   };
