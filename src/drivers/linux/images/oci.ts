@@ -145,7 +145,7 @@ interface DockerEntry {
 }
 
 /** Imports an unpacked `docker save` / skopeo docker-archive: manifest.json names the config and the layer tars. */
-async function importDockerDir(images: ImageStore, dir: string, tag: string | undefined, onProgress: (line: string) => void): Promise<ImageRecord> {
+async function importDockerDir(images: ImageStore, dir: string, tag: string | undefined, onProgress: (line: string) => void): Promise<ImageRecord & { ref: string }> {
   let list: unknown;
   try {
     list = JSON.parse(await readSmall(path.join(dir, 'manifest.json'), 'manifest.json'));
@@ -156,7 +156,7 @@ async function importDockerDir(images: ImageStore, dir: string, tag: string | un
   const entries = list as DockerEntry[];
   const entry = entries.length === 1 ? entries[0]! : entries.find((e) => tag && (e.RepoTags ?? []).some((t) => normalizeRef(t) === normalizeRef(tag)));
   if (!entry) throw fail(`the archive holds ${entries.length} images; name one with -t (${entries.flatMap((e) => e.RepoTags ?? []).join(', ')})`, 2);
-  const name = tag ?? entry.RepoTags?.[0];
+  const name = tag ?? (entry.RepoTags?.[0] ? shortName(entry.RepoTags[0]) : undefined);
   if (!name) throw fail('the archive names no image (no RepoTags); give one with -t NAME:TAG', 2);
   const configFile = inside(dir, entry.Config, 'the config');
   const configText = await readSmall(configFile, 'the image config');
@@ -180,7 +180,7 @@ async function importDockerDir(images: ImageStore, dir: string, tag: string | un
     }
     layers.push({ file, compression: sniffCompression(head), diffId: config.rootfs.diff_ids[i]!, what: `layer ${i + 1}/${n} (${rel})` });
   }
-  return storeImage(images, layers, configFromOci(config), name, onProgress);
+  return { ...(await storeImage(images, layers, configFromOci(config), name, onProgress)), ref: normalizeRef(name) };
 }
 
 export type ArchiveFormat = 'oci-archive' | 'docker-archive' | 'rootfs';
@@ -193,6 +193,11 @@ export function archiveFormat(names: Iterable<string>): ArchiveFormat {
   return 'rootfs';
 }
 
+/** Docker Hub's names as people write them: docker.io/library/redis:7 → redis:7, docker.io/team/app:1 → team/app:1. */
+export function shortName(name: string): string {
+  return name.replace(/^docker\.io\/(library\/)?/, '');
+}
+
 /** The name:tag an OCI layout gives its only (or selected) image, when it gives a full one. */
 function layoutName(index: Index): string | undefined {
   if (index.manifests.length !== 1) return undefined;
@@ -200,7 +205,7 @@ function layoutName(index: Index): string | undefined {
   for (const n of [a[IMAGE_NAME], a[REF_NAME]]) {
     if (!n) continue;
     try {
-      return normalizeRef(n.replace(/^docker\.io\/library\//, ''));
+      return normalizeRef(shortName(n));
     } catch {
       // a bare tag such as "1.0" is not a full name
     }
@@ -213,7 +218,7 @@ function layoutName(index: Index): string | undefined {
  * gzip-compressed archive is fine). `tag` may be left out when the archive
  * names its image.
  */
-export async function importImageArchive(images: ImageStore, file: string, tag: string | undefined, opts: { onLeftOut?: (line: string) => void; onProgress?: (line: string) => void } = {}): Promise<ImageRecord & { format: ArchiveFormat }> {
+export async function importImageArchive(images: ImageStore, file: string, tag: string | undefined, opts: { onLeftOut?: (line: string) => void; onProgress?: (line: string) => void } = {}): Promise<ImageRecord & { format: ArchiveFormat; ref: string }> {
   const onProgress = opts.onProgress ?? (() => {});
   if (tag !== undefined) normalizeRef(tag);
   const st = await fsp.stat(file).catch(() => null);
@@ -227,7 +232,7 @@ export async function importImageArchive(images: ImageStore, file: string, tag: 
   const format = archiveFormat(names);
   if (format === 'rootfs') {
     if (tag === undefined) throw fail(`${file} is a plain rootfs archive, which names no image; give one with -t NAME:TAG`, 2);
-    return { ...(await importRootfs(images, file, tag, opts.onLeftOut)), format };
+    return { ...(await importRootfs(images, file, tag, opts.onLeftOut)), format, ref: normalizeRef(tag) };
   }
   const dir = await images.stagingDir();
   try {
@@ -237,7 +242,7 @@ export async function importImageArchive(images: ImageStore, file: string, tag: 
     const index = parseIndexOrManifest(await readSmall(path.join(dir, 'index.json'), 'index.json'), 'index.json', MEDIA.ociIndex);
     const name = tag ?? (index.kind === 'index' ? layoutName(index.index) : undefined);
     if (!name) throw fail(`${file} names no image; give one with -t NAME:TAG`, 2);
-    return { ...(await importOciLayout(images, dir, { tag: name, onProgress })), format };
+    return { ...(await importOciLayout(images, dir, { tag: name, onProgress })), format, ref: normalizeRef(name) };
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }
