@@ -82,6 +82,10 @@ export async function unpackLayer(blob: string, compression: Compression, dest: 
   const whiteouts: string[] = [];
   const opaque: string[] = [];
   const entries = new Map<string, Recorded>();
+  // Symbolic links are made after node-tar is done, with their targets as
+  // written: node-tar makes absolute targets relative and drops those
+  // climbing above the layer, both fine in a container's root.
+  const links = new Map<string, { target: string; uid: number; gid: number }>();
   const unpack = new tar.Unpack({
     cwd: dest,
     preserveOwner: true,
@@ -96,8 +100,14 @@ export async function unpackLayer(blob: string, compression: Compression, dest: 
       if (meaning.kind === 'opaque') opaque.push(meaning.dir);
       if (meaning.kind !== 'plain') return false;
       // The last entry of a name wins; a link's mode is not its own to set.
-      if (entry.type === 'Link' || entry.type === 'SymbolicLink') entries.delete(normalizeEntry(entry.path));
-      else entries.set(normalizeEntry(entry.path), { mode: (entry.mode ?? 0o644) & 0o7777, type: entry.type });
+      const rel = normalizeEntry(entry.path);
+      entries.delete(rel);
+      links.delete(rel);
+      if (entry.type === 'SymbolicLink') {
+        links.set(rel, { target: entry.linkpath ?? '', uid: entry.uid ?? 0, gid: entry.gid ?? 0 });
+        return false;
+      }
+      if (entry.type !== 'Link') entries.set(rel, { mode: (entry.mode ?? 0o644) & 0o7777, type: entry.type });
       return true;
     },
     onwarn: (code, message) => {
@@ -119,6 +129,15 @@ export async function unpackLayer(blob: string, compression: Compression, dest: 
     if ((await fsp.lstat(full)).isSymbolicLink()) continue;
     await fsp.chmod(full, r.mode);
   }
+  for (const [rel, l] of links) {
+    const full = await insideLayer(dest, rel, what);
+    const st = await fsp.lstat(full).catch(() => null);
+    if (st?.isDirectory()) throw new CarteError('image', `${what} holds "${rel}" both as a symbolic link and as a folder`);
+    if (st) await fsp.unlink(full);
+    await fsp.mkdir(path.dirname(full), { recursive: true, mode: 0o755 });
+    await fsp.symlink(l.target, full);
+    await fsp.lchown(full, l.uid, l.gid);
+  }
   for (const dir of opaque) {
     const full = await insideLayer(dest, dir, what);
     const st = await fsp.lstat(full).catch(() => null);
@@ -139,12 +158,12 @@ export async function unpackLayer(blob: string, compression: Compression, dest: 
 /** The host path of `rel` in the layer, refusing when a folder on the way is a symbolic link (it would lead out). */
 async function insideLayer(dest: string, rel: string, what: string): Promise<string> {
   const parts = rel.split('/').filter((p) => p && p !== '.');
-  if (parts.includes('..') || !parts.length && rel !== '') throw new CarteError('image', `${what} holds a whiteout for "${rel}", which climbs out`);
+  if (parts.includes('..')) throw new CarteError('image', `${what} holds "${rel}", which climbs out with ".."`);
   let at = dest;
   for (const part of parts.slice(0, -1)) {
     at = path.join(at, part);
     const st = await fsp.lstat(at).catch(() => null);
-    if (st?.isSymbolicLink()) throw new CarteError('image', `${what} holds a whiteout below ${path.relative(dest, at)}, a symbolic link`);
+    if (st?.isSymbolicLink()) throw new CarteError('image', `${what} holds "${rel}", below ${path.relative(dest, at)}, a symbolic link`);
   }
   return path.join(dest, ...parts);
 }
