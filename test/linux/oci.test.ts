@@ -14,8 +14,21 @@ import { tempDir } from '../helpers/paths.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** Writes a one-image OCI layout from layer folders (tarred with GNU tar, gzipped by Node), as another tool would. */
-function writeLayout(dir: string, layerDirs: string[], config: object): { layerDigests: string[] } {
+/** A folder as a layer tar, made by GNU tar as another tool would. */
+function tarOf(dir: string): Buffer {
+  return execFileSync('tar', ['-C', dir, '--owner=0', '--group=0', '-cf', '-', '.'], { maxBuffer: 64 * 2 ** 20 });
+}
+
+interface LayoutOptions {
+  compress?: 'gzip' | 'zstd';
+  /** The config's diff_ids, instead of the true ones. */
+  diffIds?: string[];
+  /** Put the image in a multi-arch index next to an arm64 one (that has no blobs: it must never be read). */
+  multiArch?: boolean;
+}
+
+/** Writes a one-image OCI layout from layer tars. */
+function writeLayout(dir: string, tars: Buffer[], config: object, opts: LayoutOptions = {}): { layerDigests: string[] } {
   const blobs = path.join(dir, 'blobs', 'sha256');
   fs.mkdirSync(blobs, { recursive: true });
   const put = (b: Buffer) => {
@@ -23,16 +36,27 @@ function writeLayout(dir: string, layerDirs: string[], config: object): { layerD
     fs.writeFileSync(path.join(blobs, hex), b);
     return { digest: `sha256:${hex}`, size: b.length };
   };
-  const diffIds: string[] = [];
-  const layers = layerDirs.map((d) => {
-    const tar = execFileSync('tar', ['-C', d, '--owner=0', '--group=0', '-cf', '-', '.'], { maxBuffer: 64 * 2 ** 20 });
-    diffIds.push(`sha256:${sha(tar)}`);
-    return { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...put(zlib.gzipSync(tar)) };
-  });
+  const compress = opts.compress ?? 'gzip';
+  const layers = tars.map((t) => ({
+    mediaType: `application/vnd.oci.image.layer.v1.tar+${compress}`,
+    ...put(compress === 'gzip' ? zlib.gzipSync(t) : execFileSync('zstd', ['-q', '-c'], { input: t, maxBuffer: 64 * 2 ** 20 })),
+  }));
+  const diffIds = opts.diffIds ?? tars.map((t) => `sha256:${sha(t)}`);
   const cfg = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', ...config, rootfs: { type: 'layers', diff_ids: diffIds } })));
-  const manifest = put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg }, layers })));
+  const manifestType = 'application/vnd.oci.image.manifest.v1+json';
+  let top: object = { mediaType: manifestType, ...put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: manifestType, config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg }, layers }))) };
+  if (opts.multiArch) {
+    const list = {
+      schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        { mediaType: manifestType, digest: `sha256:${'0'.repeat(64)}`, size: 100, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+        { ...top, platform: { os: 'linux', architecture: 'amd64' } },
+      ],
+    };
+    top = { mediaType: 'application/vnd.oci.image.index.v1+json', ...put(Buffer.from(JSON.stringify(list))) };
+  }
   fs.writeFileSync(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest }] }));
+  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [top] }));
   return { layerDigests: layers.map((l) => l.digest) };
 }
 
@@ -115,7 +139,7 @@ describe('linux driver: OCI images', function () {
     fs.writeFileSync(path.join(upper, 'data/.wh..wh..opq'), '');
     fs.writeFileSync(path.join(upper, 'data/new.txt'), 'new\n');
     const layout = path.join(work, 'layout');
-    writeLayout(layout, [lower, upper], {
+    writeLayout(layout, [tarOf(lower), tarOf(upper)], {
       config: { Env: ['GREETING=hi'], Cmd: ['/bin/sh'], WorkingDir: '/data', User: '0:0', ExposedPorts: { '8080/tcp': {} }, Labels: { team: 'games' } },
     });
 
@@ -145,7 +169,7 @@ describe('linux driver: OCI images', function () {
     fs.mkdirSync(path.join(two, 'etc'), { recursive: true });
     fs.writeFileSync(path.join(two, 'etc/b.txt'), 'b\n');
     const layout = path.join(work, 'damaged');
-    const { layerDigests } = writeLayout(layout, [one, two], {});
+    const { layerDigests } = writeLayout(layout, [tarOf(one), tarOf(two)], {});
     const blob = path.join(layout, 'blobs', 'sha256', layerDigests[1]!.slice('sha256:'.length));
     const bytes = fs.readFileSync(blob);
     bytes[bytes.length - 5]! ^= 0xff;
@@ -157,5 +181,54 @@ describe('linux driver: OCI images', function () {
     });
     assert.deepEqual(storeListing(host), before, 'no layer, image or staging folder left');
     assert.deepEqual(await host.driver.images.refs(), refs);
+  });
+  it('a layer whose content is not the config\'s diff_id is refused naming it; nothing stored', async () => {
+    const one = path.join(work, 'diff-one');
+    fs.mkdirSync(one);
+    fs.writeFileSync(path.join(one, 'a.txt'), 'a\n');
+    const layout = path.join(work, 'diff-layout');
+    const wrong = `sha256:${'e'.repeat(64)}`;
+    const { layerDigests } = writeLayout(layout, [tarOf(one)], {}, { diffIds: [wrong] });
+    const before = storeListing(host);
+    await assert.rejects(importOciLayout(host.driver.images, layout, { tag: 'test/diff:1' }), {
+      message: new RegExp(`^layer 1/1 \\(${layerDigests[0]}\\) does not match the config's diff_id: expected ${wrong}, its content is sha256:[0-9a-f]{64}; the image is damaged$`),
+    });
+    assert.deepEqual(storeListing(host), before);
+  });
+
+  it('a multi-arch index gives its linux/amd64 image (zstd layers); the arm64 one is never read', async () => {
+    const root = path.join(work, 'multi');
+    fs.mkdirSync(path.join(root, 'bin'), { recursive: true });
+    fs.copyFileSync('/bin/busybox', path.join(root, 'bin/busybox'));
+    fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+    fs.symlinkSync('busybox', path.join(root, 'bin/sh'));
+    fs.writeFileSync(path.join(root, 'arch.txt'), 'amd64\n');
+    const layout = path.join(work, 'multi-layout');
+    writeLayout(layout, [tarOf(root)], { config: { Cmd: ['/bin/sh'] } }, { multiArch: true, compress: 'zstd' });
+    await importOciLayout(host.driver.images, layout, { tag: 'test/multi:1' });
+    assert.match(await runAndRead('multi-1', 'test/multi:1', 'cat /arch.txt; echo END'), /stdout: amd64\nstdout: END/);
+  });
+
+  it('refuses hostile layers naming the entry: a path climbing out, a hard link out, a file through a link', async () => {
+    const hostile = (script: string) => execFileSync('python3', ['-c', `import tarfile, io, sys
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode='w') as t:
+${script}
+sys.stdout.buffer.write(buf.getvalue())
+`], { maxBuffer: 2 ** 20 });
+    const cases: Array<[string, string, RegExp]> = [
+      ['climb', "    ti = tarfile.TarInfo('../../escape.txt'); ti.size = 1; t.addfile(ti, io.BytesIO(b'x'))", /^layer 1\/1 \(sha256:[0-9a-f]+\) holds "\.\.\/\.\.\/escape\.txt", which climbs out with "\.\."$/],
+      ['hardlink', "    ti = tarfile.TarInfo('shadow'); ti.type = tarfile.LNKTYPE; ti.linkname = '../../../etc/shadow'; t.addfile(ti)", /holds "shadow", a hard link to \.\.\/\.\.\/\.\.\/etc\/shadow, outside the archive$/],
+      ['through', "    ti = tarfile.TarInfo('etc'); ti.type = tarfile.SYMTYPE; ti.linkname = '/tmp'; t.addfile(ti)\n    ti = tarfile.TarInfo('etc/carte-oci-escape'); ti.size = 1; t.addfile(ti, io.BytesIO(b'x'))", /holds "etc" both as a symbolic link and as a folder$/],
+      ['device', "    ti = tarfile.TarInfo('dev/mem'); ti.type = tarfile.CHRTYPE; ti.devmajor = 1; ti.devminor = 1; t.addfile(ti)", /holds "dev\/mem", a device node$/],
+    ];
+    const before = storeListing(host);
+    for (const [name, script, message] of cases) {
+      const layout = path.join(work, `hostile-${name}`);
+      writeLayout(layout, [hostile(script)], {});
+      await assert.rejects(importOciLayout(host.driver.images, layout, { tag: `test/hostile-${name}:1` }), { message }, name);
+    }
+    assert.equal(fs.existsSync('/tmp/carte-oci-escape'), false);
+    assert.deepEqual(storeListing(host), before);
   });
 });
