@@ -182,7 +182,7 @@ export class ImageStore {
     const looksLikeId = /^[0-9a-f]{12,64}$/.test(ref);
     let id: string | undefined = looksLikeId ? undefined : refs[normalizeRef(ref)];
     if (looksLikeId) id = (await fsp.readdir(this.imagesDir)).find((f) => f.startsWith(ref) && f.endsWith('.json'))?.slice(0, -5);
-    if (!id) throw new NotFoundError(`image "${ref}" not found (build it with "carte build -t ${ref} DIR", or import a rootfs with "carte image import FILE.tar ${ref}")`);
+    if (!id) throw new NotFoundError(`image "${ref}" not found (build it with "carte build -t ${ref} DIR", or import one with "carte image import FILE -t ${ref}")`);
     try {
       return JSON.parse(await fsp.readFile(path.join(this.imagesDir, `${id}.json`), 'utf8')) as ImageRecord;
     } catch {
