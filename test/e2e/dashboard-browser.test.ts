@@ -1,7 +1,8 @@
 // The dashboard in a real browser (headless Chromium) against a real daemon
 // with a running service and users made by `carte user add`: the sign-in page
-// before any user exists, an operator's overview and charts, a restart whose
-// event arrives over the live stream, a viewer refused (403, nothing changed),
+// before any user exists, an operator's overview and charts (service total and
+// per instance) and logs, a refused rollback's reason, a restart whose event
+// arrives over the live stream, a viewer refused (403, nothing changed),
 // a POST without the CSRF token refused, and the audit an admin reads.
 // Screenshots go to test-output/dashboard/; CARTE_DOC_SCREENSHOTS=1 also copies
 // them to docs/img/ (done once, when the page's look changes).
@@ -100,12 +101,25 @@ describe('e2e: the dashboard in a browser', function () {
       return p.CPU! >= 2 && p.Memory! >= 2 && p.Network! >= 2;
     }, 90_000, 'readings on the CPU, memory and network charts');
     assert.deepEqual(await page.$$eval('tr[data-instance] th', (ths) => ths.map((th) => th.textContent)), ['web-1', 'web-2']);
+    // One line per instance on request.
+    await page.click('input[name=mode]:not(:checked)');
+    await eventually(async () => (await page.$$eval('figure[data-chart=CPU] .u-legend .u-series .u-label', (ls) => ls.map((l) => l.textContent))).join(',') === 'Time,web-1,web-2', 20_000, 'a CPU line per instance');
+    await page.click('input[name=mode]:not(:checked)');
+    await eventually(async () => (await page.$$eval('figure[data-chart=CPU] .u-legend .u-series .u-label', (ls) => ls.map((l) => l.textContent))).join(',') === 'Time,CPU', 20_000, "the service's CPU line");
     // An instance's logs (busybox httpd -f writes nothing: the panel says so).
     await page.click('tr[data-instance=web-1] button.link');
     await page.waitForSelector('section.logs h3');
     assert.equal(await page.$eval('section.logs h3', (el) => el.textContent), 'Logs of web-1 (last 200 lines)');
     await eventually(async () => (await page.$eval('section.logs pre', (el) => el.textContent)) === '(no output)', 10_000, 'the logs of web-1');
     await page.click('xpath/.//section[contains(@class,"logs")]//button[text()="Close"]');
+  });
+
+  it("a refused action shows the server's reason and its status on the page", async () => {
+    const rollback = await page.waitForSelector('xpath/.//section[@aria-label="Actions"]/button[text()="Roll back"]');
+    await rollback!.click();
+    await page.waitForSelector('.actions .status.error');
+    assert.equal(await page.$eval('.actions .status.error', (el) => el.textContent), 'service "web" has no earlier revision to roll back to (HTTP 409)');
+    assert.equal(revision(), 1);
   });
 
   it('an operator restarts the service from its page and sees the event arrive on the live stream', async () => {
