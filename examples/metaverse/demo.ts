@@ -278,6 +278,9 @@ async function up(): Promise<void> {
     const url = e.protocol === 'tcp' && e.service !== 'game' ? `http://127.0.0.1:${e.port}/health` : `${e.protocol}://127.0.0.1:${e.port}`;
     say(`  ${e.service.padEnd(6)} ${e.name.padEnd(9)} ${url}`);
   }
+  // The daemon's dashboard (default address; CARTE_HTTP moves it).
+  const http = process.env.CARTE_HTTP ?? '127.0.0.1:7070';
+  if (http !== 'off') say(`  dashboard        http://${http}/   (first user: ./bin/carte user add NAME --role admin)`);
   say(`\nnext:
   node dist/examples/metaverse/loadgen/loadgen.js --players 80 --duration 60s   # a class of students
   ./bin/carte get && ./bin/carte events                                           # watch carte scale

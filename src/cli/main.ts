@@ -115,6 +115,18 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('-o, --output <format>', 'json')
     .action((opts) => run(async (ctx) => (await import('./commands/alerts.js')).alerts(ctx, opts)));
 
+  program.command('top')
+    .description('CPU, memory, network and disk of every instance, traffic of every service, and the host, from the daemon\'s collector; live (keys: c m n r i to sort, q to quit) on a terminal')
+    .option('--once', 'print the table once and exit (what a pipe or script gets anyway)')
+    .option('--sort <key>', 'cpu, memory, name, restarts or net', 'cpu')
+    .action((opts) => run(async (ctx) => (await import('./commands/top.js')).top(ctx, opts)));
+
+  program.command('stats <name>')
+    .description('an instance\'s or service\'s metrics over time: now, min, mean, max and a sparkline each')
+    .option('--metric <name>', 'a metric to show (repeatable, or comma-separated; default: CPU, memory, network for an instance; requests, errors, p95, connections for a service)', collect)
+    .option('--since <duration>', 'how far back', '1h')
+    .action((name, opts) => run(async (ctx) => (await import('./commands/top.js')).stats(ctx, name, opts)));
+
   program.command('sync')
     .description('make the daemon fetch and apply its sources now')
     .action(() => run(async (ctx) => (await import('./commands/services.js')).sync(ctx)));

@@ -207,7 +207,8 @@ export class History {
   query(q: SeriesQuery, now: number): Series {
     const s = this.series.get(keyOf(q.kind, q.name));
     const field = FIELDS[q.kind].indexOf(q.metric);
-    let k = this.tiers.findIndex((t) => now - t.spanMs <= q.fromMs);
+    // A step of slack: "the last hour" asked a moment before `now` still reads the hour-long tier.
+    let k = this.tiers.findIndex((t) => now - t.spanMs <= q.fromMs + t.stepMs);
     if (k < 0) k = this.tiers.length - 1;
     const tier = this.tiers[k]!;
     const empty: Series = { t: [], v: [], stepMs: tier.stepMs };

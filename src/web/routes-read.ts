@@ -95,14 +95,24 @@ export function readRoutes(app: FastifyInstance, deps: WebDeps, feed: EventFeed)
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     // Reconnect after 2 s when the daemon restarts; an EventSource sends Last-Event-ID by itself.
     res.write('retry: 2000\n\n');
-    const unsubscribe = await feed.subscribe((rows) => {
-      for (const r of rows) res.write(sseMessage(r));
-    }, after);
+    let unsubscribe: () => void;
+    try {
+      unsubscribe = await feed.subscribe((rows) => {
+        for (const r of rows) res.write(sseMessage(r));
+      }, after);
+    } catch (e) {
+      // The answer has begun: end it; the EventSource tries again after `retry`.
+      deps.log.warn({ err: (e as Error).message }, 'could not start an event stream');
+      res.end();
+      return;
+    }
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
-    req.raw.on('close', () => {
+    const stop = () => {
       clearInterval(heartbeat);
       unsubscribe();
-    });
+    };
+    if (req.raw.destroyed) stop();
+    else res.on('close', stop);
   });
 }
 

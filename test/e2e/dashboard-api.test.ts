@@ -9,6 +9,7 @@ import net from 'node:net';
 import type { AuditEntry } from '../../src/audit/types.js';
 import type { EventRow, ServiceRow, SessionInfo } from '../../src/web/types.js';
 import { buildBusybox, makeE2eEnv, webManifest, type E2eEnv } from '../helpers/e2e.js';
+import { eventually } from '../helpers/linux.js';
 
 interface Reply {
   status: number;
@@ -109,7 +110,7 @@ describe('e2e: the dashboard API', function () {
     e = makeE2eEnv();
     await buildBusybox(e);
     port = await freePort();
-    e.daemon(['--http', `127.0.0.1:${port}`, '--resync', '1s']);
+    e.daemon(['--http', `127.0.0.1:${port}`, '--resync', '1s', '--collect-interval', '1s']);
     for (let i = 0; ; i++) {
       const up = await call('GET', '/api/session').catch(() => null);
       if (up) break;
@@ -203,6 +204,27 @@ describe('e2e: the dashboard API', function () {
     const last = (await audit()).at(-1)!;
     assert.deepEqual([last.who.kind, last.via, last.action, last.target, last.result], ['token', 'api', 'scale', 'service/web', 'ok']);
     assert.equal((await call('GET', '/api/services', { token: `${token}x` })).status, 401);
+  });
+
+  it("the charts' series and Prometheus' /metrics (viewer token) read the collector", async () => {
+    const made = await e.carte(['token', 'create', '--name', 'prom', '--role', 'viewer']);
+    assert.equal(made.code, 0, made.stderr);
+    const token = made.stdout.trim();
+    const series = await eventually(async () => {
+      const r = await call('GET', '/api/metrics/series?kind=service&name=web&metric=memoryWorkingSetBytes', { token });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const s = r.body as { t: number[]; v: Array<number | null> };
+      return s.v.some((v) => v !== null && v > 0) ? s : undefined;
+    }, 30_000, 'memory readings of service web');
+    assert.equal(series.t.length, series.v.length);
+    const bad = await call('GET', '/api/metrics/series?kind=disk&metric=x', { token });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(bad.body, { error: 'kind must be one of instance, service, host, got "disk"' });
+    assert.equal((await call('GET', '/metrics')).status, 401);
+    const scrape = await call('GET', '/metrics', { token });
+    assert.equal(scrape.status, 200);
+    assert.match(String(scrape.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+    assert.match(String(scrape.body), /^carte_instance_memory_working_set_bytes\{service="web",instance="web-\d+"\} \d+/m);
   });
 
   it("a removed user's session ends", async () => {

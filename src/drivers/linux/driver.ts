@@ -158,9 +158,13 @@ export class LinuxDriver implements Driver {
     const stats = await readStats(this.cgroupPath(name), this.ctx.layout, this.ctx.cgroupRoot);
     if (!stats) return null;
     // The container's init pid (conmon's -p file): its /proc/<pid>/net/dev is the instance's namespace.
-    const pidText = await fsp.readFile(this.paths.runDir(name, 'pid'), 'utf8').catch(() => null);
-    const pid = pidText === null ? NaN : Number(pidText.trim());
-    stats.net = Number.isInteger(pid) && pid > 0 ? await readNetDev(pid) : null;
+    let pid = NaN;
+    try {
+      pid = Number(fs.readFileSync(this.paths.runDir(name, 'pid'), 'utf8').trim()); // tmpfs: read in place, as observe.ts does
+    } catch {
+      // No pid file: not started, or gone.
+    }
+    stats.net = Number.isInteger(pid) && pid > 0 ? readNetDev(pid) : null;
     return stats;
   }
 

@@ -2,7 +2,7 @@
 // shows the interfaces of the network namespace that process is in (the
 // instance's own), cumulative since each interface was made. Loopback is
 // left out: it is traffic of the instance with itself.
-import fs from 'node:fs/promises';
+import fs from 'node:fs';
 import type { NetCounters } from '../driver.js';
 
 /** Sums receive/transmit bytes and packets of every interface but lo. */
@@ -25,9 +25,10 @@ export function parseNetDev(text: string): NetCounters {
 }
 
 /** The counters of the namespace `pid` is in; null when the process is gone. */
-export async function readNetDev(pid: number, procRoot = '/proc'): Promise<NetCounters | null> {
+export function readNetDev(pid: number, procRoot = '/proc'): NetCounters | null {
   try {
-    return parseNetDev(await fs.readFile(`${procRoot}/${pid}/net/dev`, 'utf8'));
+    // Synchronous: a small file the kernel makes on read (see cgroups.ts readText).
+    return parseNetDev(fs.readFileSync(`${procRoot}/${pid}/net/dev`, 'utf8'));
   } catch {
     return null;
   }

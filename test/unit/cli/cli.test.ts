@@ -158,7 +158,7 @@ describe('carte CLI', function () {
     assert.deepEqual(await c('apply', '-f', 'nothere.yaml'), { code: 2, stdout: '', stderr: 'error: cannot read manifests from "nothere.yaml": no such file or folder\n' });
     const version = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
     assert.deepEqual(await c('version'), { code: 0, stdout: `carte ${version} (node ${process.version})\n`, stderr: '' });
-    for (const cmd of ['apply', 'diff', 'get', 'describe', 'delete', 'history', 'rollback', 'events', 'stop', 'start', 'restart', 'scale', 'status', 'alerts', 'sync', 'state', 'secret', 'policy', 'daemon', 'build', 'images', 'rmi', 'image', 'run', 'logs', 'exec', 'rm', 'gc', 'version',
+    for (const cmd of ['apply', 'diff', 'get', 'describe', 'delete', 'history', 'rollback', 'events', 'stop', 'start', 'restart', 'scale', 'status', 'alerts', 'top', 'stats', 'sync', 'state', 'secret', 'policy', 'daemon', 'build', 'images', 'rmi', 'image', 'run', 'logs', 'exec', 'rm', 'gc', 'version',
       'user', 'user add', 'user list', 'user rm', 'user passwd', 'token', 'token create', 'token list', 'token rm', 'audit']) {
       const help = await c(...cmd.split(' '), '--help');
       assert.equal(help.code, 0, cmd);

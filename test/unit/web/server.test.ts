@@ -231,6 +231,26 @@ describe('web: the server', () => {
     assert.deepEqual(audit.entries.map((e) => `${e.action} ${e.target} ${e.result}`), ['restart service/nope failed', 'scale service/web failed', 'rollback service/web failed']);
   });
 
+  it('stop, start, scale, rollback and sync answer as the CLI says it, and the events name who asked', async () => {
+    auth.tokens.set('carte_ci', { kind: 'token', name: 'ci', role: 'operator' });
+    const post = async (url: string, payload?: unknown) => {
+      const r = await server.inject({ method: 'POST', url, headers: { authorization: 'Bearer carte_ci' }, ...(payload === undefined ? {} : { payload: payload as object }) });
+      assert.equal(r.statusCode, 200, r.body);
+      return (r.json() as { message: string }).message;
+    };
+    assert.equal(await post('/api/services/web/stop'), 'service/web stopped');
+    assert.equal(await post('/api/services/web/stop'), 'service/web already stopped');
+    assert.equal(await post('/api/services/web/start'), 'service/web started');
+    assert.equal(await post('/api/services/web/scale', { replicas: 3 }), 'service/web scaled 2 → 3');
+    assert.equal(await post('/api/services/web/scale', { replicas: 3 }), 'service/web already has 3 replicas');
+    assert.equal(await post('/api/services/web/rollback', {}), 'service/web rolled back to revision 1 (now revision 3)');
+    assert.equal(await post('/api/sync'), 'no sources to sync: the daemon watches no folder or Git repository');
+    const events = (await store.read()).events.map((e) => `${e.reason}: ${e.message}`);
+    assert.deepEqual(events.slice(1, 3), ['Stopped: stopped by api (ci): held at zero instances', 'Started: started by api (ci)']);
+    assert.equal((await store.read()).services.web!.revision.spec.replicas, 2);
+    assert.deepEqual(audit.entries.map((e) => `${e.action} ${e.result}`), ['stop ok', 'stop ok', 'start ok', 'scale ok', 'scale ok', 'rollback ok', 'sync ok']);
+  });
+
   it('an autoscaled service is not scaled by hand: 409', async () => {
     await store.update((data) => {
       const req = request([serviceDoc('auto', { resources: { cpu: '500m' }, autoscale: { min: 1, max: 3, cpu: '50%' } })]);

@@ -4,7 +4,9 @@ import { emptyState } from '../../../src/store/state.js';
 import type { MetricsView, Series } from '../../../src/metrics/types.js';
 import { instancesOf, seriesQuery, serviceSeries, sumSeries } from '../../../src/web/series.js';
 import { concerns, markers } from '../../../src/web/views.js';
-import { resumeAfter, sseMessage } from '../../../src/web/events.js';
+import { EventFeed, resumeAfter, sseMessage } from '../../../src/web/events.js';
+import { recordEvent, type StateData } from '../../../src/store/state.js';
+import { cliLogger } from '../../../src/log.js';
 
 const ev = (seq: number, reason: string, object = 'service/web'): CarteEvent => ({ seq, at: new Date(Date.UTC(2026, 11, 1, 10, 0, seq)).toISOString(), type: 'Normal', object, reason, message: `m${seq}` });
 
@@ -76,5 +78,32 @@ describe('web: server-sent events', () => {
     assert.equal(resumeAfter(undefined, undefined), null);
     assert.equal(resumeAfter('x', undefined), null);
     assert.equal(resumeAfter('-1', undefined), null);
+  });
+
+  it('the feed replays what came after Last-Event-ID, then passes on new events to every listener until they leave', async () => {
+    let data: StateData = emptyState();
+    const add = (reason: string) => recordEvent(data, new Date(0), { type: 'Normal', object: 'service/web', reason, message: reason });
+    ['A', 'B', 'C'].forEach(add);
+    const feed = new EventFeed(async () => data, cliLogger('silent'), 5);
+    const first: number[] = [];
+    const second: number[] = [];
+    const stopFirst = await feed.subscribe((rows) => first.push(...rows.map((r) => r.id)), 1);
+    const stopSecond = await feed.subscribe((rows) => second.push(...rows.map((r) => r.id)), null);
+    assert.deepEqual(first, [2, 3]);
+    assert.deepEqual(second, []);
+    data = structuredClone(data);
+    add('D');
+    add('E');
+    for (let i = 0; i < 200 && second.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(first, [2, 3, 4, 5]);
+    assert.deepEqual(second, [4, 5]);
+    stopFirst();
+    data = structuredClone(data);
+    add('F');
+    for (let i = 0; i < 200 && second.length < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(first, [2, 3, 4, 5]);
+    assert.deepEqual(second, [4, 5, 6]);
+    stopSecond();
+    feed.close();
   });
 });
