@@ -94,6 +94,7 @@ describe('e2e: the dashboard in a browser', function () {
   it("the service page draws CPU and memory charts with readings of the service's instances", async () => {
     await page.click('a[href="#/services/web"]');
     await page.waitForSelector('figure.chart canvas');
+    assert.equal(await page.title(), 'web — carte');
     assert.deepEqual(Object.keys(await chartPoints(page)), ['CPU', 'Memory', 'Network', 'Block I/O', 'Requests']);
     // Two readings make a line (one is a dot).
     await eventually(async () => {

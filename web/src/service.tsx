@@ -15,6 +15,8 @@ const WINDOWS = [
   { label: '5 min', ms: 5 * 60_000 },
   { label: '15 min', ms: 15 * 60_000 },
   { label: '1 hour', ms: 60 * 60_000 },
+  { label: '6 hours', ms: 6 * 60 * 60_000 },
+  { label: '1 day', ms: 24 * 60 * 60_000 },
 ];
 const POINTS = 240;
 
@@ -194,7 +196,7 @@ function Instances({ detail }: { detail: ServiceDetail }) {
     <section aria-labelledby="instances-title">
       <h2 id="instances-title">Instances</h2>
       {detail.instances.length === 0 ? <p class="muted">No instance (scaled to zero or stopped).</p> : (
-        <table class="instances">
+        <div class="scroll"><table class="instances">
           <thead>
             <tr>
               <th scope="col">Instance</th><th scope="col">State</th><th scope="col">Ready</th><th scope="col" class="num">Restarts</th>
@@ -218,7 +220,7 @@ function Instances({ detail }: { detail: ServiceDetail }) {
               </tr>
             ))}
           </tbody>
-        </table>
+        </table></div>
       )}
       {logs && <Logs instance={logs.instance} previous={logs.previous} onClose={() => setLogs(null)} />}
     </section>
