@@ -114,8 +114,13 @@ export function ServicePage({ name, events, eventTick }: { name: string; events:
         <div><dt>Scaling</dt><dd>{s.autoscaled ? 'autoscaled' : `${s.desired} replica${s.desired === 1 ? '' : 's'}`}{s.suspended && ', stopped'}</dd></div>
       </dl>
       {d.alerts.length > 0 && (
-        <ul class="alerts-inline">
-          {d.alerts.map((a) => <li key={a.id} class={`alert-${a.severity}`}><strong>{a.rule}</strong> {a.object}: {a.message}</li>)}
+        <ul class="alerts-inline" aria-label="Alerts of this service">
+          {d.alerts.map((a) => (
+            <li key={a.id} class={a.resolvedAt ? 'muted' : `alert-${a.severity}`}>
+              <strong>{a.rule}</strong> {a.object}: {a.message}{' '}
+              <span class="muted">{a.resolvedAt ? `(fired ${formatClock(a.firedAt)}, resolved ${formatClock(a.resolvedAt)})` : `(firing since ${formatClock(a.firedAt)})`}</span>
+            </li>
+          ))}
         </ul>
       )}
       <Actions detail={d} reload={detail.reload} />
