@@ -16,6 +16,16 @@ import { eventually, requireRoot } from '../helpers/linux.js';
 import { ROOT, tempDir } from '../helpers/paths.js';
 
 const OUT = path.join(ROOT, 'test-output', 'dashboard');
+// A memory hog (as in alerts.test.ts): a 59 MiB file in its tmpfs under a 64 MiB limit fires memory-high.
+const HOG = `apiVersion: carte/v1
+kind: Service
+metadata: { name: hog }
+spec:
+  image: e2e/busybox:1
+  command: [sh, -c, "busybox dd if=/dev/zero of=/dev/shm/hog bs=1M count=59 2>/dev/null && exec busybox sleep 1000000"]
+  resources: { memory: 64Mi }
+  stopGracePeriod: 0s
+`;
 const PASSWORD = 'correct horse battery staple';
 
 describe('e2e: the dashboard in a browser', function () {
@@ -39,7 +49,10 @@ describe('e2e: the dashboard in a browser', function () {
     fs.writeFileSync(path.join(manifests, 'web.yaml'), webManifest({ replicas: 2 }));
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    e.daemon(['--watch', manifests, '--resync', '1s', '--http', `127.0.0.1:${port}`]);
+    // Samples every second (charts fill sooner); memory-high after 2 s instead of 1 min.
+    const config = path.join(manifests, '..', `${path.basename(manifests)}-daemon.yaml`);
+    fs.writeFileSync(config, 'alerts:\n  interval: 1s\n  rules:\n    memory-high: { for: 2s, clear: 2s }\n');
+    e.daemon(['--watch', manifests, '--resync', '1s', '--http', `127.0.0.1:${port}`, '--collect-interval', '1s', '--config', config]);
     await waitForDashboard(base);
     await eventually(async () => readiness(e.state(), 'web').filter((i) => i.ready).length === 2, 30_000, 'two ready instances of web');
     fs.mkdirSync(OUT, { recursive: true });
@@ -50,7 +63,10 @@ describe('e2e: the dashboard in a browser', function () {
   after(async () => {
     await browser?.close().catch(() => {});
     await e?.teardown();
-    if (manifests) fs.rmSync(manifests, { recursive: true, force: true });
+    if (manifests) {
+      fs.rmSync(manifests, { recursive: true, force: true });
+      fs.rmSync(`${manifests}-daemon.yaml`, { force: true });
+    }
   });
 
   const revision = () => e.state().services.web!.revision.revision;
@@ -182,5 +198,14 @@ describe('e2e: the dashboard in a browser', function () {
     } finally {
       await context.close();
     }
+  });
+
+  it('a firing alert shows in the banner on every view', async () => {
+    fs.writeFileSync(path.join(manifests, 'hog.yaml'), HOG);
+    const banner = await page.waitForSelector('.alerts-banner li', { timeout: 60_000 });
+    assert.match((await banner!.evaluate((el) => el.textContent))!, /^warning memory-high instance\/hog-1: .+ since \d\d:\d\d:\d\d$/);
+    assert.equal(await page.$eval('.alerts-banner > strong', (el) => el.textContent), '1 alert firing');
+    await page.click('a[href="#/services/web"]');
+    await page.waitForSelector('.alerts-banner li');
   });
 });
