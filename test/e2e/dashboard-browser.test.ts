@@ -171,6 +171,11 @@ describe('e2e: the dashboard in a browser', function () {
       assert.equal(await viewer.$eval('.role-note', (el) => el.textContent), 'You can look, not act: actions need the operator role.');
       assert.equal(await viewer.$('section[aria-label=Actions]'), null);
       assert.equal(await viewer.$('xpath/.//button[text()="Sync now"]'), null);
+      // On a phone's width the page reflows: nothing but the tables scrolls sideways.
+      await viewer.setViewport({ width: 390, height: 844 });
+      await viewer.waitForSelector('figure.chart canvas');
+      assert.equal(await viewer.evaluate('document.documentElement.scrollWidth'), 390);
+      await viewer.screenshot({ path: path.join(OUT, 'dashboard-phone.png'), fullPage: true });
       const before = revision();
       const r = await postFromPage(viewer, '/api/services/web/restart', true);
       assert.deepEqual(r, { status: 403, body: { error: 'vic has the viewer role: this needs operator' } });
