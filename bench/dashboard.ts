@@ -36,7 +36,7 @@ function bundleSizes(): string {
   }).join(', ');
 }
 
-interface Load { overviewMs: number; chartsMs: number; bytes: number; points: number }
+interface Load { overviewMs: number; chartsMs: number; bytes: number; points: number; timeline: string }
 
 /** One cold load in a fresh context: sign in by the API (not timed), then the overview, then web's page. */
 async function coldLoad(browser: Browser, base: string): Promise<Load> {
@@ -64,7 +64,18 @@ async function coldLoad(browser: Browser, base: string): Promise<Load> {
     await svc.waitForFunction(() => performance.getEntriesByName('carte:charts-drawn').length > 0, { timeout: 30_000 });
     const chartsMs = await svc.evaluate(() => performance.getEntriesByName('carte:charts-drawn')[0]!.startTime);
     const points = Object.values(await chartPoints(svc)).reduce((a, b) => a + b, 0);
-    return { overviewMs, chartsMs, bytes, points };
+    // Where the service page's time went: each request's start → end, and the page's milestones.
+    // (A string: this file is compiled without the DOM's types.)
+    const timeline = await svc.evaluate(`(() => {
+      const nav = performance.getEntriesByType('navigation')[0];
+      const rows = ['document ' + nav.responseEnd.toFixed(0), 'domContentLoaded ' + nav.domContentLoadedEventEnd.toFixed(0)];
+      for (const r of performance.getEntriesByType('resource')) {
+        rows.push(r.name.replace(location.origin, '').replace(/[?].*metric=(\\w+).*/, '?$1') + ' ' + r.startTime.toFixed(0) + '→' + r.responseEnd.toFixed(0));
+      }
+      for (const m of performance.getEntriesByType('mark')) rows.push(m.name + ' ' + m.startTime.toFixed(0));
+      return rows.join(', ');
+    })()`) as string;
+    return { overviewMs, chartsMs, bytes, points, timeline };
   } finally {
     await context.close();
   }
@@ -95,6 +106,7 @@ try {
   console.log(`bundle: ${bundleSizes()}`);
   console.log(`overview drawn:      median ${median(ov).toFixed(0)} ms, max ${max(ov).toFixed(0)} ms (bytes moved ${median(loads.map((l) => l.bytes))})`);
   console.log(`service charts drawn: median ${median(ch).toFixed(0)} ms, max ${max(ch).toFixed(0)} ms (${median(loads.map((l) => l.points))} readings drawn), goal ≤ ${GOAL_MS} ms: ${median(ch) <= GOAL_MS ? 'met' : 'NOT met'}`);
+  if (process.env.BENCH_DETAIL === '1') console.log(`a service page's timeline (ms from navigation start): ${loads.at(-1)!.timeline}`);
 } finally {
   await browser?.close().catch(() => {});
   await e.teardown();

@@ -14,8 +14,11 @@ cd "$(dirname "$0")/.."
 #   image is built from its binary; the host service itself is not started),
 #   gcc and libc6-dev (the root tests compile a small static program that
 #   makes syscalls the seccomp profile must refuse), chromium (the dashboard's
-#   browser test drives it headless through puppeteer-core).
-packages=(runc conmon containernetworking-plugins iproute2 iptables busybox-static git wrk redis-server gcc libc6-dev chromium)
+#   browser test drives it headless through puppeteer-core), skopeo (carte
+#   pull/push speak the OCI distribution protocol through it; tests check that
+#   what carte exports loads elsewhere), docker-registry (a real registry the
+#   registry tests run on 127.0.0.1; its service is not started).
+packages=(runc conmon containernetworking-plugins iproute2 iptables busybox-static git wrk redis-server gcc libc6-dev chromium skopeo docker-registry)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then

@@ -84,7 +84,7 @@ export const auditedCommands = (): string[] => Object.keys(AUDITED);
 export const NOT_AUDITED: readonly string[] = [
   'diff', 'get', 'describe', 'history', 'events', 'status', 'alerts', 'top', 'stats', 'state verify',
   'secret list', 'secret get', 'secret seal', 'secret public-key', 'daemon', 'policy show',
-  'images', 'logs', 'version', 'user list', 'token list', 'audit',
+  'images', 'logs', 'version', 'user list', 'token list', 'audit', 'top', 'stats',
 ];
 
 /** The local root as the audit log names it: the sudo user when run through sudo, else the login name. */

@@ -81,8 +81,12 @@ describe('e2e: the dashboard in a browser', function () {
     await signIn(page, 'alice', PASSWORD);
     assert.equal(await page.$eval('header.top .who', (el) => el.textContent), 'alice operator');
     await eventually(async () => (await page.$$eval('tr[data-service=web] td', (tds) => tds.map((td) => td.textContent)))[0] === '2/2', 20_000, 'web 2/2 on the overview');
-    const cells = await page.$$eval('tr[data-service=web] td', (tds) => tds.map((td) => td.textContent));
-    assert.equal(cells[1], 'Converged');
+    const cells = () => page.$$eval('tr[data-service=web] td', (tds) => tds.map((td) => td.textContent));
+    assert.equal((await cells())[1], 'Converged');
+    // CPU needs two samples of the collector (a rate); then the row has every figure.
+    await eventually(async () => (await cells())[3] !== '—', 60_000, "web's CPU on the overview");
+    assert.match((await cells())[4]!, /^\d+(\.\d)? (KiB|MiB)$/);
+    await page.waitForSelector('section li[data-reason]');
     await shot(page, 'dashboard-overview.png');
   });
 
@@ -90,12 +94,18 @@ describe('e2e: the dashboard in a browser', function () {
     await page.click('a[href="#/services/web"]');
     await page.waitForSelector('figure.chart canvas');
     assert.deepEqual(Object.keys(await chartPoints(page)), ['CPU', 'Memory', 'Network', 'Block I/O', 'Requests']);
+    // Two readings make a line (one is a dot).
     await eventually(async () => {
       const p = await chartPoints(page);
-      return p.CPU! > 0 && p.Memory! > 0 && p.Network! > 0;
-    }, 60_000, 'readings on the CPU, memory and network charts');
-    assert.deepEqual(await page.$$eval('tr[data-instance] th', (ths) => ths.map((th) => th.firstChild?.textContent)), ['web-1', 'web-2']);
-    await shot(page, 'dashboard-service.png');
+      return p.CPU! >= 2 && p.Memory! >= 2 && p.Network! >= 2;
+    }, 90_000, 'readings on the CPU, memory and network charts');
+    assert.deepEqual(await page.$$eval('tr[data-instance] th', (ths) => ths.map((th) => th.textContent)), ['web-1', 'web-2']);
+    // An instance's logs (busybox httpd -f writes nothing: the panel says so).
+    await page.click('tr[data-instance=web-1] button.link');
+    await page.waitForSelector('section.logs h3');
+    assert.equal(await page.$eval('section.logs h3', (el) => el.textContent), 'Logs of web-1 (last 200 lines)');
+    await eventually(async () => (await page.$eval('section.logs pre', (el) => el.textContent)) === '(no output)', 10_000, 'the logs of web-1');
+    await page.click('xpath/.//section[contains(@class,"logs")]//button[text()="Close"]');
   });
 
   it('an operator restarts the service from its page and sees the event arrive on the live stream', async () => {
@@ -107,6 +117,12 @@ describe('e2e: the dashboard in a browser', function () {
     assert.equal(revision(), before + 1);
     const event = await page.waitForSelector('li[data-reason=RestartRequested]', { timeout: 20_000 });
     assert.match((await event!.evaluate((el) => el.textContent))!, new RegExp(`service/web RestartRequested revision ${before + 1}: every instance is replaced, one by one$`));
+    // The screenshot: the last 5 minutes, with the deploy and restart markers.
+    await page.select('.chart-controls select', String(5 * 60_000));
+    await page.waitForSelector('.charts[data-window="300000"]');
+    await page.waitForSelector('details.markers');
+    await page.screenshot({ path: path.join(OUT, 'dashboard-service.png'), fullPage: true });
+    if (process.env.CARTE_DOC_SCREENSHOTS === '1') fs.copyFileSync(path.join(OUT, 'dashboard-service.png'), path.join(ROOT, 'docs', 'img', 'dashboard-service.png'));
     // The overview's recent events come only from the stream (/api/events/stream).
     await page.click('nav a[href="#/"]');
     await page.waitForSelector('section li[data-reason=RestartRequested]', { timeout: 20_000 });

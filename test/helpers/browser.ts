@@ -2,7 +2,6 @@
 // Debian's /usr/bin/chromium driven by puppeteer-core (no browser download).
 // --no-sandbox because the root tiers run as root, which Chromium's sandbox refuses.
 import fs from 'node:fs';
-import net from 'node:net';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import type { E2eEnv } from './e2e.js';
 import { eventually } from './linux.js';
@@ -21,17 +20,7 @@ export function launchBrowser(): Promise<Browser> {
   });
 }
 
-/** A TCP port free on 127.0.0.1 right now (the kernel picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './metaverse.js';
 
 /** Adds a dashboard user with `carte user add`, the password piped on stdin as an admin would. */
 export async function addUser(e: E2eEnv, name: string, role: 'viewer' | 'operator' | 'admin', password: string): Promise<void> {

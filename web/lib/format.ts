@@ -3,11 +3,13 @@
 
 const DASH = '—';
 
-/** CPU in cores: 0.25 → "250m", 1.5 → "1.50", null → "—". */
+/** CPU in cores: 0.25 → "250m", 0.0004 → "0.4m" (an idle instance's few millicores still differ), 1.5 → "1.50", null → "—". */
 export function formatCpu(cores: number | null | undefined): string {
   if (cores == null || !Number.isFinite(cores)) return DASH;
-  const milli = Math.round(cores * 1000);
-  if (milli < 1000) return `${milli}m`;
+  const milli = cores * 1000;
+  if (milli === 0) return '0m';
+  if (milli < 9.95) return `${milli.toFixed(1)}m`;
+  if (Math.round(milli) < 1000) return `${Math.round(milli)}m`;
   return cores.toFixed(2);
 }
 

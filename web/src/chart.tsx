@@ -27,6 +27,8 @@ interface Props {
   columns: Columns;
   labels: string[];
   format: (v: number | null) => string;
+  /** The y axis reaches at least this (an idle service's chart is not a magnified noise of 0.3 B/s). */
+  floor: number;
   markers: Marker[];
   fromMs: number;
   toMs: number;
@@ -57,7 +59,7 @@ function markersPlugin(getMarkers: () => Marker[]): uPlot.Plugin {
   };
 }
 
-export function Chart({ title, columns, labels, format, markers, fromMs, toMs }: Props) {
+export function Chart({ title, columns, labels, format, floor, markers, fromMs, toMs }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const markersRef = useRef(markers);
@@ -74,9 +76,9 @@ export function Chart({ title, columns, labels, format, markers, fromMs, toMs }:
       width: Math.max(280, el.clientWidth),
       height: 180,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
-      scales: { x: { time: true, range: () => rangeRef.current }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+      scales: { x: { time: true, range: () => rangeRef.current }, y: { range: (_u, _min, max) => [0, Math.max(max * 1.1, floor)] } },
       // 24-hour UTC times, as the CLI and the event list print them (uPlot's default is local am/pm).
-      axes: [{ values: (_u, splits) => splits.map((v) => clockLabel(v, (splits[1] ?? v) - (splits[0] ?? v))) }, { values: (_u, splits) => splits.map((v) => format(v)), size: 70 }],
+      axes: [{ space: 80, values: (_u, splits) => splits.map((v) => clockLabel(v, (splits[1] ?? v) - (splits[0] ?? v))) }, { values: (_u, splits) => splits.map((v) => format(v)), size: 70 }],
       series: [{}, ...labels.map((label, i) => ({ label, stroke: LINE_COLORS[i % LINE_COLORS.length], width: 1.5, value: (_u: uPlot, v: number | null) => format(v), spanGaps: false }))],
       legend: { show: true },
       plugins: [markersPlugin(() => markersRef.current)],

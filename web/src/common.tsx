@@ -22,28 +22,31 @@ export interface Polled<T> {
 
 /**
  * Loads now, then again `everyMs` after each answer (never two at once: a slow
- * daemon is not piled on), and whenever `trigger` changes (a new event).
+ * daemon is not piled on). A change of `trigger` (new events) or reload() loads
+ * again at once, or right after the load in flight, whose answer is kept.
+ * A change of `deps` starts over (the old answer is dropped).
  */
 export function usePoll<T>(load: () => Promise<T>, deps: unknown[], everyMs: number, trigger?: unknown): Polled<T> {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [nonce, setNonce] = useState(0);
   const loadRef = useRef(load);
   loadRef.current = load;
+  const kick = useRef<() => void>(() => {});
   useEffect(() => {
     setData(null);
     setError(null);
-  }, deps);
-  useEffect(() => {
     let stopped = false;
     let running = false;
     let again = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const tick = async () => {
+      if (stopped) return;
       if (running) {
         again = true;
         return;
       }
+      if (timer) clearTimeout(timer);
+      timer = undefined;
       running = true;
       try {
         const d = await loadRef.current();
@@ -62,13 +65,20 @@ export function usePoll<T>(load: () => Promise<T>, deps: unknown[], everyMs: num
         void tick();
       } else timer = setTimeout(tick, everyMs);
     };
+    kick.current = () => void tick();
     void tick();
     return () => {
       stopped = true;
       if (timer) clearTimeout(timer);
+      kick.current = () => {};
     };
-  }, [...deps, nonce, trigger]);
-  const reload = useCallback(() => setNonce((n) => n + 1), []);
+  }, deps);
+  const mounted = useRef(false);
+  useEffect(() => {
+    if (mounted.current) kick.current();
+    mounted.current = true;
+  }, [trigger]);
+  const reload = useCallback(() => kick.current(), []);
   return { data, error, reload };
 }
 

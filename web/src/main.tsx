@@ -42,19 +42,33 @@ function useEventStream(): { events: EventRow[]; tick: number; live: Live } {
   const [tick, setTick] = useState(0);
   const [live, setLive] = useState<Live>('connecting');
   useEffect(() => {
-    const es = new EventSource('/api/events/stream');
+    // lastEventId=0: start with the events the daemon keeps; on a reconnect the browser's
+    // Last-Event-ID header (which the server prefers) resumes after the last one seen.
+    const es = new EventSource('/api/events/stream?lastEventId=0');
     es.onopen = () => setLive('live');
     es.onerror = () => setLive('reconnecting');
+    // Events come in bursts (the kept ones at connect, a rollout's dozen): one render and one
+    // refresh of the views per burst, not per event.
+    let pending: EventRow[] = [];
+    let flush: ReturnType<typeof setTimeout> | undefined;
     es.onmessage = (m) => {
       try {
-        const e = JSON.parse(m.data) as EventRow;
-        setEvents((list) => mergeEvents(list, [e]));
-        setTick((t) => t + 1);
+        pending.push(JSON.parse(m.data) as EventRow);
       } catch {
-        // Not an event (a comment or keep-alive): nothing to show.
+        return; // not an event: nothing to show
       }
+      flush ??= setTimeout(() => {
+        const batch = pending;
+        pending = [];
+        flush = undefined;
+        setEvents((list) => mergeEvents(list, batch));
+        setTick((t) => t + 1);
+      }, 50);
     };
-    return () => es.close();
+    return () => {
+      es.close();
+      if (flush) clearTimeout(flush);
+    };
   }, []);
   return { events, tick, live };
 }

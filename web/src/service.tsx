@@ -4,6 +4,7 @@ import { useMemo, useState } from 'preact/hooks';
 import type { Series } from '../../src/metrics/types.js';
 import type { EventRow, LogsResponse, ServiceDetail } from '../../src/web/types.js';
 import { formatByteRate, formatBytes, formatClock, formatCpu, formatPerSec, formatReady } from '../lib/format.js';
+import { VIEWER_NOTE } from '../lib/words.js';
 import { alignSeries, combine, eventConcerns, markersIn, mergeEvents, type Columns } from '../lib/series.js';
 import { get, query } from './api.js';
 import { Chart, MARKER_COLORS } from './chart.js';
@@ -21,13 +22,14 @@ interface ChartDef {
   title: string;
   metrics: Array<[metric: string, label: string]>;
   format: (v: number | null) => string;
+  floor: number;
 }
 
 const INSTANCE_CHARTS: ChartDef[] = [
-  { title: 'CPU', metrics: [['cpuCores', 'cpu']], format: formatCpu },
-  { title: 'Memory', metrics: [['memoryWorkingSetBytes', 'memory']], format: formatBytes },
-  { title: 'Network', metrics: [['netRxBytesPerSec', 'rx'], ['netTxBytesPerSec', 'tx']], format: formatByteRate },
-  { title: 'Block I/O', metrics: [['blkReadBytesPerSec', 'read'], ['blkWriteBytesPerSec', 'write']], format: formatByteRate },
+  { title: 'CPU', metrics: [['cpuCores', 'cpu']], format: formatCpu, floor: 0.01 },
+  { title: 'Memory', metrics: [['memoryWorkingSetBytes', 'memory']], format: formatBytes, floor: 1024 * 1024 },
+  { title: 'Network', metrics: [['netRxBytesPerSec', 'rx'], ['netTxBytesPerSec', 'tx']], format: formatByteRate, floor: 1024 },
+  { title: 'Block I/O', metrics: [['blkReadBytesPerSec', 'read'], ['blkWriteBytesPerSec', 'write']], format: formatByteRate, floor: 1024 },
 ];
 
 type Mode = 'total' | 'instance';
@@ -59,7 +61,9 @@ async function loadSeries(service: string, mode: Mode, instances: string[], wind
   }
   const requests = one('service', service, 'requestsPerSec');
   await Promise.all(jobs);
-  return { fromMs, toMs, names, byMetric, requests: await requests };
+  const loaded = { fromMs, toMs, names, byMetric, requests: await requests };
+  performance.mark('carte:series-loaded'); // for bench/dashboard.ts's timeline
+  return loaded;
 }
 
 function columnsFor(def: ChartDef, loaded: Loaded, mode: Mode): { columns: Columns; labels: string[] } {
@@ -136,12 +140,12 @@ export function ServicePage({ name, events, eventTick }: { name: string; events:
         </div>
         <ErrorNote error={series.error} />
         {loaded ? (
-          <div class="charts">
+          <div class="charts" data-window={loaded.toMs - loaded.fromMs}>
             {INSTANCE_CHARTS.map((def) => {
               const { columns, labels } = columnsFor(def, loaded, mode);
-              return <Chart key={`${def.title}-${loaded.names.join(',')}`} title={def.title} columns={columns} labels={labels} format={def.format} markers={markers} fromMs={loaded.fromMs} toMs={loaded.toMs} />;
+              return <Chart key={`${def.title}-${loaded.names.join(',')}`} title={def.title} columns={columns} labels={labels} format={def.format} floor={def.floor} markers={markers} fromMs={loaded.fromMs} toMs={loaded.toMs} />;
             })}
-            <Chart key="requests" title="Requests" columns={{ t: loaded.requests.t, lines: [loaded.requests.v] }} labels={['requests/s']} format={formatPerSec} markers={markers} fromMs={loaded.fromMs} toMs={loaded.toMs} />
+            <Chart key="requests" title="Requests" columns={{ t: loaded.requests.t, lines: [loaded.requests.v] }} labels={['requests/s']} format={formatPerSec} floor={1} markers={markers} fromMs={loaded.fromMs} toMs={loaded.toMs} />
           </div>
         ) : <p class="muted">Loading charts…</p>}
         {markers.length > 0 && (
@@ -163,7 +167,7 @@ function Actions({ detail, reload }: { detail: ServiceDetail; reload: () => void
   const { busy, outcome, run } = useAction(reload);
   const s = detail.service;
   const [replicas, setReplicas] = useState(String(s.desired));
-  if (!canAct) return <p class="muted role-note">You can look, not act: actions need the operator role.</p>;
+  if (!canAct) return <p class="muted role-note">{VIEWER_NOTE}</p>;
   const path = (action: string) => `/api/services/${encodeURIComponent(s.name)}/${action}`;
   return (
     <section class="actions" aria-label="Actions">
@@ -199,8 +203,8 @@ function Instances({ detail }: { detail: ServiceDetail }) {
           </thead>
           <tbody>
             {detail.instances.map((i) => (
-              <tr key={`${i.name}-${i.previous}`} data-instance={i.name}>
-                <th scope="row">{i.name}{i.previous && <span class="tag">previous</span>}</th>
+              <tr key={i.name} data-instance={i.name}>
+                <th scope="row">{i.name}</th>
                 <td>{i.state}</td>
                 <td>{i.ready ? 'yes' : 'no'}</td>
                 <td class="num">{i.restarts}</td>

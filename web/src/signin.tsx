@@ -2,9 +2,8 @@
 // default password): the page says the one command that creates the first admin.
 import { useState } from 'preact/hooks';
 import type { SessionInfo } from '../../src/web/types.js';
+import { FIRST_USER_COMMAND } from '../lib/words.js';
 import { post } from './api.js';
-
-export const FIRST_USER_COMMAND = 'carte user add NAME --role admin';
 
 export function SignIn({ usersExist, onSignedIn }: { usersExist: boolean; onSignedIn: (s: SessionInfo) => void }) {
   const [name, setName] = useState('');

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { formatByteRate, formatBytes, formatClock, formatCpu, formatPerSec, formatReady } from '../../../web/lib/format.js';
 
 describe('web: how the page writes figures', () => {
-  it('CPU in millicores below one core, in cores above, a dash without a reading', () => {
-    assert.deepEqual([0, 0.0004, 0.25, 0.9996, 1, 1.5, null, undefined, NaN].map(formatCpu),
-      ['0m', '0m', '250m', '1.00', '1.00', '1.50', '—', '—', '—']);
+  it('CPU in millicores below one core (tenths below 10m), in cores above, a dash without a reading', () => {
+    assert.deepEqual([0, 0.00004, 0.0004, 0.0012, 0.00999, 0.01, 0.25, 0.9996, 1, 1.5, null, undefined, NaN].map(formatCpu),
+      ['0m', '0.0m', '0.4m', '1.2m', '10m', '10m', '250m', '1.00', '1.00', '1.50', '—', '—', '—']);
   });
 
   it('bytes in binary units like manifests', () => {
