@@ -6,7 +6,8 @@
 // cannot be read or does not fit (damaged, other tiers, other version) is
 // reported and ignored: history starts empty, the daemon starts anyway.
 import fs from 'node:fs/promises';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gunzipSync, gzip, gzipSync } from 'node:zlib';
 import { writeFileDurably } from '../util/durable-json-file.js';
 import { FIELDS, type History, type SeriesData } from './history.js';
 import type { SeriesKind } from './types.js';
@@ -31,14 +32,21 @@ interface FileShape {
 
 const b64 = (a: Float64Array | Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 
-/** The history as the file's bytes. */
-export function encodeHistory(h: History): Buffer {
+const gzipAsync = promisify(gzip);
+
+/** The file's JSON before compression. */
+function historyJson(h: History): string {
   const shape: FileShape = {
     version: PERSIST_VERSION,
     tiers: h.tiers.map((t) => ({ stepMs: t.stepMs, spanMs: t.spanMs })),
     series: h.all().map((s) => ({ kind: s.kind, name: s.name, lastAt: s.lastAt, open: s.open, gone: s.gone, rings: s.rings.map((r) => ({ times: b64(r.times), values: b64(r.values) })) })),
   };
-  return gzipSync(JSON.stringify(shape), { level: 6 });
+  return JSON.stringify(shape);
+}
+
+/** The history as the file's bytes. */
+export function encodeHistory(h: History): Buffer {
+  return gzipSync(historyJson(h), { level: 6 });
 }
 
 /** Series from the file's bytes, checked against the history's tiers; throws a sentence saying what is wrong. */
@@ -70,7 +78,9 @@ export function decodeHistory(bytes: Buffer, h: History): SeriesData[] {
 }
 
 export async function saveHistory(file: string, h: History): Promise<number> {
-  const bytes = encodeHistory(h);
+  // Compressed in libuv's thread pool: a week of 50 instances is several MB, and the daemon's
+  // event loop also runs the gateway, which should not stall for it.
+  const bytes = await gzipAsync(historyJson(h), { level: 6 });
   await writeFileDurably(file, bytes);
   return bytes.byteLength;
 }
