@@ -6,7 +6,7 @@
 //    (goal ≤ 1 %);
 //  - the history's memory for 50 instances over 7 days (every tier full):
 //    its own count and the process's ArrayBuffer growth (goal ≤ 10 MB);
-//  - the history file: its size full, written every 10 min and at stop, so
+//  - the history file: its size full, written every hour and at stop, so
 //    bytes written per hour, for idle instances (their real readings replayed)
 //    and, as a worst case, for readings that change at every sample.
 import fs from 'node:fs';
@@ -89,7 +89,7 @@ try {
   const saveMs = performance.now() - t0;
   loop.disable();
   const noisy = encodeHistory(fill(true)).byteLength;
-  const writesPerHour = 6; // every 10 min; plus one per clean stop
+  const writesPerHour = 1; // every hour; plus one per clean stop
   console.log(`history file, idle instances: ${MB(size)} (written in ${saveMs.toFixed(0)} ms, the event loop held at most ${(loop.max / 1e6).toFixed(0)} ms) × ${writesPerHour}/h = ${MB(size * writesPerHour)} written per hour`);
   console.log(`history file, readings changing at every sample (worst case): ${MB(noisy)} × ${writesPerHour}/h = ${MB(noisy * writesPerHour)} per hour`);
   fs.rmSync(file, { force: true });
