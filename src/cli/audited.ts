@@ -82,7 +82,7 @@ export const auditedCommands = (): string[] => Object.keys(AUDITED);
  * has to choose.
  */
 export const NOT_AUDITED: readonly string[] = [
-  'diff', 'get', 'describe', 'history', 'events', 'status', 'alerts', 'state verify',
+  'diff', 'get', 'describe', 'history', 'events', 'status', 'alerts', 'top', 'stats', 'state verify',
   'secret list', 'secret get', 'secret seal', 'secret public-key', 'daemon', 'policy show',
   'images', 'image export', 'logs', 'version', 'user list', 'token list', 'audit', 'top', 'stats',
 ];
