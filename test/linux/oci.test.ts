@@ -231,4 +231,19 @@ sys.stdout.buffer.write(buf.getvalue())
     assert.equal(fs.existsSync('/tmp/carte-oci-escape'), false);
     assert.deepEqual(storeListing(host), before);
   });
+  it('a plain rootfs tarball is detected as one, and keeps absolute link targets (bin/sh -> /bin/busybox runs)', async () => {
+    const root = path.join(work, 'rootfs');
+    fs.mkdirSync(path.join(root, 'bin'), { recursive: true });
+    fs.copyFileSync('/bin/busybox', path.join(root, 'bin/busybox'));
+    fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+    fs.symlinkSync('/bin/busybox', path.join(root, 'bin/sh'));
+    const file = path.join(work, 'rootfs.tar');
+    fs.writeFileSync(file, tarOf(root));
+    await assert.rejects(importImageArchive(host.driver.images, file, undefined), { message: `${file} is a plain rootfs archive, which names no image; give one with -t NAME:TAG` });
+    const left: string[] = [];
+    const image = await importImageArchive(host.driver.images, file, 'test/rootfs-abs:1', { onLeftOut: (l) => left.push(l) });
+    assert.deepEqual([image.format, left], ['rootfs', []]);
+    assert.equal(fs.readlinkSync(path.join(host.driver.images.layerPath(image.layers[0]!), 'bin/sh')), '/bin/busybox');
+    assert.match(await runAndRead('rootfs-1', 'test/rootfs-abs:1', 'echo via-sh; echo END'), /stdout: via-sh\nstdout: END/);
+  });
 });

@@ -85,7 +85,7 @@ export async function unpackLayer(blob: string, compression: Compression, dest: 
   // Symbolic links are made after node-tar is done, with their targets as
   // written: node-tar makes absolute targets relative and drops those
   // climbing above the layer, both fine in a container's root.
-  const links = new Map<string, { target: string; uid: number; gid: number }>();
+  const links = new Map<string, DeferredLink>();
   const unpack = new tar.Unpack({
     cwd: dest,
     preserveOwner: true,
@@ -130,13 +130,8 @@ export async function unpackLayer(blob: string, compression: Compression, dest: 
     await fsp.chmod(full, r.mode);
   }
   for (const [rel, l] of links) {
-    const full = await insideLayer(dest, rel, what);
-    const st = await fsp.lstat(full).catch(() => null);
-    if (st?.isDirectory()) throw new CarteError('image', `${what} holds "${rel}" both as a symbolic link and as a folder`);
-    if (st) await fsp.unlink(full);
-    await fsp.mkdir(path.dirname(full), { recursive: true, mode: 0o755 });
-    await fsp.symlink(l.target, full);
-    await fsp.lchown(full, l.uid, l.gid);
+    const why = await placeSymlink(dest, rel, l);
+    if (why !== null) throw new CarteError('image', `${what} holds ${why}`);
   }
   for (const dir of opaque) {
     const full = await insideLayer(dest, dir, what);
@@ -153,6 +148,36 @@ export async function unpackLayer(blob: string, compression: Compression, dest: 
     await makeWhiteout(full);
   }
   return { diffId: hash.digest('hex'), bytes };
+}
+
+export interface DeferredLink {
+  target: string;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * Makes the symbolic link `rel` → `link.target` in an unpacked tree, after
+ * the rest of it (so nothing was written through it). Returns why it could
+ * not (completing "… holds …"), or null.
+ */
+export async function placeSymlink(dest: string, rel: string, link: DeferredLink): Promise<string | null> {
+  const parts = rel.split('/').filter((p) => p && p !== '.');
+  if (!parts.length || parts.includes('..')) return `"${rel}", which climbs out with ".."`;
+  let at = dest;
+  for (const part of parts.slice(0, -1)) {
+    at = path.join(at, part);
+    const st = await fsp.lstat(at).catch(() => null);
+    if (st?.isSymbolicLink()) return `"${rel}", below ${path.relative(dest, at)}, a symbolic link`;
+  }
+  const full = path.join(dest, ...parts);
+  const st = await fsp.lstat(full).catch(() => null);
+  if (st?.isDirectory()) return `"${rel}" both as a symbolic link and as a folder`;
+  if (st) await fsp.unlink(full);
+  await fsp.mkdir(path.dirname(full), { recursive: true, mode: 0o755 });
+  await fsp.symlink(link.target, full);
+  await fsp.lchown(full, link.uid, link.gid);
+  return null;
 }
 
 /** The host path of `rel` in the layer, refusing when a folder on the way is a symbolic link (it would lead out). */
