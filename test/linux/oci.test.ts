@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { exportOciArchive, importImageArchive, importOciLayout } from '../../src/drivers/linux/images/oci.js';
+import { exportOciArchive, exportOciLayout, importImageArchive, importOciLayout } from '../../src/drivers/linux/images/oci.js';
 import { BUSYBOX_CARTEFILE, buildImage, eventually, instance, logText, makeTestHost, requireRoot, type TestHost } from '../helpers/linux.js';
 import { tempDir } from '../helpers/paths.js';
 
@@ -104,6 +104,9 @@ describe('linux driver: OCI images', function () {
     const inspect = JSON.parse(execFileSync('skopeo', ['inspect', `oci-archive:${file}`]).toString()) as { Digest: string; Layers: string[]; Os: string; Architecture: string };
     assert.equal(inspect.Digest, first.manifestDigest);
     assert.deepEqual([inspect.Os, inspect.Architecture, inspect.Layers.length], ['linux', 'amd64', 3]);
+    const layout = path.join(work, 'export-layout');
+    assert.deepEqual(await exportOciLayout(host.driver.images, 'test/busybox:1', layout), { manifestDigest: first.manifestDigest });
+    assert.equal(JSON.parse(execFileSync('skopeo', ['inspect', `oci:${layout}:test/busybox:1`]).toString()).Digest, first.manifestDigest, 'skopeo finds it by name in a layout');
     const dirCopy = path.join(work, 'dir-copy');
     execFileSync('skopeo', ['copy', '-q', `oci-archive:${file}`, `dir:${dirCopy}`]);
     assert.ok(fs.existsSync(path.join(dirCopy, 'manifest.json')));

@@ -329,9 +329,9 @@ export async function exportOciLayout(images: ImageStore, ref: string, layoutDir
     if (parsed.kind !== 'index') throw fail(`${indexFile} is not an image index; export into an empty folder`);
     index = parsed.index;
   }
-  const tag = name?.slice(name.lastIndexOf(':') + 1);
-  const annotations = name ? { [IMAGE_NAME]: name, [REF_NAME]: tag! } : undefined;
-  index.manifests = index.manifests.filter((d) => !name || d.annotations?.[REF_NAME] !== tag);
+  // ref.name holds the whole name:tag, as skopeo writes it (so `skopeo copy oci:DIR:NAME:TAG …` finds it).
+  const annotations = name ? { [IMAGE_NAME]: name, [REF_NAME]: name } : undefined;
+  index.manifests = index.manifests.filter((d) => !name || d.annotations?.[REF_NAME] !== name);
   index.manifests.push({ mediaType: MEDIA.ociManifest, digest: m.digest, size: m.size, platform: { architecture: 'amd64', os: 'linux' }, ...(annotations ? { annotations } : {}) });
   await fsp.writeFile(path.join(layoutDir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   await fsp.writeFile(indexFile, JSON.stringify(index));
