@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import * as tar from 'tar';
@@ -40,20 +40,25 @@ export async function sha256File(file: string): Promise<{ hex: string; size: num
   return { hex: hash.digest('hex'), size };
 }
 
-/** The blob's content, decompressed. zstd goes through the zstd tool (Node 20's zlib has none). */
-function decompressed(blob: string, compression: Compression): { stream: Readable; done: Promise<void> } {
+/**
+ * The blob's content, decompressed, as pipeline stages (so a read or
+ * decompression error fails the pipeline). zstd goes through the zstd tool
+ * (Node 20's zlib has none); `done` settles when it has exited.
+ */
+function decompressed(blob: string, compression: Compression, what: string): { stages: NodeJS.ReadWriteStream[] | NodeJS.ReadableStream[]; done: Promise<void> } {
   const source = fs.createReadStream(blob);
-  if (compression === 'none') return { stream: source, done: Promise.resolve() };
-  if (compression === 'gzip') return { stream: source.pipe(zlib.createGunzip()).on('error', () => {}), done: Promise.resolve() };
+  if (compression === 'none') return { stages: [source], done: Promise.resolve() };
+  if (compression === 'gzip') return { stages: [source, zlib.createGunzip()], done: Promise.resolve() };
   const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  source.pipe(child.stdin).on('error', () => {});
   const done = new Promise<void>((resolve, reject) => {
-    child.on('error', (e: NodeJS.ErrnoException) => reject(new CarteError('image', e.code === 'ENOENT' ? 'zstd layers need the zstd tool (Debian package zstd; scripts/setup.sh installs it)' : `zstd failed: ${e.message}`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new CarteError('image', `not valid zstd data (${stderr.trim() || `zstd exited ${code}`})`))));
+    child.on('error', (e: NodeJS.ErrnoException) => reject(new CarteError('image', e.code === 'ENOENT' ? `${what} is zstd-compressed, which needs the zstd tool (Debian package zstd; scripts/setup.sh installs it)` : `${what}: zstd failed: ${e.message}`)));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new CarteError('image', `${what} is not valid zstd data (${stderr.trim() || `zstd exited ${code}`})`))));
   });
-  return { stream: child.stdout, done };
+  // The feeding side ends when zstd exits early (bad data): its error is the exit status above.
+  pipeline(source, child.stdin).catch(() => {});
+  return { stages: [child.stdout], done };
 }
 
 interface Recorded {
@@ -114,9 +119,9 @@ export async function unpackLayer(blob: string, compression: Compression, dest: 
       if (code !== 'TAR_ENTRY_INFO') refusal ??= `an entry that could not be unpacked (${message})`;
     },
   });
-  const { stream, done } = decompressed(blob, compression);
+  const { stages, done } = decompressed(blob, compression, what);
   try {
-    await Promise.all([pipeline(stream, counter, unpack), done]);
+    await Promise.all([pipeline([...stages, counter, unpack as unknown as NodeJS.WritableStream]), done]);
   } catch (e) {
     if (e instanceof CarteError) throw e;
     throw new CarteError('image', `${what} is not a readable tar archive (${(e as Error).message})`, { cause: e });
