@@ -18,8 +18,9 @@ cd "$(dirname "$0")/.."
 #   pull/push speak the OCI distribution protocol through it; tests check that
 #   what carte exports loads elsewhere), docker-registry (a real registry the
 #   registry tests run on 127.0.0.1; its service is not started), attr
-#   (getfattr: a RUN step's layer keeps overlayfs opaque folders, read into its digest).
-packages=(runc conmon containernetworking-plugins iproute2 iptables busybox-static git wrk redis-server gcc libc6-dev chromium skopeo docker-registry attr)
+#   (setfattr/getfattr: overlayfs opaque folders in OCI layers and RUN steps' layers) and zstd
+#   (zstd-compressed OCI layers; Node 20 has no zstd).
+packages=(runc conmon containernetworking-plugins iproute2 iptables busybox-static git wrk redis-server gcc libc6-dev chromium skopeo docker-registry attr zstd)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then

@@ -21,7 +21,6 @@ import type { Logger } from '../../log.js';
 import { removeCgroup, type CgroupLayout } from './cgroups.js';
 import type { Runner } from './exec.js';
 import { readImageFile } from './image-file.js';
-import { isWhiteout } from './images/store.js';
 import { mountOverlay, unmountAll } from './rootfs.js';
 import { buildSpec, resolveEnv, resolveUser, type Rlimit } from './spec.js';
 
@@ -245,6 +244,11 @@ export class BuildSandbox {
     }
     return { removed, failures };
   }
+}
+
+/** An overlayfs whiteout: a character device with device number 0/0. */
+function isWhiteout(st: fs.Stats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0;
 }
 
 /**

@@ -228,7 +228,7 @@ export class ImageBuilder {
               progress(`${prefix} → no changes`);
               break;
             }
-            const layer = await this.images.addLayer(run.upper, { overlay: true });
+            const layer = await this.images.addLayer(run.upper);
             layers.push(layer.digest);
             cache[key] = layer.digest;
             progress(`${prefix} → layer ${layer.digest.slice(0, 12)} (${formatSize(layer.size)})`);

@@ -7,12 +7,6 @@
 // A layer's digest is the sha256 of a canonical listing of its tree (path,
 // type, mode, symlink target, content sha256), so the same files always make
 // the same layer, whatever their mtimes, and each layer is stored once.
-// A layer made by a RUN step is an overlayfs upper folder: it may hold
-// whiteouts (character devices 0/0: "deleted below") and opaque folders
-// (xattr trusted.overlay.opaque=y: "hides what is below"); both are in the
-// listing, so they are part of what makes the layer. A tree without them
-// lists exactly as before, so existing digests do not change.
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -20,6 +14,7 @@ import path from 'node:path';
 import { CarteError, NotFoundError } from '../../../errors.js';
 import { DurableJsonFile } from '../../../util/durable-json-file.js';
 import { acquireLock } from '../../../util/lock.js';
+import { opaqueDirs } from './overlay-marks.js';
 
 export interface ImageConfig {
   env: string[];
@@ -58,38 +53,19 @@ export function normalizeRef(ref: string): string {
   return withTag;
 }
 
-/** Folders of `root` (relative, posix) that overlayfs marks opaque; read with getfattr (package attr). */
-export async function opaqueFolders(root: string): Promise<Set<string>> {
-  const out = await new Promise<string>((resolve, reject) => {
-    execFile('getfattr', ['-R', '-h', '--absolute-names', '-d', '-m', '^trusted\\.overlay\\.opaque$', root], { maxBuffer: 64 * 2 ** 20 }, (err, stdout) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(new CarteError('image', 'getfattr is not installed: run "make setup" (package attr)'));
-      else if (err && !stdout) reject(new CarteError('image', `getfattr failed on ${root}: ${err.message}`));
-      else resolve(stdout);
-    });
-  });
-  const found = new Set<string>();
-  let file: string | null = null;
-  for (const line of out.split('\n')) {
-    if (line.startsWith('# file: ')) file = line.slice(8).replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    else if (file !== null && line === 'trusted.overlay.opaque="y"') found.add(path.relative(root, file).split(path.sep).join('/'));
-  }
-  return found;
-}
-
-/** An overlayfs whiteout: a character device with device number 0/0. */
-export function isWhiteout(st: fs.Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
-}
-
 /**
- * Walks a tree in a fixed order and hashes what makes it this tree. With
- * `overlay` (a RUN step's upper folder), whiteouts and opaque folders are
- * listed too; other trees never have them.
+ * Walks a tree in a fixed order and hashes what makes it this tree. Lines
+ * only some trees have are added only when present, so the digest of a
+ * plain tree (root-owned, no whiteouts, no opaque folders: every carte build
+ * before OCI images) is what it always was: an owner other than root:root, a
+ * character device (overlayfs whiteouts, from OCI layers and RUN steps), and
+ * the opaque mark of a folder each add to the line of their entry.
  */
-export async function treeDigest(root: string, opts: { overlay?: boolean } = {}): Promise<{ digest: string; size: number }> {
+export async function treeDigest(root: string): Promise<{ digest: string; size: number }> {
   const hash = createHash('sha256');
-  const opaque = opts.overlay ? await opaqueFolders(root) : new Set<string>();
   let size = 0;
+  const opaque = await opaqueDirs(root);
+  const owner = (st: fs.Stats) => (st.uid === 0 && st.gid === 0 ? '' : ` u${st.uid}:${st.gid}`);
   const walk = async (rel: string): Promise<void> => {
     const entries = (await fsp.readdir(path.join(root, rel), { withFileTypes: true })).map((e) => e.name).sort();
     for (const name of entries) {
@@ -98,17 +74,17 @@ export async function treeDigest(root: string, opts: { overlay?: boolean } = {})
       const st = await fsp.lstat(full);
       const mode = (st.mode & 0o7777).toString(8);
       if (st.isSymbolicLink()) {
-        hash.update(`L ${relPath} ${mode} ${await fsp.readlink(full)}\n`);
+        hash.update(`L ${relPath} ${mode} ${await fsp.readlink(full)}${owner(st)}\n`);
       } else if (st.isDirectory()) {
-        hash.update(`D ${relPath} ${mode}${opaque.has(relPath) ? ' opaque' : ''}\n`);
+        hash.update(`D ${relPath} ${mode}${owner(st)}${opaque.has(relPath) ? ' opaque' : ''}\n`);
         await walk(relPath);
       } else if (st.isFile()) {
         const content = createHash('sha256');
         for await (const chunk of fs.createReadStream(full)) content.update(chunk as Buffer);
-        hash.update(`F ${relPath} ${mode} ${content.digest('hex')}\n`);
+        hash.update(`F ${relPath} ${mode} ${content.digest('hex')}${owner(st)}\n`);
         size += st.size;
-      } else if (opts.overlay && isWhiteout(st)) {
-        hash.update(`W ${relPath}\n`);
+      } else if (st.isCharacterDevice()) {
+        hash.update(`C ${relPath} ${mode} ${Math.floor(st.rdev / 256) & 0xfff},${(st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)}${owner(st)}\n`);
       }
     }
   };
@@ -149,8 +125,8 @@ export class ImageStore {
   }
 
   /** Turns a staged tree into a layer (or drops it when that layer already exists). Returns its digest. */
-  async addLayer(staged: string, opts: { overlay?: boolean } = {}): Promise<{ digest: string; size: number; reused: boolean }> {
-    const { digest, size } = await treeDigest(staged, opts);
+  async addLayer(staged: string): Promise<{ digest: string; size: number; reused: boolean }> {
+    const { digest, size } = await treeDigest(staged);
     if (this.hasLayer(digest)) {
       await fsp.rm(staged, { recursive: true, force: true });
       return { digest, size, reused: true };
@@ -206,7 +182,7 @@ export class ImageStore {
     const looksLikeId = /^[0-9a-f]{12,64}$/.test(ref);
     let id: string | undefined = looksLikeId ? undefined : refs[normalizeRef(ref)];
     if (looksLikeId) id = (await fsp.readdir(this.imagesDir)).find((f) => f.startsWith(ref) && f.endsWith('.json'))?.slice(0, -5);
-    if (!id) throw new NotFoundError(`image "${ref}" not found (build it with "carte build -t ${ref} DIR", or import a rootfs with "carte image import FILE.tar ${ref}")`);
+    if (!id) throw new NotFoundError(`image "${ref}" not found (build it with "carte build -t ${ref} DIR", or import one with "carte image import FILE -t ${ref}")`);
     try {
       return JSON.parse(await fsp.readFile(path.join(this.imagesDir, `${id}.json`), 'utf8')) as ImageRecord;
     } catch {
