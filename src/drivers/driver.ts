@@ -162,6 +162,8 @@ export interface ExecOptions {
 export interface BuildPolicy {
   /** Host folders its `COPY --from=host` may read; absent: the driver's own setting. */
   hostCopyPrefixes?: readonly string[];
+  /** More tags for the built image (a Git source's build: `carte-build/NAME:<commit>`). */
+  alsoTag?: readonly string[];
 }
 
 /** What remove() or gc() could not clean, step by step; empty means clean. */

@@ -15,6 +15,8 @@ export interface DesiredService {
   source: string;
   /** `carte stop SERVICE`: held at zero instances until started again. */
   suspended: boolean;
+  /** The Git commit its revision was read at (a Git source); its built image is also tagged with it. */
+  commit?: string | null;
 }
 
 /** Labels carte puts on the instances it manages; they carry what must survive a daemon restart. */

@@ -78,7 +78,7 @@ export interface PassResult {
 
 export function desiredServices(data: Readonly<StateData>): DesiredService[] {
   return Object.values(data.services).map((s) => ({
-    name: s.name, spec: { ...s.revision.spec, replicas: scaledReplicas(s) }, templateHash: s.revision.templateHash, revision: s.revision.revision, source: s.source, suspended: s.suspended === true,
+    name: s.name, spec: { ...s.revision.spec, replicas: scaledReplicas(s) }, templateHash: s.revision.templateHash, revision: s.revision.revision, source: s.source, suspended: s.suspended === true, commit: s.revision.commit,
   }));
 }
 
@@ -474,7 +474,9 @@ export class Reconciler {
   private async image(svc: DesiredService): Promise<string> {
     if (svc.spec.image) return svc.spec.image;
     const tag = `carte-build/${svc.name}:${svc.templateHash.slice(0, 12)}`;
-    await this.driver.ensureImage(svc.spec.build!, tag, { hostCopyPrefixes: this.hostCopyPrefixes?.(svc.source) });
+    // Built from the commit's own tree (see sources/git.ts), and tagged with it: `carte images` says which commit made it.
+    const alsoTag = svc.commit ? [`carte-build/${svc.name}:${svc.commit.slice(0, 12)}`] : [];
+    await this.driver.ensureImage(svc.spec.build!, tag, { hostCopyPrefixes: this.hostCopyPrefixes?.(svc.source), alsoTag });
     return tag;
   }
 

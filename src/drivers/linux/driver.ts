@@ -184,7 +184,8 @@ export class LinuxDriver implements Driver {
   }
 
   async ensureImage(build: { context: string; cartefile: string; args: Record<string, string> }, tag: string, opts: BuildPolicy = {}): Promise<void> {
-    await this.builder.build({ context: build.context, cartefile: build.cartefile, args: build.args, tag, hostCopyPrefixes: opts.hostCopyPrefixes });
+    const built = await this.builder.build({ context: build.context, cartefile: build.cartefile, args: build.args, tag, hostCopyPrefixes: opts.hostCopyPrefixes });
+    for (const t of opts.alsoTag ?? []) await this.images.save(built.image.config, built.image.layers, t);
   }
 
   /** conmon writes each exit into the run folder; any change there may be an instance ending. */
