@@ -73,6 +73,7 @@ describe('e2e: build from the Git commit', function () {
     const good = e.state().services.site!.revision.revision;
     const sha = remote.commitFiles({ 'app/Cartefile': cartefile('RUN echo broken; busybox false'), 'app/index.txt': 'version 3\n' }, 'site v3, broken');
     const warning = await eventually(async () => e.state().events.find((ev) => ev.type === 'Warning' && ev.object === 'service/site' && ev.message.includes('RUN echo broken; busybox false')), 60_000, 'the build failure event');
+    assert.equal(warning.reason, 'CreateFailed');
     assert.match(warning.message, /app\/Cartefile:3: RUN echo broken; busybox false: the command exited with code 1 \(step 3\/6\)/);
     assert.equal(e.state().services.site!.revision.commit, sha, 'the new revision is stored');
     assert.ok(e.state().services.site!.revision.revision > good);
