@@ -120,6 +120,25 @@ RUN busybox ls /sys/class/net; echo | busybox nc ${address} ${port} 2>/dev/null;
     assert.deepEqual(traces(h), CLEAN);
   });
 
+  it('runs RUN like an instance: seccomp on, the instances\' capabilities, as USER, in WORKDIR, with ENV and ARG; a Dockerfile builds with -f', async () => {
+    const h = host();
+    await h.driver.create(instance('caps-1', { command: ['/bin/sh', '-c', 'exec busybox sleep 3600'] }));
+    const status = (await execOut(h, 'caps-1', ['/bin/sh', '-c', 'busybox grep -E "^(CapEff|Seccomp|NoNewPrivs):" /proc/self/status'])).out;
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), `FROM test/busybox:1
+ARG GREETING=hello
+ENV WHO=world
+WORKDIR /work
+RUN busybox grep -E "^(CapEff|Seccomp|NoNewPrivs):" /proc/self/status; busybox pwd; echo "$GREETING $WHO"
+USER 1000:1000
+RUN busybox id -u; busybox id -g
+`);
+    const lines: string[] = [];
+    await h.driver.builder.build({ context: ctx, cartefile: 'Dockerfile', tag: 'test/asinstance:1', onProgress: (l) => lines.push(l) });
+    const out = lines.filter((l) => l.startsWith('  | ')).map((l) => l.slice(4));
+    assert.deepEqual(out, [...status.trim().split('\n'), '/work', 'hello world', '1000', '1000']);
+    assert.match(status, /^Seccomp:\s+2$/m);
+  });
+
   it('sweeps what a builder killed with -9 in the middle of a RUN left: container, mounts, cgroup, folder', async () => {
     fs.writeFileSync(path.join(ctx, 'Cartefile'), 'FROM test/busybox:1\nRUN echo started; busybox sleep 600\n');
     const h = host();
