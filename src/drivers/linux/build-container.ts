@@ -236,7 +236,10 @@ export class BuildSandbox {
         const owner = JSON.parse(await fsp.readFile(path.join(this.dir, id, 'owner.json'), 'utf8')) as { pid: number; start: string | null };
         if (owner.start !== null && processStart(owner.pid) === owner.start) continue;
       } catch {
-        // No owner file: a folder cut short before it was written, or a container without a folder.
+        // No owner file: a folder cut short before it was written, or a container without a folder;
+        // a folder made in the last minute may be a live builder's between mkdir and writing it.
+        const st = await fsp.stat(path.join(this.dir, id)).catch(() => null);
+        if (st && Date.now() - st.mtimeMs < 60_000) continue;
       }
       const left = await this.removeBuild(id);
       if (left.length) failures.push(...left);
