@@ -90,7 +90,10 @@ async function storeImage(images: ImageStore, layers: LayerSource[], config: Ima
       onProgress(`${l.what}: unpacked ${bytes} bytes, sha256:${diffId.slice(0, 12)} verified`);
     }
     const digests: string[] = [];
-    while (staged.length) digests.push((await images.addLayer(staged.shift()!)).digest);
+    while (staged.length) {
+      digests.push((await images.addLayer(staged[0]!)).digest);
+      staged.shift(); // added (renamed into the store), no longer ours to remove
+    }
     return await images.save(config, digests, ref);
   } finally {
     await Promise.all(staged.map((d) => fsp.rm(d, { recursive: true, force: true })));
