@@ -79,6 +79,7 @@ interface LayerSource {
  */
 async function storeImage(images: ImageStore, layers: LayerSource[], config: ImageConfig, tag: string, onProgress: (line: string) => void): Promise<ImageRecord> {
   const ref = normalizeRef(tag);
+  if (process.getuid?.() !== 0) throw fail('importing an OCI or docker image needs root: its layers keep their owners, and whiteouts are device nodes (run it with sudo)');
   const staged: string[] = [];
   try {
     for (const l of layers) {
