@@ -1,10 +1,14 @@
 // The composition root for the Linux driver: the one place the CLI builds
 // it, from CARTE_HOME and the environment. Everything else sees `Driver`.
+import path from 'node:path';
 import { CarteError } from '../errors.js';
 import { checkHostTools, LinuxDriver } from '../drivers/linux/driver.js';
 import { Runner } from '../drivers/linux/exec.js';
 import { ImageBuilder } from '../drivers/linux/images/build.js';
 import { ImageStore } from '../drivers/linux/images/store.js';
+import type { RegistryAccess } from '../drivers/linux/images/registry.js';
+import { HomePaths, REGISTRY_RUN_DIR } from '../drivers/linux/records.js';
+import { RegistryCredentials } from '../registry/credentials.js';
 import type { ServerPolicy } from '../policy/policy.js';
 import type { Context } from './context.js';
 
@@ -51,4 +55,18 @@ export async function imageTools(ctx: Context, opts: { builds?: boolean } = {}):
   const images = new ImageStore(ctx.home);
   const hostCopyPrefixes = opts.builds ? (await ctx.policy()).builds.hostCopyPrefixes : undefined;
   return { images, builder: new ImageBuilder(images, new Runner(ctx.log), { hostCopyPrefixes }) };
+}
+
+/**
+ * How this process reaches registries: logins from the secrets key
+ * (`carte login`), plain HTTP on loopback and on `insecure` (the daemon
+ * config's registries.insecure), authfiles on the run tmpfs.
+ */
+export function registryAccess(ctx: Context, insecure: readonly string[] = []): RegistryAccess {
+  const credentials = new RegistryCredentials(ctx.home, () => ctx.vault().key());
+  return {
+    insecure,
+    credential: (registry) => credentials.get(registry),
+    authRoot: path.join(new HomePaths(ctx.home).runRoot, REGISTRY_RUN_DIR),
+  };
 }
