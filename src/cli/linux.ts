@@ -30,7 +30,7 @@ export function driverSettings() {
  * created while CARTE_HOME's filesystem has less free space than its
  * disk.reserve. Other commands do not read the policy.
  */
-export async function linuxDriver(ctx: Context, opts: { underPolicy?: boolean | (() => ServerPolicy) } = {}): Promise<LinuxDriver> {
+export async function linuxDriver(ctx: Context, opts: { underPolicy?: boolean | (() => ServerPolicy); insecureRegistries?: readonly string[] } = {}): Promise<LinuxDriver> {
   if (process.getuid?.() !== 0) {
     throw new CarteError('driver', 'running containers needs root (namespaces, mounts, cgroups): run carte as root');
   }
@@ -47,6 +47,7 @@ export async function linuxDriver(ctx: Context, opts: { underPolicy?: boolean | 
     home: ctx.home, log: ctx.log, ...settings,
     hostCopyPrefixes: current?.().builds.hostCopyPrefixes,
     diskReserveBytes: current ? () => current!().rules.disk.reserveBytes : undefined,
+    registry: registryAccess(ctx, opts.insecureRegistries),
   });
 }
 

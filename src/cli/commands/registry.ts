@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { CarteError, UsageError } from '../../errors.js';
 import { formatSize } from '../../drivers/linux/images/build.js';
-import { allowsPlainHttp } from '../../drivers/linux/images/reference.js';
+import { allowsPlainHttp } from '../../schema/image-reference.js';
 import { pullImage, pushImage } from '../../drivers/linux/images/registry.js';
 import { runSkopeo } from '../../drivers/linux/images/skopeo.js';
 import { normalizeRef } from '../../drivers/linux/images/store.js';

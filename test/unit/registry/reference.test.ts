@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { allowsPlainHttp, defaultPullPolicy, isRegistryReference, localName, parseReference, remoteName } from '../../../src/drivers/linux/images/reference.js';
+import { allowsPlainHttp, defaultPullPolicy, isRegistryReference, localName, parseReference, remoteName } from '../../../src/schema/image-reference.js';
 import { selectPlatform } from '../../../src/drivers/linux/images/registry.js';
 import { skopeoMessage } from '../../../src/drivers/linux/images/skopeo.js';
 import { normalizeRef } from '../../../src/drivers/linux/images/store.js';

@@ -8,7 +8,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { CarteError } from '../../../errors.js';
 import { exportOciLayout, importOciLayout } from './oci.js';
-import { allowsPlainHttp, localName, mustParseReference, remoteName, type ImageReference } from './reference.js';
+import { allowsPlainHttp, localName, mustParseReference, remoteName, type ImageReference } from '../../../schema/image-reference.js';
 import { runSkopeo, type SkopeoCredential } from './skopeo.js';
 import type { ImageRecord, ImageStore } from './store.js';
 

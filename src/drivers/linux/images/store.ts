@@ -14,7 +14,7 @@ import path from 'node:path';
 import { CarteError, NotFoundError } from '../../../errors.js';
 import { DurableJsonFile } from '../../../util/durable-json-file.js';
 import { acquireLock } from '../../../util/lock.js';
-import { localName, parseReference } from './reference.js';
+import { localName, parseReference } from '../../../schema/image-reference.js';
 
 export interface ImageConfig {
   env: string[];

@@ -4,7 +4,7 @@
 // "localhost" (Docker's rule); without one the image is local to carte or,
 // for `carte pull`, on docker.io (library/ for one-component names).
 // Pure: no I/O.
-import { CarteError } from '../../../errors.js';
+import { CarteError } from '../errors.js';
 
 export interface ImageReference {
   /** `127.0.0.1:5000`, `registry.example`; null when the reference names none. */
@@ -19,6 +19,14 @@ export interface ImageReference {
 const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*';
 const HOST = '(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\\[[0-9A-Fa-f:]+\\])(?::[0-9]{1,5})?';
 const REFERENCE = new RegExp(`^(?:(${HOST})/)?(${COMPONENT}(?:/${COMPONENT})*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$`);
+
+/**
+ * The manifest schema's pattern for `image:` (a registry host, when there is
+ * one, has a "." or a ":" or is localhost, as parseReference reads it).
+ */
+export const IMAGE_REFERENCE_PATTERN = `^(?:(?:localhost|\\[[0-9A-Fa-f:]+\\]|[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)+)(?::[0-9]{1,5})?/|[A-Za-z0-9-]+:[0-9]{1,5}/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$`;
+
+export const PULL_POLICIES = ['IfNotPresent', 'Always', 'Never'] as const;
 
 /** The hint every refusal ends with. */
 export const REFERENCE_HINT = 'use e.g. metaverse/login:1.0, 127.0.0.1:5000/team/app:1.2 or registry.example/team/app@sha256:<64 hex>';
@@ -84,8 +92,19 @@ export function allowsPlainHttp(registry: string, insecure: readonly string[] = 
 }
 
 /** Kubernetes' default: Always for `:latest` (or no tag), IfNotPresent otherwise; a digest never changes. */
-export type PullPolicy = 'IfNotPresent' | 'Always' | 'Never';
+export type PullPolicy = (typeof PULL_POLICIES)[number];
 export function defaultPullPolicy(r: ImageReference): PullPolicy {
   if (r.digest) return 'IfNotPresent';
   return r.tag === null || r.tag === 'latest' ? 'Always' : 'IfNotPresent';
+}
+
+/**
+ * What the reconciler does for a service's `image:` before a create: null
+ * for a local name (no registry host, no digest: carte never pulls it), else
+ * the manifest's pullPolicy or its default.
+ */
+export function effectivePullPolicy(image: string, pullPolicy: PullPolicy | undefined): PullPolicy | null {
+  const r = parseReference(image);
+  if (!r || (r.registry === null && r.digest === null)) return null;
+  return pullPolicy ?? defaultPullPolicy(r);
 }
