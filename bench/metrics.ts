@@ -6,12 +6,13 @@
 //    (goal ≤ 1 %);
 //  - the history's memory for 50 instances over 7 days (every tier full):
 //    its own count and the process's ArrayBuffer growth (goal ≤ 10 MB);
-//  - the history file: its size full, written every 10 min and at stop, so
+//  - the history file: its size full, written every hour and at stop, so
 //    bytes written per hour, for idle instances (their real readings replayed)
 //    and, as a worst case, for readings that change at every sample.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { cliLogger } from '../src/log.js';
 import { Collector } from '../src/metrics/collector.js';
 import { FIELDS, History, defaultTiers, valuesOf } from '../src/metrics/history.js';
@@ -81,12 +82,15 @@ try {
   console.log(`history, ${INSTANCES} instances + host, 7 days (every tier full: ${defaultTiers(INTERVAL_MS).map((t) => `${t.stepMs / 1000}s×${t.spanMs / t.stepMs}`).join(', ')}; ${FIELDS.instance.length} fields per instance): ${MB(idle.bytes())} counted, ArrayBuffers +${MB(ab1 - ab0)} (goal ≤ 10 MB)`);
 
   const file = path.join(host.home, 'metrics-history.json.gz');
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
   const t0 = performance.now();
   const size = await saveHistory(file, idle);
   const saveMs = performance.now() - t0;
+  loop.disable();
   const noisy = encodeHistory(fill(true)).byteLength;
-  const writesPerHour = 6; // every 10 min; plus one per clean stop
-  console.log(`history file, idle instances: ${MB(size)} (written in ${saveMs.toFixed(0)} ms) × ${writesPerHour}/h = ${MB(size * writesPerHour)} written per hour`);
+  const writesPerHour = 1; // every hour; plus one per clean stop
+  console.log(`history file, idle instances: ${MB(size)} (written in ${saveMs.toFixed(0)} ms, the event loop held at most ${(loop.max / 1e6).toFixed(0)} ms) × ${writesPerHour}/h = ${MB(size * writesPerHour)} written per hour`);
   console.log(`history file, readings changing at every sample (worst case): ${MB(noisy)} × ${writesPerHour}/h = ${MB(noisy * writesPerHour)} per hour`);
   fs.rmSync(file, { force: true });
 } finally {

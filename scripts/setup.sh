@@ -17,8 +17,10 @@ cd "$(dirname "$0")/.."
 #   browser test drives it headless through puppeteer-core), skopeo (carte
 #   pull/push speak the OCI distribution protocol through it; tests check that
 #   what carte exports loads elsewhere), docker-registry (a real registry the
-#   registry tests run on 127.0.0.1; its service is not started).
-packages=(runc conmon containernetworking-plugins iproute2 iptables busybox-static git wrk redis-server gcc libc6-dev chromium skopeo docker-registry)
+#   registry tests run on 127.0.0.1; its service is not started), attr
+#   (setfattr/getfattr: overlayfs opaque folders in OCI layers) and zstd
+#   (zstd-compressed OCI layers; Node 20 has no zstd).
+packages=(runc conmon containernetworking-plugins iproute2 iptables busybox-static git wrk redis-server gcc libc6-dev chromium skopeo docker-registry attr zstd)
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then

@@ -52,7 +52,7 @@ const AUDITED: Record<string, Describe> = {
   'secret rotate-key': (_a, o) => ({ action: 'secret.rotate-key', target: 'secret-key', detail: detailOf(...flags(o, ['keepOld'])) }),
   build: (_a, o) => ({ action: 'build', target: `image/${String(o.tag)}` }),
   rmi: ([refs]) => ({ action: 'rmi', target: list(refs).map((r) => `image/${r}`).join(' ') }),
-  'image import': ([, ref]) => ({ action: 'image.import', target: `image/${String(ref)}` }),
+  'image import': ([file, ref], o) => ({ action: 'image.import', target: `image/${String(ref ?? o.tag ?? `from ${String(file)}`)}` }),
   pull: ([ref]) => ({ action: 'pull', target: `image/${String(ref)}` }),
   push: ([src, dest]) => ({ action: 'push', target: `image/${String(src)}`, detail: `to ${String(dest)}` }),
   // The user, never the password.
@@ -87,9 +87,9 @@ export const auditedCommands = (): string[] => Object.keys(AUDITED);
  * has to choose.
  */
 export const NOT_AUDITED: readonly string[] = [
-  'diff', 'get', 'describe', 'history', 'events', 'status', 'alerts', 'state verify',
+  'diff', 'get', 'describe', 'history', 'events', 'status', 'alerts', 'top', 'stats', 'state verify',
   'secret list', 'secret get', 'secret seal', 'secret public-key', 'daemon', 'policy show',
-  'images', 'logs', 'version', 'user list', 'token list', 'audit', 'top', 'stats',
+  'images', 'image export', 'logs', 'version', 'user list', 'token list', 'audit', 'top', 'stats',
 ];
 
 /** The local root as the audit log names it: the sudo user when run through sudo, else the login name. */

@@ -279,13 +279,18 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .argument('<images...>', 'name:tag of each image')
     .action((refs) => run(async (ctx) => (await import('./commands/images.js')).rmi(ctx, refs)));
 
-  program.command('image')
-    .description('image commands')
-    .command('import')
-    .description('make a one-layer image from a plain rootfs tarball')
-    .argument('<file>', 'the .tar file (e.g. made with tar -C rootfs -c .)')
-    .argument('<name:tag>', 'name of the new image')
-    .action((file, ref) => run(async (ctx) => (await import('./commands/images.js')).imageImport(ctx, file, ref)));
+  const image = program.command('image').description('image commands');
+  image.command('import')
+    .description('import an OCI archive, a docker save archive or a plain rootfs tarball (detected from its contents)')
+    .argument('<file>', 'the .tar file')
+    .argument('[name:tag]', 'name of the new image (or -t)')
+    .option('-t, --tag <name:tag>', 'name of the new image (default: the name the archive gives)')
+    .action((file, ref, opts) => run(async (ctx) => (await import('./commands/images.js')).imageImport(ctx, file, ref ?? opts.tag)));
+  image.command('export')
+    .description('write an image as an OCI archive (a tar of an OCI image layout) that skopeo, podman and docker load')
+    .argument('<name:tag>', 'the image')
+    .argument('<file>', 'the archive to write')
+    .action((ref, file) => run(async (ctx) => (await import('./commands/images.js')).imageExport(ctx, ref, file)));
 
   program.command('pull')
     .description('pull an image from a registry into the local store (linux/amd64 of a multi-arch index)')

@@ -70,7 +70,7 @@ export interface DaemonOptions {
   vault?: SecretVault;
   /** Alert rules and webhooks (the daemon config's `alerts:` section; default: the built-in rules, no webhooks). */
   alerts?: AlertsConfig;
-  /** Metrics sampling interval (default 10 s) and how often the history is saved (default 10 min). */
+  /** Metrics sampling interval (default 10 s) and how often the history is saved (default 1 h). */
   metrics?: { intervalMs?: number; persistEveryMs?: number };
   /** The dashboard's address and the flag or variable it came from (for errors); null or absent: no dashboard. */
   http?: { address: HttpAddress; flag: string } | null;

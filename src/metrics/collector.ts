@@ -15,7 +15,8 @@ import { instanceSample, serviceSample } from './rates.js';
 import type { HostSample, InstanceSample, MetricsSnapshot, MetricsView, Series, SeriesKind, SeriesQuery, ServiceSample } from './types.js';
 
 export const DEFAULT_INTERVAL_MS = 10_000;
-export const DEFAULT_PERSIST_EVERY_MS = 10 * 60_000;
+/** Once an hour (and at every stop): SD cards and small disks see a few hundred KB an hour; a crash loses at most this much history. */
+export const DEFAULT_PERSIST_EVERY_MS = 60 * 60_000;
 
 /** What to sample this round: the instances carte manages (with what the store says of them) and the services. */
 export interface CollectorTargets {

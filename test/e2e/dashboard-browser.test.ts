@@ -1,7 +1,8 @@
 // The dashboard in a real browser (headless Chromium) against a real daemon
 // with a running service and users made by `carte user add`: the sign-in page
-// before any user exists, an operator's overview and charts, a restart whose
-// event arrives over the live stream, a viewer refused (403, nothing changed),
+// before any user exists, an operator's overview and charts (service total and
+// per instance) and logs, a refused rollback's reason, a restart whose event
+// arrives over the live stream, a viewer refused (403, nothing changed),
 // a POST without the CSRF token refused, and the audit an admin reads.
 // Screenshots go to test-output/dashboard/; CARTE_DOC_SCREENSHOTS=1 also copies
 // them to docs/img/ (done once, when the page's look changes).
@@ -15,6 +16,16 @@ import { eventually, requireRoot } from '../helpers/linux.js';
 import { ROOT, tempDir } from '../helpers/paths.js';
 
 const OUT = path.join(ROOT, 'test-output', 'dashboard');
+// A memory hog (as in alerts.test.ts): a 59 MiB file in its tmpfs under a 64 MiB limit fires memory-high.
+const HOG = `apiVersion: carte/v1
+kind: Service
+metadata: { name: hog }
+spec:
+  image: e2e/busybox:1
+  command: [sh, -c, "busybox dd if=/dev/zero of=/dev/shm/hog bs=1M count=59 2>/dev/null && exec busybox sleep 1000000"]
+  resources: { memory: 64Mi }
+  stopGracePeriod: 0s
+`;
 const PASSWORD = 'correct horse battery staple';
 
 describe('e2e: the dashboard in a browser', function () {
@@ -38,7 +49,10 @@ describe('e2e: the dashboard in a browser', function () {
     fs.writeFileSync(path.join(manifests, 'web.yaml'), webManifest({ replicas: 2 }));
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    e.daemon(['--watch', manifests, '--resync', '1s', '--http', `127.0.0.1:${port}`]);
+    // Samples every second (charts fill sooner); memory-high after 2 s instead of 1 min.
+    const config = path.join(manifests, '..', `${path.basename(manifests)}-daemon.yaml`);
+    fs.writeFileSync(config, 'alerts:\n  interval: 1s\n  rules:\n    memory-high: { for: 2s, clear: 2s }\n');
+    e.daemon(['--watch', manifests, '--resync', '1s', '--http', `127.0.0.1:${port}`, '--collect-interval', '1s', '--config', config]);
     await waitForDashboard(base);
     await eventually(async () => readiness(e.state(), 'web').filter((i) => i.ready).length === 2, 30_000, 'two ready instances of web');
     fs.mkdirSync(OUT, { recursive: true });
@@ -49,7 +63,10 @@ describe('e2e: the dashboard in a browser', function () {
   after(async () => {
     await browser?.close().catch(() => {});
     await e?.teardown();
-    if (manifests) fs.rmSync(manifests, { recursive: true, force: true });
+    if (manifests) {
+      fs.rmSync(manifests, { recursive: true, force: true });
+      fs.rmSync(`${manifests}-daemon.yaml`, { force: true });
+    }
   });
 
   const revision = () => e.state().services.web!.revision.revision;
@@ -93,6 +110,7 @@ describe('e2e: the dashboard in a browser', function () {
   it("the service page draws CPU and memory charts with readings of the service's instances", async () => {
     await page.click('a[href="#/services/web"]');
     await page.waitForSelector('figure.chart canvas');
+    assert.equal(await page.title(), 'web — carte');
     assert.deepEqual(Object.keys(await chartPoints(page)), ['CPU', 'Memory', 'Network', 'Block I/O', 'Requests']);
     // Two readings make a line (one is a dot).
     await eventually(async () => {
@@ -100,6 +118,11 @@ describe('e2e: the dashboard in a browser', function () {
       return p.CPU! >= 2 && p.Memory! >= 2 && p.Network! >= 2;
     }, 90_000, 'readings on the CPU, memory and network charts');
     assert.deepEqual(await page.$$eval('tr[data-instance] th', (ths) => ths.map((th) => th.textContent)), ['web-1', 'web-2']);
+    // One line per instance on request.
+    await page.click('input[name=mode]:not(:checked)');
+    await eventually(async () => (await page.$$eval('figure[data-chart=CPU] .u-legend .u-series .u-label', (ls) => ls.map((l) => l.textContent))).join(',') === 'Time,web-1,web-2', 20_000, 'a CPU line per instance');
+    await page.click('input[name=mode]:not(:checked)');
+    await eventually(async () => (await page.$$eval('figure[data-chart=CPU] .u-legend .u-series .u-label', (ls) => ls.map((l) => l.textContent))).join(',') === 'Time,CPU', 20_000, "the service's CPU line");
     // An instance's logs (busybox httpd -f writes nothing: the panel says so).
     await page.click('tr[data-instance=web-1] button.link');
     await page.waitForSelector('section.logs h3');
@@ -108,7 +131,17 @@ describe('e2e: the dashboard in a browser', function () {
     await page.click('xpath/.//section[contains(@class,"logs")]//button[text()="Close"]');
   });
 
+  it("a refused action shows the server's reason and its status on the page", async () => {
+    const rollback = await page.waitForSelector('xpath/.//section[@aria-label="Actions"]/button[text()="Roll back"]');
+    await rollback!.click();
+    await page.waitForSelector('.actions .status.error');
+    assert.equal(await page.$eval('.actions .status.error', (el) => el.textContent), 'service "web" has no earlier revision to roll back to (HTTP 409)');
+    assert.equal(revision(), 1);
+  });
+
   it('an operator restarts the service from its page and sees the event arrive on the live stream', async () => {
+    // For the docs' screenshot only: a minute and a half of readings before the restart, so the lines show.
+    if (process.env.CARTE_DOC_SCREENSHOTS === '1') await eventually(async () => (await chartPoints(page)).CPU! >= 90, 150_000, '90 CPU readings');
     const before = revision();
     const restart = await page.waitForSelector('xpath/.//section[@aria-label="Actions"]/button[text()="Restart"]');
     await restart!.click();
@@ -138,6 +171,11 @@ describe('e2e: the dashboard in a browser', function () {
       assert.equal(await viewer.$eval('.role-note', (el) => el.textContent), 'You can look, not act: actions need the operator role.');
       assert.equal(await viewer.$('section[aria-label=Actions]'), null);
       assert.equal(await viewer.$('xpath/.//button[text()="Sync now"]'), null);
+      // On a phone's width the page reflows: nothing but the tables scrolls sideways.
+      await viewer.setViewport({ width: 390, height: 844 });
+      await viewer.waitForSelector('figure.chart canvas');
+      assert.equal(await viewer.evaluate('document.documentElement.scrollWidth'), 390);
+      await viewer.screenshot({ path: path.join(OUT, 'dashboard-phone.png'), fullPage: true });
       const before = revision();
       const r = await postFromPage(viewer, '/api/services/web/restart', true);
       assert.deepEqual(r, { status: 403, body: { error: 'vic has the viewer role: this needs operator' } });
@@ -167,5 +205,14 @@ describe('e2e: the dashboard in a browser', function () {
     } finally {
       await context.close();
     }
+  });
+
+  it('a firing alert shows in the banner on every view', async () => {
+    fs.writeFileSync(path.join(manifests, 'hog.yaml'), HOG);
+    const banner = await page.waitForSelector('.alerts-banner li', { timeout: 60_000 });
+    assert.match((await banner!.evaluate((el) => el.textContent))!, /^warning memory-high instance\/hog-1: .+ since \d\d:\d\d:\d\d$/);
+    assert.equal(await page.$eval('.alerts-banner > strong', (el) => el.textContent), '1 alert firing');
+    await page.click('a[href="#/services/web"]');
+    await page.waitForSelector('.alerts-banner li');
   });
 });

@@ -59,13 +59,13 @@ describe('e2e: metrics', function () {
   it('samples every instance, the services and the host; GET /v1/metrics/latest gives the last round', async () => {
     const snap = await eventually(async () => {
       const s = JSON.parse((await unixGet(e.home, '/v1/metrics/latest')).body) as MetricsSnapshot;
-      return s.instances.length === 2 && s.instances.every((i) => i.cpuCores !== null && i.ready) ? s : undefined;
+      // Rates need two readings (network ones two with the instance's pid known: not in the instant runc creates it).
+      return s.instances.length === 2 && s.instances.every((i) => i.cpuCores !== null && i.netRxBytesPerSec !== null && i.ready) ? s : undefined;
     }, 60_000, 'two sampled, ready instances with rates');
     assert.deepEqual(snap.instances.map((i) => [i.instance, i.service, i.memoryLimitBytes, i.cpuLimitCores]), [['web-1', 'web', 64 * 2 ** 20, 0.5], ['web-2', 'web', 64 * 2 ** 20, 0.5]]);
     for (const i of snap.instances) {
       assert.ok(i.memoryWorkingSetBytes > 0 && i.memoryWorkingSetBytes < 64 * 2 ** 20, `${i.instance} working set ${i.memoryWorkingSetBytes}`);
       assert.ok(i.pids >= 1);
-      assert.notEqual(i.netRxBytesPerSec, null, 'network counters of its own namespace');
     }
     assert.deepEqual(snap.services.map((s) => s.service), ['web']);
     assert.ok(snap.host && snap.host.memoryTotalBytes > 0 && snap.host.diskTotalBytes > 0 && snap.host.cores >= 1);

@@ -15,7 +15,7 @@ export function AuditPage() {
       <ErrorNote error={audit.error} />
       {audit.data && entries.length === 0 && <p class="muted">Nothing recorded yet.</p>}
       {entries.length > 0 && (
-        <table class="audit">
+        <div class="scroll"><table class="audit">
           <thead>
             <tr><th scope="col">Time</th><th scope="col">Who</th><th scope="col">Via</th><th scope="col">Action</th><th scope="col">Target</th><th scope="col">Result</th><th scope="col">Detail</th></tr>
           </thead>
@@ -28,7 +28,7 @@ export function AuditPage() {
               </tr>
             ))}
           </tbody>
-        </table>
+        </table></div>
       )}
     </main>
   );

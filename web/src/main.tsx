@@ -24,13 +24,30 @@ function parseRoute(hash: string): Route {
   return { view: 'overview' };
 }
 
+function titleOf(route: Route): string {
+  return route.view === 'service' ? `${route.name} — carte` : route.view === 'audit' ? 'Audit — carte' : 'Services — carte';
+}
+
+/** The view in the address's #fragment; on a change, the title follows and focus moves to the new heading (as a page load would). */
 function useRoute(): Route {
   const [route, setRoute] = useState(() => parseRoute(location.hash));
   useEffect(() => {
-    const on = () => setRoute(parseRoute(location.hash));
+    const on = () => {
+      setRoute(parseRoute(location.hash));
+      requestAnimationFrame(() => {
+        const h1 = document.querySelector<HTMLElement>('main h1');
+        if (h1) {
+          h1.tabIndex = -1;
+          h1.focus();
+        }
+      });
+    };
     addEventListener('hashchange', on);
     return () => removeEventListener('hashchange', on);
   }, []);
+  useEffect(() => {
+    document.title = titleOf(route);
+  }, [route]);
   return route;
 }
 

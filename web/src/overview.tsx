@@ -21,7 +21,7 @@ export function Overview({ events, eventTick }: { events: EventRow[]; eventTick:
       <ErrorNote error={services.error} />
       {services.data && rows.length === 0 && <p>No services yet: apply manifests with <code>carte apply -f DIR</code> or run the daemon with <code>--watch DIR</code>.</p>}
       {rows.length > 0 && (
-        <table class="services">
+        <div class="scroll"><table class="services">
           <thead>
             <tr>
               <th scope="col">Service</th><th scope="col">Ready</th><th scope="col">Phase</th><th scope="col">Reason</th>
@@ -42,7 +42,7 @@ export function Overview({ events, eventTick }: { events: EventRow[]; eventTick:
               </tr>
             ))}
           </tbody>
-        </table>
+        </table></div>
       )}
       <EventList title="Recent events" events={events.slice(-15)} />
     </main>

@@ -15,6 +15,8 @@ const WINDOWS = [
   { label: '5 min', ms: 5 * 60_000 },
   { label: '15 min', ms: 15 * 60_000 },
   { label: '1 hour', ms: 60 * 60_000 },
+  { label: '6 hours', ms: 6 * 60 * 60_000 },
+  { label: '1 day', ms: 24 * 60 * 60_000 },
 ];
 const POINTS = 240;
 
@@ -112,8 +114,13 @@ export function ServicePage({ name, events, eventTick }: { name: string; events:
         <div><dt>Scaling</dt><dd>{s.autoscaled ? 'autoscaled' : `${s.desired} replica${s.desired === 1 ? '' : 's'}`}{s.suspended && ', stopped'}</dd></div>
       </dl>
       {d.alerts.length > 0 && (
-        <ul class="alerts-inline">
-          {d.alerts.map((a) => <li key={a.id} class={`alert-${a.severity}`}><strong>{a.rule}</strong> {a.object}: {a.message}</li>)}
+        <ul class="alerts-inline" aria-label="Alerts of this service">
+          {d.alerts.map((a) => (
+            <li key={a.id} class={a.resolvedAt ? 'muted' : `alert-${a.severity}`}>
+              <strong>{a.rule}</strong> {a.object}: {a.message}{' '}
+              <span class="muted">{a.resolvedAt ? `(fired ${formatClock(a.firedAt)}, resolved ${formatClock(a.resolvedAt)})` : `(firing since ${formatClock(a.firedAt)})`}</span>
+            </li>
+          ))}
         </ul>
       )}
       <Actions detail={d} reload={detail.reload} />
@@ -194,7 +201,7 @@ function Instances({ detail }: { detail: ServiceDetail }) {
     <section aria-labelledby="instances-title">
       <h2 id="instances-title">Instances</h2>
       {detail.instances.length === 0 ? <p class="muted">No instance (scaled to zero or stopped).</p> : (
-        <table class="instances">
+        <div class="scroll"><table class="instances">
           <thead>
             <tr>
               <th scope="col">Instance</th><th scope="col">State</th><th scope="col">Ready</th><th scope="col" class="num">Restarts</th>
@@ -218,7 +225,7 @@ function Instances({ detail }: { detail: ServiceDetail }) {
               </tr>
             ))}
           </tbody>
-        </table>
+        </table></div>
       )}
       {logs && <Logs instance={logs.instance} previous={logs.previous} onClose={() => setLogs(null)} />}
     </section>

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { ConflictError, UsageError } from '../../errors.js';
 import { formatSize } from '../../drivers/linux/images/build.js';
-import { importRootfs } from '../../drivers/linux/images/import.js';
+import { exportOciArchive, importImageArchive } from '../../drivers/linux/images/oci.js';
 import { normalizeRef } from '../../drivers/linux/images/store.js';
 import type { Context } from '../context.js';
 import { imageTools } from '../linux.js';
@@ -54,7 +54,17 @@ export async function rmi(ctx: Context, refs: string[]): Promise<void> {
   }
 }
 
-export async function imageImport(ctx: Context, file: string, ref: string): Promise<void> {
-  const image = await importRootfs((await imageTools(ctx)).images, file, ref, (line) => process.stderr.write(`left out: ${line}\n`));
-  write(`imported ${normalizeRef(ref)} (id ${image.id.slice(0, 12)}, ${formatSize(image.size)})`);
+export async function imageImport(ctx: Context, file: string, ref: string | undefined): Promise<void> {
+  const image = await importImageArchive((await imageTools(ctx)).images, file, ref, {
+    onLeftOut: (line) => process.stderr.write(`left out: ${line}\n`),
+    onProgress: (line) => process.stderr.write(`${line}\n`),
+  });
+  write(`imported ${image.ref} from ${FORMAT_NAMES[image.format]} (id ${image.id.slice(0, 12)}, ${formatSize(image.size)}, ${image.layers.length} ${image.layers.length === 1 ? 'layer' : 'layers'})`);
+}
+
+const FORMAT_NAMES = { 'oci-archive': 'an OCI archive', 'docker-archive': 'a docker archive', rootfs: 'a rootfs tarball' } as const;
+
+export async function imageExport(ctx: Context, ref: string, file: string): Promise<void> {
+  const r = await exportOciArchive((await imageTools(ctx)).images, ref, file);
+  write(`exported ${normalizeRef(ref)} to ${file} (OCI archive, ${formatSize(r.size)}, manifest ${r.manifestDigest})`);
 }

@@ -130,12 +130,20 @@ describe('metrics: history on disk', () => {
     fs.writeFileSync(file, good.subarray(0, good.length - 10));
     const torn = await loadHistory(file, new History());
     assert.equal(torn.restored, 0);
-    assert.match(torn.problem!, /^not a gzip'd JSON history \(/);
+    assert.match(torn.problem!, /^not a carte metrics history \(/);
     fs.writeFileSync(file, good);
     assert.deepEqual(await loadHistory(file, new History({ tiers: defaultTiers(5000) })), { restored: 0, problem: 'written with other resolutions (sampling interval changed)' });
-    fs.writeFileSync(file, gzipSync(JSON.stringify({ version: 1, tiers: defaultTiers(), series: [{ kind: 'instance', name: 'x', lastAt: 0, open: [], gone: false, rings: [{ times: '', values: '' }, { times: '', values: '' }, { times: '', values: '' }] }] })));
+    // The header promises a series its rings do not hold (cut after the header).
+    const header = Buffer.from(JSON.stringify({ version: 2, tiers: defaultTiers(), series: [{ kind: 'instance', name: 'x', lastAt: 0, open: [], gone: false }] }));
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(header.byteLength);
+    fs.writeFileSync(file, gzipSync(Buffer.concat([length, header, Buffer.alloc(100)])));
+    // A file of the first format (JSON, base64 rings) is another version: ignored, said so.
+    const v1 = path.join(dir, 'v1.gz');
+    fs.writeFileSync(v1, gzipSync(JSON.stringify({ version: 1 })));
+    assert.match((await loadHistory(v1, new History())).problem!, /^not a carte metrics history \(|^version 1, not 2$/);
     const h = new History();
-    assert.deepEqual(await loadHistory(file, h), { restored: 0, problem: 'series instance/x has rings of the wrong size' });
+    assert.deepEqual(await loadHistory(file, h), { restored: 0, problem: 'series instance/x is cut short' });
     assert.deepEqual(h.known('instance'), [], 'nothing half-loaded');
   });
 });

@@ -15,6 +15,7 @@ import { CarteError, NotFoundError } from '../../../errors.js';
 import { DurableJsonFile } from '../../../util/durable-json-file.js';
 import { acquireLock } from '../../../util/lock.js';
 import { localName, parseReference } from '../../../schema/image-reference.js';
+import { opaqueDirs } from './overlay-marks.js';
 
 export interface ImageConfig {
   env: string[];
@@ -54,10 +55,19 @@ export function normalizeRef(ref: string): string {
   return localName(r);
 }
 
-/** Walks a tree in a fixed order and hashes what makes it this tree. */
+/**
+ * Walks a tree in a fixed order and hashes what makes it this tree. Lines
+ * only some trees have are added only when present, so the digest of a
+ * plain tree (root-owned, no whiteouts, no opaque folders: every carte build
+ * before OCI images) is what it always was: an owner other than root:root, a
+ * character device (overlayfs whiteouts, from OCI layers and RUN steps), and
+ * the opaque mark of a folder each add to the line of their entry.
+ */
 export async function treeDigest(root: string): Promise<{ digest: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
+  const opaque = await opaqueDirs(root);
+  const owner = (st: fs.Stats) => (st.uid === 0 && st.gid === 0 ? '' : ` u${st.uid}:${st.gid}`);
   const walk = async (rel: string): Promise<void> => {
     const entries = (await fsp.readdir(path.join(root, rel), { withFileTypes: true })).map((e) => e.name).sort();
     for (const name of entries) {
@@ -66,15 +76,17 @@ export async function treeDigest(root: string): Promise<{ digest: string; size: 
       const st = await fsp.lstat(full);
       const mode = (st.mode & 0o7777).toString(8);
       if (st.isSymbolicLink()) {
-        hash.update(`L ${relPath} ${mode} ${await fsp.readlink(full)}\n`);
+        hash.update(`L ${relPath} ${mode} ${await fsp.readlink(full)}${owner(st)}\n`);
       } else if (st.isDirectory()) {
-        hash.update(`D ${relPath} ${mode}\n`);
+        hash.update(`D ${relPath} ${mode}${owner(st)}${opaque.has(relPath) ? ' opaque' : ''}\n`);
         await walk(relPath);
       } else if (st.isFile()) {
         const content = createHash('sha256');
         for await (const chunk of fs.createReadStream(full)) content.update(chunk as Buffer);
-        hash.update(`F ${relPath} ${mode} ${content.digest('hex')}\n`);
+        hash.update(`F ${relPath} ${mode} ${content.digest('hex')}${owner(st)}\n`);
         size += st.size;
+      } else if (st.isCharacterDevice()) {
+        hash.update(`C ${relPath} ${mode} ${Math.floor(st.rdev / 256) & 0xfff},${(st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)}${owner(st)}\n`);
       }
     }
   };
@@ -172,7 +184,7 @@ export class ImageStore {
     const looksLikeId = /^[0-9a-f]{12,64}$/.test(ref);
     let id: string | undefined = looksLikeId ? undefined : refs[normalizeRef(ref)];
     if (looksLikeId) id = (await fsp.readdir(this.imagesDir)).find((f) => f.startsWith(ref) && f.endsWith('.json'))?.slice(0, -5);
-    if (!id) throw new NotFoundError(`image "${ref}" not found (build it with "carte build -t ${ref} DIR", or import a rootfs with "carte image import FILE.tar ${ref}")`);
+    if (!id) throw new NotFoundError(`image "${ref}" not found (build it with "carte build -t ${ref} DIR", or import one with "carte image import FILE -t ${ref}")`);
     try {
       return JSON.parse(await fsp.readFile(path.join(this.imagesDir, `${id}.json`), 'utf8')) as ImageRecord;
     } catch {
