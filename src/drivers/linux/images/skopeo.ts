@@ -35,7 +35,9 @@ export function skopeoMessage(stderr: string): string {
   const last = lines.reverse().find((l) => /level=(fatal|error)/.test(l)) ?? lines[0] ?? '';
   const m = /msg="((?:[^"\\]|\\.)*)"/.exec(last);
   const text = m ? m[1]!.replace(/\\"/g, '"').replace(/\\\\/g, '\\') : last.trim();
-  return text || 'skopeo failed without a message';
+  // The reference is already in carte's message; skopeo's wrapper around the cause says nothing more.
+  const cause = text.replace(/^(?:Error parsing image name|Error initializing source|initializing source) "docker:\/\/[^"]*": /, '');
+  return cause || 'skopeo failed without a message';
 }
 
 /** Runs skopeo; resolves with its stdout, rejects with a CarteError carrying skopeo's own message. */
