@@ -243,7 +243,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--branch <name>', 'the branch to follow', 'main')
     .option('--path <dir>', 'the folder of manifests inside the repository', '.')
     .option('--interval <duration>', 'how often to fetch the repository', '30s')
-    .option('--config <file>', 'YAML with watch: [dirs], git: [{url, branch, path, interval}] and alerts: {webhooks, rules} (docs/observability.md)')
+    .option('--config <file>', 'YAML with watch: [dirs], git: [{url, branch, path, interval}], alerts: {webhooks, rules} (docs/observability.md) and registries: {insecure} (docs/images.md)')
     .option('--resync <duration>', 'periodic full resync (catches changes nobody reported)', '3s')
     .option('--publish-address <ip>', 'bind address of published ports that name none', '0.0.0.0')
     .option('--metrics-interval <duration>', 'how often the autoscaler samples each instance\'s cgroup', '2s')
