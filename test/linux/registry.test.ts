@@ -58,6 +58,11 @@ describe('registries (root, docker-registry on 127.0.0.1)', function () {
     assert.deepEqual(byTag.image.layers, built.layers);
     assert.deepEqual(byTag.image.config, built.config);
 
+    assert.equal(byTag.upToDate, false);
+    // Asked again (pullPolicy Always does this at each create): the same manifest, nothing copied.
+    const again = await pullImage(images, ref, access(h));
+    assert.deepEqual([again.upToDate, again.image.id], [true, byTag.image.id]);
+
     const pinned = `${registry.host}/team/hello@${pushed.digest}`;
     const byDigest = await pullImage(images, pinned, access(h));
     assert.equal(byDigest.name, pinned);

@@ -33,7 +33,7 @@ export async function pull(ctx: Context, ref: string, opts: TransferCliOptions =
   const { images } = await imageTools(ctx);
   const access = registryAccess(ctx, loadRegistriesConfig(opts.config).insecure);
   const r = await pullImage(images, ref, access, { onProgress: progress(opts) });
-  write(`pulled ${r.name} (digest ${r.digest}, id ${r.image.id.slice(0, 12)}, ${formatSize(r.image.size)})`);
+  write(`${r.upToDate ? 'up to date' : 'pulled'} ${r.name} (digest ${r.digest}, id ${r.image.id.slice(0, 12)}, ${formatSize(r.image.size)})`);
 }
 
 export async function push(ctx: Context, source: string, dest: string, opts: TransferCliOptions = {}): Promise<void> {

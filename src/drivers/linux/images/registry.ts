@@ -11,6 +11,8 @@ import { exportOciLayout, importOciLayout } from './oci.js';
 import { allowsPlainHttp, localName, mustParseReference, remoteName, type ImageReference } from '../../../schema/image-reference.js';
 import { runSkopeo, type SkopeoCredential } from './skopeo.js';
 import type { ImageRecord, ImageStore } from './store.js';
+import { DurableJsonFile } from '../../../util/durable-json-file.js';
+import { acquireLock } from '../../../util/lock.js';
 
 /** How carte reaches registries: which may be plain HTTP, the logins, limits. */
 export interface RegistryAccess {
@@ -38,6 +40,28 @@ export interface PullResult {
   digest: string;
   /** The linux/amd64 image manifest imported. */
   manifestDigest: string;
+  /** True when the store already had exactly this image under this name: nothing was copied. */
+  upToDate: boolean;
+}
+
+/** What was last pulled under each name (images/pulled.json): a pull that finds the same manifest copies nothing. */
+interface PulledRecord {
+  manifestDigest: string;
+  imageId: string;
+}
+
+const pulledFile = (images: ImageStore) => new DurableJsonFile<Record<string, PulledRecord>>(path.join(images.imagesDir, 'pulled.json'));
+
+async function recordPulled(images: ImageStore, name: string, record: PulledRecord): Promise<void> {
+  const lock = await acquireLock(path.join(images.imagesDir, 'pulled.lock'));
+  try {
+    const file = pulledFile(images);
+    const all = (await file.read()) ?? {};
+    all[name] = record;
+    await file.write(all);
+  } finally {
+    await lock.release();
+  }
 }
 
 const DEFAULT_TIMEOUT_MS = 10 * 60_000;
@@ -98,6 +122,16 @@ export async function pullImage(images: ImageStore, ref: string, access: Registr
   const isIndex = INDEX_TYPES.has(manifest.mediaType ?? '') || (manifest.mediaType === undefined && Array.isArray(manifest.manifests));
   const manifestDigest = isIndex ? selectPlatform(manifest, what) : digest;
 
+  // The same manifest as last time, and the name still leads to that image: nothing to copy (pullPolicy Always stays cheap).
+  const last = ((await pulledFile(images).read()) ?? {})[name];
+  if (last?.manifestDigest === manifestDigest) {
+    const current = await images.get(name).catch(() => null);
+    if (current?.id === last.imageId) {
+      opts.onProgress?.(`${ref}: up to date (manifest ${manifestDigest.slice(7, 19)})`);
+      return { name, image: current, digest, manifestDigest, upToDate: true };
+    }
+  }
+
   // 2. That image, by digest (a tag moved meanwhile changes nothing), as the registry stored it.
   const layout = await images.stagingDir();
   try {
@@ -113,7 +147,8 @@ export async function pullImage(images: ImageStore, ref: string, access: Registr
     if (got !== manifestDigest) throw new CarteError('registry', `${what}: the copied manifest is ${got ?? 'missing'}, not ${manifestDigest}; nothing was stored`);
     // 3. The import checks every blob against its digest and stores nothing on a mismatch.
     const image = await importOciLayout(images, layout, { tag: name, select: 'pulled', onProgress: opts.onProgress });
-    return { name, image, digest, manifestDigest };
+    await recordPulled(images, name, { manifestDigest, imageId: image.id });
+    return { name, image, digest, manifestDigest, upToDate: false };
   } catch (e) {
     if (e instanceof CarteError && !e.message.startsWith(what)) throw new CarteError(e.code, `${what}: ${e.message}`, { exitCode: e.exitCode, details: [...e.details], cause: e });
     throw e;
