@@ -4,6 +4,7 @@
 // storage is refused with nothing stored; basic auth, wrong and right.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { pullImage, pushImage, type RegistryAccess } from '../../src/drivers/linux/images/registry.js';
 import type { SkopeoCredential } from '../../src/drivers/linux/images/skopeo.js';
@@ -149,6 +150,26 @@ describe('registries (root, docker-registry on 127.0.0.1)', function () {
     } finally {
       await secured.stop();
     }
+  });
+
+  it('a registry that accepts connections and never answers fails at the timeout; nothing hangs, nothing is stored', async () => {
+    const h = host();
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as net.AddressInfo).port;
+    const before = storeListing(h);
+    try {
+      await assert.rejects(pullImage(h.driver.images, `127.0.0.1:${port}/team/app:1`, { ...access(h), timeoutMs: 2000 }), (e: Error) => {
+        assert.match(e.message, new RegExp(`^pull 127\\.0\\.0\\.1:${port}/team/app:1: (the registry did not answer within 2s|it did not finish within 2s)`));
+        return true;
+      });
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
+    assert.deepEqual(storeListing(h), before);
+    assert.deepEqual(fs.readdirSync(path.join(h.driver.runRoot, 'registry')), []);
   });
 
   it('a registry that is not there fails fast with its error; docker.io is named when no registry is', async () => {

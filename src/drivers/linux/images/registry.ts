@@ -22,7 +22,7 @@ export interface RegistryAccess {
   credential(registry: string): Promise<SkopeoCredential | null>;
   /** A root-only tmpfs folder where each call's authfile lives while it runs. */
   authRoot: string;
-  /** Longest a whole copy may take (default 10 minutes); a manifest look-up gets a tenth, at least 30 s. */
+  /** Longest a whole copy may take (default 10 minutes); a manifest look-up gets a tenth, at least 30 s (at most all of it). */
   timeoutMs?: number;
 }
 
@@ -109,7 +109,7 @@ export async function pullImage(images: ImageStore, ref: string, access: Registr
   const base = { what, authRoot: access.authRoot, auth, signal: opts.signal };
 
   // 1. The manifest the reference names, raw: its digest is what a pinned reference is checked against.
-  const raw = await runSkopeo({ ...base, args: ['inspect', '--raw', ...tlsFlags(registry, access, 'plain'), `docker://${remote}`], timeoutMs: Math.max(30_000, timeoutMs / 10) })
+  const raw = await runSkopeo({ ...base, args: ['inspect', '--raw', ...tlsFlags(registry, access, 'plain'), `docker://${remote}`], timeoutMs: Math.min(timeoutMs, Math.max(30_000, timeoutMs / 10)) })
     .catch((e: unknown) => reachHint(r, registry, e));
   const digest = sha256Of(raw);
   if (r.digest && digest !== r.digest) throw new CarteError('registry', `${what}: the registry sent a manifest whose digest is ${digest}, not ${r.digest}; nothing was stored`);
