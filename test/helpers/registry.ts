@@ -28,7 +28,7 @@ export function bcryptLine(user: string, password: string): string {
   return `${user}:${hash}`;
 }
 
-export async function startRegistry(opts: { auth?: { user: string; password: string } } = {}): Promise<TestRegistry> {
+export async function startRegistry(opts: { auth?: { user: string; password: string }; address?: string } = {}): Promise<TestRegistry> {
   const dir = tempDir('carte-registry-');
   const storage = path.join(dir, 'data');
   fs.mkdirSync(storage);
@@ -49,13 +49,13 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:${port}
+  addr: ${opts.address ?? '127.0.0.1'}:${port}
   secret: carte-test-${port}
 ${auth}`);
   const child: ChildProcess = spawn('/usr/bin/docker-registry', ['serve', path.join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const host = `127.0.0.1:${port}`;
+  const host = `${opts.address ?? '127.0.0.1'}:${port}`;
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');

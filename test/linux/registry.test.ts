@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { pullImage, pushImage, type RegistryAccess } from '../../src/drivers/linux/images/registry.js';
 import type { SkopeoCredential } from '../../src/drivers/linux/images/skopeo.js';
@@ -170,6 +171,23 @@ describe('registries (root, docker-registry on 127.0.0.1)', function () {
     }
     assert.deepEqual(storeListing(h), before);
     assert.deepEqual(fs.readdirSync(path.join(h.driver.runRoot, 'registry')), []);
+  });
+
+  it('plain HTTP beyond loopback only for registries the daemon config lists', async function () {
+    const address = Object.values(os.networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+    if (!address) this.skip();
+    const h = host();
+    const lan = await startRegistry({ address });
+    try {
+      const ref = `${lan.host}/team/hello:1`;
+      await assert.rejects(pushImage(h.driver.images, 'test/busybox:1', ref, access(h)), /server gave HTTP response to HTTPS client/);
+      const listed = { ...access(h), insecure: [lan.host] };
+      const pushed = await pushImage(h.driver.images, 'test/busybox:1', ref, listed);
+      await assert.rejects(pullImage(h.driver.images, ref, access(h)), /server gave HTTP response to HTTPS client/);
+      assert.equal((await pullImage(h.driver.images, ref, listed)).digest, pushed.digest);
+    } finally {
+      await lan.stop();
+    }
   });
 
   it('a registry that is not there fails fast with its error; docker.io is named when no registry is', async () => {
