@@ -3,7 +3,11 @@ import { allowsPlainHttp, defaultPullPolicy, isRegistryReference, localName, par
 import { selectPlatform } from '../../../src/drivers/linux/images/registry.js';
 import { skopeoMessage } from '../../../src/drivers/linux/images/skopeo.js';
 import { normalizeRef } from '../../../src/drivers/linux/images/store.js';
-import { parseRegistriesConfig } from '../../../src/registry/config.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CarteError } from '../../../src/errors.js';
+import { loadRegistriesConfig, parseRegistriesConfig } from '../../../src/registry/config.js';
+import { tempDir } from '../../helpers/paths.js';
 
 const D = `sha256:${'ab'.repeat(32)}`;
 
@@ -66,6 +70,19 @@ describe('the daemon config\'s registries section', () => {
     assert.deepEqual(parseRegistriesConfig('registries:\n  insecure: [registry.lan:5000]\nwatch: [a]\n', 'd.yaml'), { config: { insecure: ['registry.lan:5000'] }, problems: [] });
     assert.deepEqual(parseRegistriesConfig('watch: [a]\n', 'd.yaml').config, { insecure: [] });
     assert.deepEqual(parseRegistriesConfig('registries:\n', 'd.yaml').config, { insecure: [] });
+  });
+
+  it('a bad section stops the daemon, every problem located', () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'daemon.yaml');
+    fs.writeFileSync(file, 'watch: [a]\nregistries:\n  insecure: registry.lan:5000\n');
+    assert.throws(() => loadRegistriesConfig(file), (e: CarteError) => {
+      assert.equal(e.message, `1 problem in the daemon config ${file}; the daemon did not start`);
+      assert.equal(e.exitCode, 2);
+      assert.deepEqual(e.details, [`${file}:3:13: registries.insecure: expected a list, got "registry.lan:5000"`]);
+      return true;
+    });
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('locates what is wrong', () => {
