@@ -45,6 +45,7 @@ bench: build ## run the benchmarks and print their figures (see docs/benchmarks.
 	node --expose-gc dist/bench/metrics.js
 	node dist/bench/build.js
 	node dist/bench/oci.js
+	node dist/bench/pull.js
 	node dist/bench/metaverse.js
 
 bench-metaverse: build ## only the metaverse benchmark: 80 players for 60 s against the whole demo

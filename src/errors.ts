@@ -17,7 +17,8 @@ export type ErrorCode =
   | 'driver'
   | 'image'
   | 'cartefile'
-  | 'secret';
+  | 'secret'
+  | 'registry';
 
 export class CarteError extends Error {
   readonly code: ErrorCode;

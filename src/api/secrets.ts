@@ -3,6 +3,8 @@
 // state that names it (src/secrets/vault.ts). No value is ever returned,
 // printed or recorded here; events name secrets and keys only.
 import { ConflictError, NotFoundError } from '../errors.js';
+import path from 'node:path';
+import { RegistryCredentials } from '../registry/credentials.js';
 import type { SecretVault, SecretValues } from '../secrets/vault.js';
 import { sameValues } from '../secrets/vault.js';
 import { recordEvent, type StateData } from '../store/state.js';
@@ -139,6 +141,8 @@ export async function rotateKey(store: Store, vault: SecretVault, opts: { keepOl
   const fresh = await generateIdentity();
   await writeKeyFile(vault.keyFile, await keyFileText([...old.identities, fresh], now), { replace: true });
   const both = await vault.key();
+  // Registry logins are encrypted to the same key (src/registry/credentials.ts).
+  await new RegistryCredentials(path.dirname(vault.dir), () => vault.key()).reencrypt(both);
   const secrets = await store.update(async (data) => {
     await vault.prune(versionsNamed(data));
     const names: string[] = [];

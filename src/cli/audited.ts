@@ -53,6 +53,11 @@ const AUDITED: Record<string, Describe> = {
   build: (_a, o) => ({ action: 'build', target: `image/${String(o.tag)}` }),
   rmi: ([refs]) => ({ action: 'rmi', target: list(refs).map((r) => `image/${r}`).join(' ') }),
   'image import': ([file, ref], o) => ({ action: 'image.import', target: `image/${String(ref ?? o.tag ?? `from ${String(file)}`)}` }),
+  pull: ([ref]) => ({ action: 'pull', target: `image/${String(ref)}` }),
+  push: ([src, dest]) => ({ action: 'push', target: `image/${String(src)}`, detail: `to ${String(dest)}` }),
+  // The user, never the password.
+  login: ([registry], o) => ({ action: 'login', target: `registry/${String(registry)}`, detail: o.username === undefined ? undefined : `user ${String(o.username)}` }),
+  logout: ([registry]) => ({ action: 'logout', target: `registry/${String(registry)}` }),
   run: ([image], o) => ({ action: 'run', target: `image/${String(image)}`, detail: o.name === undefined ? undefined : `instance ${String(o.name)}` }),
   // Never the command run: its arguments may hold anything.
   exec: ([name]) => ({ action: 'exec', target: `instance/${String(name)}` }),

@@ -1,10 +1,14 @@
 // The composition root for the Linux driver: the one place the CLI builds
 // it, from CARTE_HOME and the environment. Everything else sees `Driver`.
+import path from 'node:path';
 import { CarteError } from '../errors.js';
 import { checkHostTools, LinuxDriver } from '../drivers/linux/driver.js';
 import { findExecutable, Runner } from '../drivers/linux/exec.js';
 import { ImageBuilder } from '../drivers/linux/images/build.js';
 import { ImageStore } from '../drivers/linux/images/store.js';
+import type { RegistryAccess } from '../drivers/linux/images/registry.js';
+import { HomePaths, REGISTRY_RUN_DIR } from '../drivers/linux/records.js';
+import { RegistryCredentials } from '../registry/credentials.js';
 import type { ServerPolicy } from '../policy/policy.js';
 import type { Context } from './context.js';
 
@@ -26,7 +30,7 @@ export function driverSettings() {
  * created while CARTE_HOME's filesystem has less free space than its
  * disk.reserve. Other commands do not read the policy.
  */
-export async function linuxDriver(ctx: Context, opts: { underPolicy?: boolean | (() => ServerPolicy) } = {}): Promise<LinuxDriver> {
+export async function linuxDriver(ctx: Context, opts: { underPolicy?: boolean | (() => ServerPolicy); insecureRegistries?: readonly string[] } = {}): Promise<LinuxDriver> {
   if (process.getuid?.() !== 0) {
     throw new CarteError('driver', 'running containers needs root (namespaces, mounts, cgroups): run carte as root');
   }
@@ -44,6 +48,7 @@ export async function linuxDriver(ctx: Context, opts: { underPolicy?: boolean | 
     hostCopyPrefixes: current?.().builds.hostCopyPrefixes,
     diskReserveBytes: current ? () => current!().rules.disk.reserveBytes : undefined,
     buildLimits: current ? () => current!().builds.limits : undefined,
+    registry: registryAccess(ctx, opts.insecureRegistries),
   });
 }
 
@@ -60,4 +65,18 @@ export async function imageTools(ctx: Context, opts: { builds?: boolean } = {}):
   const sandbox = policy && process.getuid?.() === 0 && findExecutable(settings.runtime ?? 'runc')
     ? new LinuxDriver({ home: ctx.home, log: ctx.log, ...settings, buildLimits: () => policy.builds.limits }).buildSandbox : null;
   return { images, builder: new ImageBuilder(images, new Runner(ctx.log), { hostCopyPrefixes, sandbox }) };
+}
+
+/**
+ * How this process reaches registries: logins from the secrets key
+ * (`carte login`), plain HTTP on loopback and on `insecure` (the daemon
+ * config's registries.insecure), authfiles on the run tmpfs.
+ */
+export function registryAccess(ctx: Context, insecure: readonly string[] = []): RegistryAccess {
+  const credentials = new RegistryCredentials(ctx.home, () => ctx.vault().key());
+  return {
+    insecure,
+    credential: (registry) => credentials.get(registry),
+    authRoot: path.join(new HomePaths(ctx.home).runRoot, REGISTRY_RUN_DIR),
+  };
 }

@@ -243,7 +243,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('--branch <name>', 'the branch to follow', 'main')
     .option('--path <dir>', 'the folder of manifests inside the repository', '.')
     .option('--interval <duration>', 'how often to fetch the repository', '30s')
-    .option('--config <file>', 'YAML with watch: [dirs], git: [{url, branch, path, interval}] and alerts: {webhooks, rules} (docs/observability.md)')
+    .option('--config <file>', 'YAML with watch: [dirs], git: [{url, branch, path, interval}], alerts: {webhooks, rules} (docs/observability.md) and registries: {insecure} (docs/images.md)')
     .option('--resync <duration>', 'periodic full resync (catches changes nobody reported)', '3s')
     .option('--publish-address <ip>', 'bind address of published ports that name none', '0.0.0.0')
     .option('--metrics-interval <duration>', 'how often the autoscaler samples each instance\'s cgroup', '2s')
@@ -291,6 +291,34 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .argument('<name:tag>', 'the image')
     .argument('<file>', 'the archive to write')
     .action((ref, file) => run(async (ctx) => (await import('./commands/images.js')).imageExport(ctx, ref, file)));
+
+  program.command('pull')
+    .description('pull an image from a registry into the local store (linux/amd64 of a multi-arch index)')
+    .argument('<ref>', 'e.g. 127.0.0.1:5000/team/app:1.2 or registry.example/team/app@sha256:…')
+    .option('--config <file>', 'the daemon config, for its registries.insecure (plain-HTTP registries beyond loopback)')
+    .option('-q, --quiet', 'no progress, only the result line')
+    .action((ref, opts) => run(async (ctx) => (await import('./commands/registry.js')).pull(ctx, ref, opts)));
+
+  program.command('push')
+    .description('push a local image to a registry')
+    .argument('<image>', 'the local name:tag')
+    .argument('<ref>', 'where to, e.g. 127.0.0.1:5000/team/app:1.2')
+    .option('--config <file>', 'the daemon config, for its registries.insecure')
+    .option('-q, --quiet', 'no progress, only the result line')
+    .action((image, ref, opts) => run(async (ctx) => (await import('./commands/registry.js')).push(ctx, image, ref, opts)));
+
+  program.command('login')
+    .description('check a registry login and keep it, encrypted with the secrets key, for pull, push and the daemon')
+    .argument('<registry>', 'host or host:port')
+    .option('-u, --username <user>', 'the registry user')
+    .option('--password-stdin', 'read the password from standard input (else it is asked on the terminal)')
+    .option('--config <file>', 'the daemon config, for its registries.insecure')
+    .action((registry, opts) => run(async (ctx) => (await import('./commands/registry.js')).login(ctx, registry, opts)));
+
+  program.command('logout')
+    .description('forget the login for a registry')
+    .argument('<registry>', 'host or host:port')
+    .action((registry) => run(async (ctx) => (await import('./commands/registry.js')).logout(ctx, registry)));
 
   program.command('run')
     .description('start one instance of an image by hand (needs root); services get theirs from the reconciler')

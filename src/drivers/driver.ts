@@ -6,6 +6,7 @@
 import type dgram from 'node:dgram';
 import type net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import type { PullPolicy } from '../schema/image-reference.js';
 import type { ServiceSpec } from '../schema/types.js';
 
 /** Everything the driver needs to make one instance of a service. */
@@ -235,6 +236,13 @@ export interface Driver {
    * context) if needed; rebuilding an unchanged context is cheap (cached).
    */
   ensureImage(build: { context: string; cartefile: string; args: Record<string, string> }, tag: string, opts?: BuildPolicy): Promise<void>;
+  /**
+   * Makes sure image `ref` (a registry reference) is in the local store as
+   * `policy` says: IfNotPresent pulls when it is absent, Always pulls each
+   * time (layers already stored are not stored again), Never only checks.
+   * Fails with the registry's error; never hangs (pulls have a timeout).
+   */
+  pullImage(ref: string, opts: { policy: PullPolicy }): Promise<void>;
   /** Calls `onChange` when an instance's process may have changed state (e.g. exited); returns a function that stops watching. */
   watch(onChange: () => void): () => void;
   /** A service's stable address on the instances' network, by its slot; null past the range. */

@@ -12,6 +12,7 @@
 // for them. Failed creates are counted per service and become a backoff the
 // plan reads.
 import type { Driver, InstanceSpec, ObservedInstance } from '../drivers/driver.js';
+import { CarteError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { LABELS, type DesiredService } from '../model/instances.js';
 import type { CarteEvent } from '../store/state.js';
@@ -28,6 +29,11 @@ export interface ExecutorOptions {
   clock?: () => number;
   /** Builds what the driver needs to make an instance (image, hosts, labels). */
   specFor: (svc: DesiredService, name: string, restarts: number) => Promise<InstanceSpec>;
+  /**
+   * Work before a create that needs no slot (waiting on a registry: a pull):
+   * a slow registry then holds up no other service's creates.
+   */
+  prepare?: (svc: DesiredService) => Promise<void>;
   /** Called before a running instance is stopped on purpose: the gateway drains it, up to graceMs. */
   beforeStop?: (instance: string, graceMs: number) => Promise<void>;
   /** An action ended (either way): look again. */
@@ -88,7 +94,7 @@ export class Executor {
           const failures = (same ? before!.failures : 0) + 1;
           this.failures.set(a.service, { failures, until: this.clock() + restartDelay(failures - 1), templateHash: a.templateHash });
         }
-        this.events.push({ type: 'Warning', object: `service/${a.service}`, reason: a.kind === 'remove' ? 'RemoveFailed' : 'CreateFailed', message: `${a.name}: ${e.message}` });
+        this.events.push({ type: 'Warning', object: `service/${a.service}`, reason: a.kind === 'remove' ? 'RemoveFailed' : e instanceof CarteError && e.code === 'registry' ? 'PullFailed' : 'CreateFailed', message: `${a.name}: ${e.message}` });
       })
       .finally(() => {
         this.opts.log.debug({ service: a.service, instance: a.name, action: a.kind, ms: Math.round(performance.now() - started) }, 'action done');
@@ -121,6 +127,7 @@ export class Executor {
     switch (a.kind) {
       case 'create': {
         if (!svc) return;
+        await this.opts.prepare?.(svc);
         await this.slot(a.service, async () => driver.create(await this.opts.specFor(svc, a.name, 0)));
         this.events.push({ type: 'Normal', object: `service/${a.service}`, reason: 'InstanceCreated', message: `${a.name} created (revision ${a.revision}): ${a.reason}` });
         return;
@@ -133,6 +140,7 @@ export class Executor {
       case 'restart': {
         if (!svc) return;
         const restarts = Number(observed?.labels[LABELS.restarts] ?? 0) + 1;
+        await this.opts.prepare?.(svc);
         await this.stopGently(a.name, observed, grace);
         await this.slot(a.service, async () => {
           await this.remove(a.name);

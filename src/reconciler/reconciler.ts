@@ -10,6 +10,7 @@
 // Triggers only say "look again": a store change, an instance exit (driver
 // watch), a finished action, a health result, a backoff expiring, and a
 // periodic resync that catches anything else (drift).
+import { effectivePullPolicy } from '../schema/image-reference.js';
 import type { Driver, InstanceSpec, ObservedInstance, SecretVolume } from '../drivers/driver.js';
 import { CarteError } from '../errors.js';
 import type { SecretReader, SecretValues } from '../model/secrets.js';
@@ -133,6 +134,11 @@ export class Reconciler {
     this.executor = new Executor({
       driver: opts.driver, log: opts.log, parallelism: opts.parallelism, clock: this.clock, beforeStop: opts.beforeStop,
       specFor: (svc, name, restarts) => this.instanceSpec(svc, name, restarts),
+      // Registry images are pulled before a create takes a slot (src/reconciler/executor.ts).
+      prepare: async (svc) => {
+        const policy = svc.spec.image ? effectivePullPolicy(svc.spec.image, svc.spec.pullPolicy) : null;
+        if (policy) await this.driver.pullImage(svc.spec.image!, { policy });
+      },
       onDone: () => this.trigger(),
     });
   }

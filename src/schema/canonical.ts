@@ -96,6 +96,7 @@ export function canonicalize(m: ServiceManifest, baseDir: string): ServiceObject
   const healthIntervalMs = duration(s.health?.interval, DEFAULTS.healthIntervalMs);
   const spec: ServiceSpec = {
     image: s.image ?? null,
+    ...(s.pullPolicy ? { pullPolicy: s.pullPolicy } : {}),
     build: s.build ? {
       context: path.resolve(baseDir, s.build.context),
       cartefile: s.build.cartefile ?? DEFAULTS.cartefile,
@@ -199,6 +200,7 @@ export function toManifest(obj: ServiceObject): ServiceManifest {
   const s = obj.spec;
   const spec: Record<string, unknown> = {};
   if (s.image !== null) spec.image = s.image;
+  if (s.pullPolicy) spec.pullPolicy = s.pullPolicy;
   if (s.build !== null) spec.build = { context: s.build.context, cartefile: s.build.cartefile, ...(Object.keys(s.build.args).length ? { args: s.build.args } : {}) };
   if (s.command !== null) spec.command = s.command;
   if (s.args !== null) spec.args = s.args;

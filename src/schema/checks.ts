@@ -1,6 +1,7 @@
 // Rules that JSON Schema cannot say well: fields that exclude or require each
 // other inside one Service. They run only on documents that passed the schema,
 // so every field has the right type here.
+import { isRegistryReference, parseReference } from './image-reference.js';
 import path from 'node:path';
 import type { ManifestProblem } from '../errors.js';
 import { defaultPortName } from './canonical.js';
@@ -29,6 +30,11 @@ export function checkService(m: ServiceManifest, locator: Locator): ManifestProb
 
   if (s.image === undefined && s.build === undefined) report(['spec'], 'set either "image" (an image name:tag) or "build" (a Cartefile context)');
   if (s.image !== undefined && s.build !== undefined) report(['spec', 'build'], 'set "image" or "build", not both (build already names the image after the service)', true);
+  if (s.pullPolicy !== undefined && s.image === undefined) report(['spec', 'pullPolicy'], 'pullPolicy applies to "image", and this service has none (a build is made here)', true);
+  // A local name is never pulled: a pull policy asking for pulls would be silently ignored.
+  if (s.pullPolicy !== undefined && s.pullPolicy !== 'Never' && s.image !== undefined && !isRegistryReference(s.image) && parseReference(s.image)) {
+    report(['spec', 'pullPolicy'], `${s.pullPolicy} needs a registry reference; "${s.image}" names a local image, which carte never pulls (write e.g. docker.io/${s.image.includes('/') ? '' : 'library/'}${s.image} to pull it from Docker Hub, or remove pullPolicy)`);
+  }
 
   // A numeric uid or gid the kernel can hold (runc fails with raw JSON otherwise); 2^32-1 is "no id".
   if (s.user !== undefined) {

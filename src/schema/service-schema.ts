@@ -7,6 +7,7 @@
 //   x-unit  the value is parsed by a unit parser (units.ts) and its sentence is the error;
 //   x-hint  what a valid value looks like, used when a `pattern` fails.
 // Rules that span fields (image xor build, min <= max, ...) live in checks.ts.
+import { IMAGE_REFERENCE_PATTERN, PULL_POLICIES } from './image-reference.js';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { LIMITS } from './types.js';
 
@@ -124,7 +125,8 @@ const SecretVolume = Obj({
 });
 
 export const ServiceSpecSchema = Obj({
-  image: Opt(Type.String({ minLength: 1 })),
+  image: Opt(Type.String({ pattern: IMAGE_REFERENCE_PATTERN, 'x-hint': 'an image reference: name:tag, or from a registry, e.g. 127.0.0.1:5000/team/app:1.2 or registry.example/team/app@sha256:<64 hex>' })),
+  pullPolicy: Opt(StringEnum(PULL_POLICIES)),
   build: Opt(Obj({
     context: Type.String({ minLength: 1 }),
     cartefile: Opt(Type.String({ minLength: 1 })),

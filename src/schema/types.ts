@@ -1,3 +1,4 @@
+import type { PullPolicy } from './image-reference.js';
 // The canonical form of a Service: defaults filled in, units parsed to plain
 // numbers (millicores, bytes, milliseconds, percent). This is what the store
 // keeps, what is hashed, and what the reconciler and driver read.
@@ -83,6 +84,8 @@ export interface BuildSpec {
 
 export interface ServiceSpec {
   image: string | null;
+  /** As written in the manifest; absent: the default (IfNotPresent, Always for :latest; effectivePullPolicy). Absent too in specs stored before it, so their hashes are unchanged. */
+  pullPolicy?: PullPolicy;
   build: BuildSpec | null;
   command: string[] | null;
   args: string[] | null;

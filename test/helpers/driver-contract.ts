@@ -27,6 +27,16 @@ export function describeDriverContract(title: string, subject: () => ContractSub
       assert.ok(listed?.createdAt);
     });
 
+    it('pullImage with pullPolicy Never only checks the local store: absent is a registry error naming the image', async () => {
+      const { driver } = subject();
+      const ref = '127.0.0.1:1/contract/absent:1';
+      await assert.rejects(driver.pullImage(ref, { policy: 'Never' }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'registry');
+        assert.match(e.message, /^image 127\.0\.0\.1:1\/contract\/absent:1 is not in the local store and its pullPolicy is Never/);
+        return true;
+      });
+    });
+
     it('refuses a second instance with the same name and leaves the first alone', async () => {
       const { driver, spec } = subject();
       await assert.rejects(driver.create(spec('contract-1')), /already exists/);

@@ -3,7 +3,8 @@
 // next create) to drive the reconciler through situations. It passes the same
 // contract suite as the Linux driver, so the two cannot disagree on meaning.
 import type { BuildPolicy, CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, NetworkAccess, ObservedInstance, ServiceSockets } from '../../src/drivers/driver.js';
-import { DriverError } from '../../src/errors.js';
+import { CarteError, DriverError } from '../../src/errors.js';
+import type { PullPolicy } from '../../src/schema/image-reference.js';
 import { hostSockets } from '../../src/gateway/sockets.js';
 
 export class MemoryDriver implements Driver {
@@ -133,6 +134,26 @@ export class MemoryDriver implements Driver {
   async ensureImage(_build: unknown, tag: string, opts: BuildPolicy = {}): Promise<void> {
     this.built.push(tag);
     this.buildPolicies.set(tag, opts.hostCopyPrefixes);
+  }
+
+  /** Each pull asked for: `ref policy`. */
+  readonly pulls: string[] = [];
+  /** Images a pull finds in the "registry"; a ref mapped to an Error fails its pulls with it. */
+  readonly registry = new Map<string, true | Error>();
+  /** Images in the "local store" (pulled ones land here). */
+  readonly localImages = new Set<string>();
+
+  async pullImage(ref: string, opts: { policy: PullPolicy }): Promise<void> {
+    this.pulls.push(`${ref} ${opts.policy}`);
+    const present = this.localImages.has(ref);
+    if (opts.policy === 'Never' || (opts.policy === 'IfNotPresent' && present)) {
+      if (!present) throw new CarteError('registry', `image ${ref} is not in the local store and its pullPolicy is Never`);
+      return;
+    }
+    const found = this.registry.get(ref);
+    if (found instanceof Error) throw found;
+    if (!found) throw new CarteError('registry', `pull ${ref}: manifest unknown`);
+    this.localImages.add(ref);
   }
 
   watch(onChange: () => void): () => void {

@@ -10,6 +10,7 @@ import type { Context } from '../context.js';
 import { linuxDriver } from '../linux.js';
 import { LivePolicy } from '../../policy/live.js';
 import { loadAlertsConfig } from '../../alerts/config.js';
+import { loadRegistriesConfig } from '../../registry/config.js';
 import { httpSetting, parseHttpAddress } from '../../web/address.js';
 
 export interface DaemonOptions {
@@ -77,13 +78,14 @@ export async function daemon(ctx: Context, opts: DaemonOptions): Promise<void> {
   const httpAddress = parseHttpAddress(httpText.text, httpText.from);
   // A bad alerts section stops the daemon here, located, before it takes anything over.
   const alerts = loadAlertsConfig(opts.config);
+  const registries = loadRegistriesConfig(opts.config);
   // A broken policy file stops the daemon here, with its located problems: never run with no policy or half of one.
   // Then it is read again on SIGHUP and whenever the file changes (src/policy/live.ts).
   const policy = new LivePolicy(await ctx.policy(), await ctx.policyLocation());
   const log = daemonLogger(opts.logLevel as 'info');
   policy.onError = (e) => log.error({ err: e.message }, 'reading the server policy again failed; the policy in force stays');
   process.on('SIGHUP', () => void policy.reload().catch(policy.onError));
-  const driver = await linuxDriver({ ...ctx, log }, { underPolicy: () => policy.current });
+  const driver = await linuxDriver({ ...ctx, log }, { underPolicy: () => policy.current, insecureRegistries: registries.insecure });
   const running = await startDaemon({ home: ctx.home, log, driver, ...sources, policy, resyncMs: duration('--resync', opts.resync), publishAddress: opts.publishAddress,
     scaler: { intervalMs: duration('--metrics-interval', opts.metricsInterval), memoryReserveBytes: memory('--memory-reserve', opts.memoryReserve) },
     diskIntervalMs: duration('--disk-interval', opts.diskInterval),

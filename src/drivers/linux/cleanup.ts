@@ -19,7 +19,7 @@ import { removeCgroup } from './cgroups.js';
 import { namingRules, type DriverContext } from './context.js';
 import { INSTANCE_NAME } from './create.js';
 import { keepPreviousLog } from './previous-logs.js';
-import { placementOf, readRecord, readRecordSync } from './records.js';
+import { placementOf, readRecord, readRecordSync, REGISTRY_RUN_DIR } from './records.js';
 import { mountsUnder, unmountAll } from './rootfs.js';
 
 /** Where a carte killed mid-remove can stop (see src/util/fault.ts), in order. */
@@ -227,7 +227,7 @@ export async function gc(ctx: DriverContext, opts: { keep?: ReadonlySet<string> 
   const withRecord = new Set(dirs.filter((d) => readRecordSync(paths, d).kind === 'ok'));
   const traces = new Set<string>([
     ...withState, ...dirs, ...netns.map((n) => n.slice(netnsPrefix.length)), ...leases.map((l) => l.instance),
-    ...runDirs.filter((d) => d !== 'runc'),
+    ...runDirs.filter((d) => d !== 'runc' && d !== REGISTRY_RUN_DIR),
     ...cgroups.filter((c) => c.isDirectory() && INSTANCE_NAME.test(c.name)).map((c) => c.name),
     ...mounts.map((m) => path.relative(paths.instancesDir, m).split(path.sep)[0]!).filter(Boolean),
   ]);

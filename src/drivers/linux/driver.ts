@@ -29,7 +29,9 @@ import { namingRules, type DriverContext } from './context.js';
 import { create, CREATE_FAULT_POINTS, hostsFileText } from './create.js';
 import { findExecutable, Runner } from './exec.js';
 import { ImageBuilder } from './images/build.js';
+import { pullImage, type RegistryAccess } from './images/registry.js';
 import { ImageStore } from './images/store.js';
+import type { PullPolicy } from '../../schema/image-reference.js';
 import { execIn } from './instance-exec.js';
 import { readLog } from './logs.js';
 import { CniNetwork } from './network.js';
@@ -64,6 +66,8 @@ export interface LinuxDriverOptions {
   /** tmpfs folder for runtime state; default /run/carte/<homeId>. */
   runRoot?: string;
   cgroupRoot?: string;
+  /** How pulls reach registries (logins, plain-HTTP ones); without it pullImage refuses. */
+  registry?: RegistryAccess;
 }
 
 export const DEFAULT_BRIDGE = 'carte0';
@@ -84,9 +88,11 @@ export class LinuxDriver implements Driver {
   readonly paths: HomePaths;
   private readonly ctx: DriverContext;
   private readonly log: Logger;
+  private readonly registry: RegistryAccess | undefined;
 
   constructor(opts: LinuxDriverOptions) {
     this.log = opts.log;
+    this.registry = opts.registry;
     const runner = new Runner(opts.log);
     this.paths = new HomePaths(opts.home, opts.runRoot);
     this.images = new ImageStore(this.paths.home);
@@ -186,6 +192,27 @@ export class LinuxDriver implements Driver {
   async ensureImage(build: { context: string; cartefile: string; args: Record<string, string> }, tag: string, opts: BuildPolicy = {}): Promise<void> {
     const built = await this.builder.build({ context: build.context, cartefile: build.cartefile, args: build.args, tag, hostCopyPrefixes: opts.hostCopyPrefixes });
     for (const t of opts.alsoTag ?? []) await this.images.save(built.image.config, built.image.layers, t);
+  }
+
+  /** Pulls in flight by reference: instances created at once share one pull. */
+  private readonly pulls = new Map<string, Promise<void>>();
+
+  async pullImage(ref: string, opts: { policy: PullPolicy }): Promise<void> {
+    const present = await this.images.get(ref).then(() => true, () => false);
+    if (opts.policy === 'Never' || (opts.policy === 'IfNotPresent' && present)) {
+      if (!present) throw new CarteError('registry', `image ${ref} is not in the local store and its pullPolicy is Never (pull it: carte pull ${ref})`);
+      return;
+    }
+    if (!this.registry) throw new CarteError('registry', `pull ${ref}: this carte was started without registry access`);
+    let pull = this.pulls.get(ref);
+    if (!pull) {
+      const started = performance.now();
+      pull = pullImage(this.images, ref, this.registry).then((r) => {
+        this.log.info({ image: ref, digest: r.digest, ms: Math.round(performance.now() - started) }, 'pulled');
+      }).finally(() => this.pulls.delete(ref));
+      this.pulls.set(ref, pull);
+    }
+    await pull;
   }
 
   /** conmon writes each exit into the run folder; any change there may be an instance ending. */

@@ -51,6 +51,9 @@ export function homeIdOf(home: string): string {
   return createHash('sha256').update(path.resolve(home)).digest('hex').slice(0, 8);
 }
 
+/** The run folder's entry where registry calls keep their authfiles (not an instance: gc leaves it). */
+export const REGISTRY_RUN_DIR = 'registry';
+
 export class HomePaths {
   readonly home: string;
   readonly homeId: string;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { applyServices } from '../../../src/api/apply.js';
+import { CarteError } from '../../../src/errors.js';
 import { serviceStatuses } from '../../../src/api/status.js';
 import { cliLogger } from '../../../src/log.js';
 import { HealthMonitor } from '../../../src/reconciler/health.js';
@@ -180,6 +181,46 @@ describe('reconciler (in-memory driver)', () => {
     now += 1000;
     await step(r);
     assert.deepEqual(names(), ['web-1']);
+  });
+
+  it('pulls registry images by pull policy before creating; a failing pull is a PullFailed event and a backoff, other services go on', async () => {
+    const REF = '127.0.0.1:5000/team/app:1';
+    driver.registry.set(REF, true);
+    driver.registry.set('127.0.0.1:5000/team/down:1', new CarteError('registry', 'pull 127.0.0.1:5000/team/down:1: pinging container registry 127.0.0.1:5000: connection refused'));
+    await apply(
+      serviceDoc('app', { image: REF }),
+      serviceDoc('latest', { image: '127.0.0.1:5000/team/app' }),
+      serviceDoc('local', {}),
+      serviceDoc('down', { image: '127.0.0.1:5000/team/down:1' }),
+    );
+    driver.registry.set('127.0.0.1:5000/team/app', true);
+    const r = make();
+    await step(r);
+    // A local name is never pulled; :latest defaults to Always, a tag to IfNotPresent.
+    assert.deepEqual([...driver.pulls].sort(), ['127.0.0.1:5000/team/app Always', `${REF} IfNotPresent`, '127.0.0.1:5000/team/down:1 IfNotPresent']);
+    assert.deepEqual(names(), ['app-1', 'latest-1', 'local-1']);
+    await r.flush();
+    const warning = (await store.read()).events.find((e) => e.type === 'Warning');
+    assert.equal(warning?.reason, 'PullFailed');
+    assert.equal(warning?.message, 'down-1: pull 127.0.0.1:5000/team/down:1: pinging container registry 127.0.0.1:5000: connection refused');
+    assert.deepEqual((await step(r)).actions.map((a) => `${a.kind} ${a.service}`), ['wait down']);
+    // The registry comes back: after the backoff the service converges.
+    driver.registry.set('127.0.0.1:5000/team/down:1', true);
+    now += 1000;
+    await step(r);
+    assert.deepEqual(names(), ['app-1', 'down-1', 'latest-1', 'local-1']);
+  });
+
+  it('pullPolicy Never creates only from the local store', async () => {
+    await apply(serviceDoc('app', { image: '127.0.0.1:5000/team/app:1', pullPolicy: 'Never' }));
+    const r = make();
+    await step(r);
+    await r.flush();
+    assert.equal((await store.read()).events.find((e) => e.type === 'Warning')?.message, 'app-1: image 127.0.0.1:5000/team/app:1 is not in the local store and its pullPolicy is Never');
+    driver.localImages.add('127.0.0.1:5000/team/app:1');
+    now += 1000;
+    await step(r);
+    assert.deepEqual(names(), ['app-1']);
   });
 
   it('replaces an instance whose liveness check keeps failing', async () => {

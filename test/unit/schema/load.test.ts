@@ -125,6 +125,32 @@ spec:
         'x.yaml:7:3: spec.build: set "image" or "build", not both (build already names the image after the service)',
         'x.yaml:14:1: spec: set either "image" (an image name:tag) or "build" (a Cartefile context)',
       ]],
+      ['image references and pull policies', `apiVersion: carte/v1
+kind: Service
+metadata: { name: a }
+spec:
+  image: 127.0.0.1:5000/Team/app:1
+  pullPolicy: Sometimes
+---
+apiVersion: carte/v1
+kind: Service
+metadata: { name: b }
+spec:
+  image: redis:7
+  pullPolicy: Always
+---
+apiVersion: carte/v1
+kind: Service
+metadata: { name: c }
+spec:
+  build: { context: . }
+  pullPolicy: Never
+`, [
+        'x.yaml:5:10: spec.image: "127.0.0.1:5000/Team/app:1" is not an image reference: name:tag, or from a registry, e.g. 127.0.0.1:5000/team/app:1.2 or registry.example/team/app@sha256:<64 hex>',
+        'x.yaml:6:15: spec.pullPolicy: "Sometimes" is not one of: IfNotPresent, Always, Never',
+        'x.yaml:13:15: spec.pullPolicy: Always needs a registry reference; "redis:7" names a local image, which carte never pulls (write e.g. docker.io/library/redis:7 to pull it from Docker Hub, or remove pullPolicy)',
+        'x.yaml:20:3: spec.pullPolicy: pullPolicy applies to "image", and this service has none (a build is made here)',
+      ]],
       ['autoscale min > max and missing limits', yaml(serviceDoc('a', { autoscale: { min: 5, max: 2, cpu: '70%', idleToZero: '5m' } })), [
         'x.yaml:8:10: spec.autoscale.min: min (5) is greater than max (2)',
         'x.yaml:10:10: spec.autoscale.cpu: a CPU target is a percentage of the CPU limit: set spec.resources.cpu',
@@ -196,7 +222,7 @@ spec:
           assert.equal(e.message, '2 problems in manifests; nothing was applied');
           assert.deepEqual(e.details, [
             'a.yaml:7:13: spec.replicas: -1 is below the minimum of 0',
-            'b.yaml:4:19: spec.cpu: unknown field "cpu" (known fields: image, build, command, args, env, workingDir, user, replicas, resources, ports, volumes, secrets, health, restart, update, autoscale, dependsOn, allowFrom, stopGracePeriod, readOnlyRootfs, capabilities, userns)',
+            'b.yaml:4:19: spec.cpu: unknown field "cpu" (known fields: image, pullPolicy, build, command, args, env, workingDir, user, replicas, resources, ports, volumes, secrets, health, restart, update, autoscale, dependsOn, allowFrom, stopGracePeriod, readOnlyRootfs, capabilities, userns)',
           ]);
           assert.equal(e.exitCode, 2);
           return true;

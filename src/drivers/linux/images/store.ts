@@ -14,6 +14,7 @@ import path from 'node:path';
 import { CarteError, NotFoundError } from '../../../errors.js';
 import { DurableJsonFile } from '../../../util/durable-json-file.js';
 import { acquireLock } from '../../../util/lock.js';
+import { localName, parseReference } from '../../../schema/image-reference.js';
 import { opaqueDirs } from './overlay-marks.js';
 
 export interface ImageConfig {
@@ -44,13 +45,14 @@ export interface ImageListing {
 
 export const EMPTY_CONFIG: ImageConfig = { env: [], cmd: null, entrypoint: null, workingDir: '/', user: '', exposedPorts: [], labels: {} };
 
-/** `name` → `name:latest`; refuses what is not a valid reference. */
+/**
+ * `name` → `name:latest`; registry references (`127.0.0.1:5000/team/app:1`,
+ * `host/app@sha256:…`) are kept as written. Refuses what is not a reference.
+ */
 export function normalizeRef(ref: string): string {
-  const withTag = /:[^/]+$/.test(ref) ? ref : `${ref}:latest`;
-  if (!/^[a-z0-9]+(?:[._/-][a-z0-9]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(withTag)) {
-    throw new CarteError('image', `"${ref}" is not a valid image name (use e.g. metaverse/login:1.0)`, { exitCode: 2 });
-  }
-  return withTag;
+  const r = parseReference(ref);
+  if (!r) throw new CarteError('image', `"${ref}" is not a valid image name (use e.g. metaverse/login:1.0)`, { exitCode: 2 });
+  return localName(r);
 }
 
 /**
@@ -196,7 +198,8 @@ export class ImageStore {
     for (const [ref, id] of Object.entries(refs).sort(([a], [b]) => (a < b ? -1 : 1))) {
       try {
         const image = JSON.parse(await fsp.readFile(path.join(this.imagesDir, `${id}.json`), 'utf8')) as ImageRecord;
-        const i = ref.lastIndexOf(':');
+        // A digest-pinned pull is kept as name@sha256:…: its "tag" is the digest.
+        const i = ref.includes('@') ? ref.indexOf('@') : ref.lastIndexOf(':');
         out.push({ ref, name: ref.slice(0, i), tag: ref.slice(i + 1), image });
       } catch {
         // A dangling ref (record deleted by hand) is skipped; gc drops it.
