@@ -6,7 +6,7 @@ import { checkHostTools, LinuxDriver } from '../drivers/linux/driver.js';
 import { findExecutable, Runner } from '../drivers/linux/exec.js';
 import { ImageBuilder } from '../drivers/linux/images/build.js';
 import { ImageStore } from '../drivers/linux/images/store.js';
-import type { RegistryAccess } from '../drivers/linux/images/registry.js';
+import { pullImage, type RegistryAccess } from '../drivers/linux/images/registry.js';
 import { HomePaths, REGISTRY_RUN_DIR } from '../drivers/linux/records.js';
 import { RegistryCredentials } from '../registry/credentials.js';
 import type { ServerPolicy } from '../policy/policy.js';
@@ -64,7 +64,9 @@ export async function imageTools(ctx: Context, opts: { builds?: boolean } = {}):
   const settings = driverSettings();
   const sandbox = policy && process.getuid?.() === 0 && findExecutable(settings.runtime ?? 'runc')
     ? new LinuxDriver({ home: ctx.home, log: ctx.log, ...settings, buildLimits: () => policy.builds.limits }).buildSandbox : null;
-  return { images, builder: new ImageBuilder(images, new Runner(ctx.log), { hostCopyPrefixes, sandbox }) };
+  // FROM a registry image not stored yet: pulled as `carte pull` would (as root: the credentials are root's).
+  const pull = process.getuid?.() === 0 ? async (ref: string) => void (await pullImage(images, ref, registryAccess(ctx))) : undefined;
+  return { images, builder: new ImageBuilder(images, new Runner(ctx.log), { hostCopyPrefixes, sandbox, pull }) };
 }
 
 /**

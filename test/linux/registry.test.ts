@@ -9,6 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { pullImage, pushImage, type RegistryAccess } from '../../src/drivers/linux/images/registry.js';
 import type { SkopeoCredential } from '../../src/drivers/linux/images/skopeo.js';
+import { ImageBuilder } from '../../src/drivers/linux/images/build.js';
+import { Runner } from '../../src/drivers/linux/exec.js';
+import { cliLogger } from '../../src/log.js';
 import { buildImage, eventually, instance, logText, useTestHost, type TestHost } from '../helpers/linux.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
@@ -74,6 +77,38 @@ describe('registries (root, docker-registry on 127.0.0.1)', function () {
     assert.equal(await runHello(h, 'pinned-1', pinned), 'stdout: hello from the registry');
     await h.driver.remove('pulled-1');
     await h.driver.remove('pinned-1');
+  });
+
+  it('a build FROM a registry image that is not stored pulls it once, then runs its RUN steps on it', async () => {
+    const h = host();
+    const images = h.driver.images;
+    const base = `${registry.host}/team/base:1`;
+    await pushImage(images, 'test/busybox:1', base, access(h));
+    assert.ok(!(await images.list()).some((l) => l.ref === base), 'not stored before the build');
+    const builder = new ImageBuilder(images, new Runner(cliLogger('silent')), {
+      sandbox: h.driver.buildSandbox, pull: async (ref) => void (await pullImage(images, ref, access(h))),
+    });
+    const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'carte-from-'));
+    try {
+      fs.writeFileSync(path.join(ctx, 'Cartefile'), `FROM ${base}\nRUN busybox echo built on the pulled base > /copy.txt\n`);
+      await builder.build({ context: ctx, tag: 'test/frombase:1' });
+    } finally {
+      fs.rmSync(ctx, { recursive: true, force: true });
+    }
+    assert.ok((await images.list()).some((l) => l.ref === base), 'the base was pulled and kept');
+    await h.driver.create(instance('frombase-1', { image: 'test/frombase:1', command: ['/bin/sh', '-c', 'cat /copy.txt'] }));
+    assert.equal(await eventually(async () => (await logText(h, 'frombase-1')) || undefined, 10_000, 'frombase-1 output'), 'stdout: built on the pulled base');
+    await h.driver.remove('frombase-1');
+    // Without a way to pull, the build says how to get the image.
+    const local = new ImageBuilder(images, new Runner(cliLogger('silent')), { sandbox: h.driver.buildSandbox });
+    const other = `${registry.host}/team/absent:1`;
+    const ctx2 = fs.mkdtempSync(path.join(os.tmpdir(), 'carte-from-'));
+    try {
+      fs.writeFileSync(path.join(ctx2, 'Cartefile'), `FROM ${other}\n`);
+      await assert.rejects(local.build({ context: ctx2, tag: 'test/absent:1' }), (e: Error) => e.message.endsWith(`Cartefile:1: FROM ${other}: not stored, and this build cannot pull (pull it first: carte pull ${other})`));
+    } finally {
+      fs.rmSync(ctx2, { recursive: true, force: true });
+    }
   });
 
   it('a digest the registry does not hold is refused; nothing is stored', async () => {

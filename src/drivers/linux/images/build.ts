@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { isRegistryReference } from '../../../schema/image-reference.js';
 import { minimatch } from 'minimatch';
 import { CarteError, CartefileError } from '../../../errors.js';
 import { DurableJsonFile } from '../../../util/durable-json-file.js';
@@ -60,6 +61,8 @@ export interface ImageBuilderOptions {
   home?: string;
   /** Runs RUN steps and mounts stages for COPY --from (needs root); without it those steps are refused. */
   sandbox?: BuildSandbox | null;
+  /** Pulls a registry reference that is not stored yet (FROM or COPY --from an image); without it such images must be pulled first. */
+  pull?: (ref: string) => Promise<void>;
 }
 
 /** One file (or folder) a COPY puts into the image. */
@@ -100,12 +103,25 @@ export class ImageBuilder {
   private readonly home: string;
   private readonly sandbox: BuildSandbox | null;
 
+  private readonly pull: ((ref: string) => Promise<void>) | null;
+
   constructor(private readonly images: ImageStore, private readonly runner: Runner, options: ImageBuilderOptions = {}) {
     this.sandbox = options.sandbox ?? null;
+    this.pull = options.pull ?? null;
     this.hostCopyPrefixes = options.hostCopyPrefixes ?? DEFAULT_HOST_COPY_PREFIXES;
     const bad = this.hostCopyPrefixes.find((p) => !path.isAbsolute(p));
     if (bad !== undefined) throw new CarteError('image', `host copy prefix "${bad}" is not an absolute path`, { exitCode: 2 });
     this.home = options.home ?? images.home;
+  }
+
+  /** A stored image, or a registry reference pulled once when it is not stored yet (as FROM does in Docker). */
+  private async baseImage(ref: string, notFound: string): Promise<Awaited<ReturnType<ImageStore['get']>>> {
+    const stored = await this.images.get(ref).catch(() => null);
+    if (stored) return stored;
+    if (!isRegistryReference(ref)) throw new Error(notFound);
+    if (!this.pull) throw new Error(`not stored, and this build cannot pull (pull it first: carte pull ${ref})`);
+    await this.pull(ref);
+    return this.images.get(ref);
   }
 
   private cacheFile() {
@@ -168,7 +184,7 @@ export class ImageBuilder {
             config = structuredClone(stages[step.fromStage]!.config);
             layers = [...stages[step.fromStage]!.layers];
           } else if (step.image !== 'scratch') {
-            const base = await this.images.get(step.image).catch(() => fail(`FROM ${step.image}: no such local image or earlier stage (build or import it first)`));
+            const base = await this.baseImage(step.image, 'no such local image or earlier stage (build or import it first)').catch((e: Error) => fail(`FROM ${step.image}: ${e.message}`));
             config = structuredClone(base.config);
             layers = [...base.layers];
           }
@@ -241,7 +257,7 @@ export class ImageBuilder {
           const owner = step.chown !== undefined ? parseChown(step.chown, fail) : null;
           if (step.source === 'stage' || step.source === 'image') {
             const from = step.source === 'stage' ? stages[step.fromStage!]!
-              : await this.images.get(step.fromImage!).catch(() => fail(`COPY --from=${step.fromImage}: no such stage or local image`));
+              : await this.baseImage(step.fromImage!, 'no such stage or local image').catch((e: Error) => fail(`COPY --from=${step.fromImage}: ${e.message}`));
             const key = hashOf({ op: 'COPY-FROM', layers, text: step.text, workdir: config.workingDir, from: from.layers });
             const hit = cache[key];
             if (hit && this.images.hasLayer(hit)) {
