@@ -268,6 +268,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<void | number>) =>
     .option('-f, --file <path>', 'the Cartefile, relative to the context (default: Cartefile)')
     .option('--build-arg <name=value>', 'set an ARG; repeatable', collect)
     .option('-q, --quiet', 'print only the image id')
+    .option('--network', 'RUN steps reach the network through carte\'s bridge (the server policy must allow builds.network)')
     .action((context, opts) => run(async (ctx) => (await import('./commands/images.js')).build(ctx, context, opts)));
 
   program.command('images')

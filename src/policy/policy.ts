@@ -33,6 +33,8 @@ export interface PolicyRules {
     hostCopyPrefixes: string[];
     /** A build.context must lie inside the manifest's source tree. */
     contextInsideSource: boolean;
+    /** RUN steps may have the network (`carte build --network`); off: they run in an empty network namespace. */
+    network: boolean;
     /** What one RUN step's build container may use (CPU, memory, processes, time). */
     limits: ResourceLimits & { timeoutMs: number };
   };
@@ -76,7 +78,7 @@ export interface FullRulesInput {
   replicas: { perService: number; total: number };
   capabilities: { allowAdd: string[] };
   userns: { default: boolean; required: boolean };
-  builds: { hostCopyPrefixes: string[]; contextInsideSource: boolean; limits: { cpu: string; memory: string; pids: number; timeout: string } };
+  builds: { hostCopyPrefixes: string[]; contextInsideSource: boolean; network: boolean; limits: { cpu: string; memory: string; pids: number; timeout: string } };
   disk: { reserve: string; perService: string };
   network: { hostPorts: Array<{ port: number; protocol: 'tcp' | 'udp' }>; allowFromDefault: 'same-source' | 'all' | 'none' };
 }
@@ -94,6 +96,7 @@ export const DEFAULT_POLICY_INPUT: FullRulesInput = {
   builds: {
     hostCopyPrefixes: ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc/ssl/certs', '/usr/share/zoneinfo'],
     contextInsideSource: true,
+    network: false,
     limits: { cpu: '2', memory: '2Gi', pids: 1024, timeout: '20m' },
   },
   disk: { reserve: '1Gi', perService: '2Gi' },
@@ -130,7 +133,7 @@ export function resolveRules(input: PolicyRulesInput): PolicyRules {
     capabilities: { allowAdd: r.capabilities.allowAdd.map((c) => c.trim().toUpperCase().replace(/^CAP_/, '')) },
     userns: { default: r.userns.default, required: r.userns.required },
     builds: {
-      hostCopyPrefixes: r.builds.hostCopyPrefixes.map((p) => path.posix.resolve(p)), contextInsideSource: r.builds.contextInsideSource,
+      hostCopyPrefixes: r.builds.hostCopyPrefixes.map((p) => path.posix.resolve(p)), contextInsideSource: r.builds.contextInsideSource, network: r.builds.network,
       limits: { ...limits(r.builds.limits), timeoutMs: unit(parseDuration(r.builds.limits.timeout), 'builds.limits.timeout') },
     },
     disk: { reserveBytes: unit(parseMemory(r.disk.reserve), 'disk.reserve'), perServiceBytes: unit(parseMemory(r.disk.perService), 'disk.perService') },
@@ -175,7 +178,7 @@ export function rulesToInput(r: PolicyRules): FullRulesInput {
     capabilities: { allowAdd: [...r.capabilities.allowAdd] },
     userns: { ...r.userns },
     builds: {
-      hostCopyPrefixes: [...r.builds.hostCopyPrefixes], contextInsideSource: r.builds.contextInsideSource,
+      hostCopyPrefixes: [...r.builds.hostCopyPrefixes], contextInsideSource: r.builds.contextInsideSource, network: r.builds.network,
       limits: { ...limits(r.builds.limits), timeout: formatDuration(r.builds.limits.timeoutMs) },
     },
     disk: { reserve: formatMemory(r.disk.reserveBytes), perService: formatMemory(r.disk.perServiceBytes) },

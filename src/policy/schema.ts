@@ -31,6 +31,8 @@ const rules = {
   builds: Opt(Obj({
     hostCopyPrefixes: Opt(Type.Array(AbsolutePath)),
     contextInsideSource: Opt(Type.Boolean()),
+    /** Whether `carte build --network` may give RUN steps the network. */
+    network: Opt(Type.Boolean()),
     /** What one RUN step's build container may use. */
     limits: Opt(Obj({
       cpu: Opt(Unit<string | number>('cpu', ['string', 'number'])),

@@ -3,6 +3,7 @@ import { ConflictError, UsageError } from '../../errors.js';
 import { formatSize } from '../../drivers/linux/images/build.js';
 import { exportOciArchive, importImageArchive } from '../../drivers/linux/images/oci.js';
 import { normalizeRef } from '../../drivers/linux/images/store.js';
+import { DEFAULT_POLICY_FILE } from '../../policy/policy.js';
 import type { Context } from '../context.js';
 import { imageTools } from '../linux.js';
 import { age, table, write } from '../output.js';
@@ -12,6 +13,8 @@ export interface BuildOptions {
   file?: string;
   buildArg?: string[];
   quiet?: boolean;
+  /** RUN steps get the network (the server policy's builds.network must allow it). */
+  network?: boolean;
 }
 
 export async function build(ctx: Context, context: string, opts: BuildOptions): Promise<void> {
@@ -22,10 +25,14 @@ export async function build(ctx: Context, context: string, opts: BuildOptions): 
     args[a.slice(0, i)] = a.slice(i + 1);
   }
   const started = performance.now();
+  if (opts.network) {
+    const policy = await ctx.policy();
+    if (!policy.builds.network) throw new UsageError(`build: --network is not allowed by the server policy: add "builds: { network: true }" to ${policy.file ?? DEFAULT_POLICY_FILE} (docs/policy.md)`);
+  }
   const { builder } = await imageTools(ctx, { builds: true });
   // The folder named on the command line is the caller's choice: built by its real path.
   const real = fs.existsSync(context) ? fs.realpathSync(context) : context;
-  const r = await builder.build({ context: real, cartefile: opts.file, tag: opts.tag, args, onProgress: opts.quiet ? undefined : (l) => write(l) });
+  const r = await builder.build({ context: real, cartefile: opts.file, tag: opts.tag, args, network: opts.network === true, onProgress: opts.quiet ? undefined : (l) => write(l) });
   if (opts.quiet) write(r.image.id);
   else write(`done in ${((performance.now() - started) / 1000).toFixed(2)}s (${r.cachedSteps}/${r.steps} layer steps cached)`);
 }

@@ -5,7 +5,13 @@
 // seccomp profile, capability set, masked paths, no new privileges, the
 // host's open-files limits), the server policy's build limits (CPU, memory,
 // pids, a timeout) and, unless the build asks for the network, a network
-// namespace of its own with nothing in it.
+// namespace of its own with nothing in it. With the network (`carte build
+// --network`) the step's namespace joins carte's bridge like an instance's:
+// a netns `carte-<homeId>-build.<id>`, a CNI lease for `build.<id>` and the
+// bridge's firewall synced, so anti-spoofing and host protection hold (it
+// reaches the world and published ports, no other host port, and no service
+// that restricts allowFrom: a build has no service). All of it is undone
+// after the step, failed or not, and by sweep() after a killed builder.
 //
 // Everything one step makes lives under CARTE_HOME/builds/<id>/ with an
 // owner.json naming the builder process; its runc state under
@@ -21,6 +27,7 @@ import type { Logger } from '../../log.js';
 import { removeCgroup, type CgroupLayout } from './cgroups.js';
 import type { Runner } from './exec.js';
 import { readImageFile } from './image-file.js';
+import type { CniNetwork } from './network.js';
 import { mountOverlay, unmountAll } from './rootfs.js';
 import { buildSpec, resolveEnv, resolveUser, type Rlimit } from './spec.js';
 
@@ -48,6 +55,8 @@ export interface RunStepRequest {
   user: string;
   /** For error messages: `Cartefile:4: RUN make`. */
   label: string;
+  /** Join carte's bridge (the server policy's builds.network allowed it); else an empty network namespace. */
+  network?: boolean;
   onOutput: (line: string) => void;
 }
 
@@ -70,7 +79,19 @@ export interface BuildSandboxOptions {
   layout: CgroupLayout;
   rlimits: Rlimit[];
   limits?: () => BuildLimits;
+  /** The driver's network, for steps that ask for it; without it such a step is refused. */
+  network?: CniNetwork;
 }
+
+/** What the firewall needs of a networked step (kept in its folder as network.json). */
+export interface BuildNetworkFacts {
+  veth: string | null;
+  mac: string | null;
+}
+
+/** The CNI container id (lease owner) of a build step: never an instance name, which has no ".". */
+export const BUILD_LEASE_PREFIX = 'build.';
+
 
 /** The start time of a process (field 22 of /proc/PID/stat), or null when it is gone. */
 function processStart(pid: number): string | null {
@@ -94,6 +115,53 @@ export class BuildSandbox {
   private cgroupPath(id: string): string {
     // Not an instance name (a "."), so the driver's gc never takes a running build for a broken instance.
     return path.posix.join(this.opts.cgroupParent, this.opts.homeId, `build.${id}`);
+  }
+
+  /** The network namespace of a networked step. */
+  netnsName(id: string): string {
+    return `carte-${this.opts.homeId}-${BUILD_LEASE_PREFIX}${id}`;
+  }
+
+  /** veth and MAC of a networked step (for the firewall's layer-2 rules), or null when `lease` is not a build's. */
+  networkFacts(lease: string): BuildNetworkFacts | null {
+    if (!lease.startsWith(BUILD_LEASE_PREFIX)) return null;
+    try {
+      return JSON.parse(fs.readFileSync(path.join(this.dir, lease.slice(BUILD_LEASE_PREFIX.length), 'network.json'), 'utf8')) as BuildNetworkFacts;
+    } catch {
+      return { veth: null, mac: null };
+    }
+  }
+
+  /** Joins a step's own namespace to the bridge; returns its path for the spec. */
+  private async joinNetwork(id: string, dir: string): Promise<string> {
+    const network = this.opts.network;
+    if (!network) throw new DriverError('run', `build container ${id}`, 'this builder has no network to give the step');
+    const name = this.netnsName(id);
+    const netnsPath = path.join('/run/netns', name);
+    await network.claimBridge();
+    await network.createNamespace(`build container ${id}`, name);
+    const link = await network.attach(`${BUILD_LEASE_PREFIX}${id}`, netnsPath);
+    await fsp.writeFile(path.join(dir, 'network.json'), JSON.stringify({ veth: link.veth, mac: link.mac } satisfies BuildNetworkFacts));
+    await network.firewall.sync();
+    return netnsPath;
+  }
+
+  /** Lease released, namespace deleted, firewall synced; nothing there is fine. Returns what could not be undone. */
+  private async leaveNetwork(id: string): Promise<string[]> {
+    const network = this.opts.network;
+    if (!network) return [];
+    const name = this.netnsName(id);
+    const lease = `${BUILD_LEASE_PREFIX}${id}`;
+    const hasNetns = fs.existsSync(path.join('/run/netns', name));
+    const leased = (await network.leases()).some((l) => l.instance === lease);
+    if (!hasNetns && !leased) return [];
+    try {
+      await network.teardown(lease, { name, path: path.join('/run/netns', name) });
+      await network.firewall.sync();
+      return [];
+    } catch (e) {
+      return [(e as Error).message];
+    }
   }
 
   private runc(args: string[], step: string, id: string, okCodes?: number[]) {
@@ -122,10 +190,11 @@ export class BuildSandbox {
       const group = /:.*\D/.test(req.user) ? await readImageFile(rootfs, '/etc/group', { image: 'the build stage' }) : null;
       const user = resolveUser(req.user, passwd, group);
       if ('error' in user) throw new DriverError('run', req.label, user.error);
+      const netnsPath = req.network ? await this.joinNetwork(id, dir) : '';
       const config = buildSpec({
         hostname: 'build', args: req.argv, env: resolveEnv(req.env, {}, 'build'), cwd: req.cwd,
         uid: user.uid, gid: user.gid, additionalGids: [], rootfs: 'rootfs',
-        netnsPath: '', cgroupsPath: this.cgroupPath(id),
+        netnsPath, cgroupsPath: this.cgroupPath(id),
         cpuMillis: limits.cpuMillis, memoryBytes: limits.memoryBytes, pids: limits.pids,
         binds: [], rlimits: this.opts.rlimits, annotations: { 'carte.build': id },
       });
@@ -195,6 +264,7 @@ export class BuildSandbox {
     const mounts = await unmountAll(this.opts.runner, path.join(this.dir, id), `build container ${id}`);
     left.push(...mounts.map((m) => `still mounted: ${m}`));
     left.push(...(await removeCgroup(this.cgroupPath(id), this.opts.layout, this.opts.cgroupRoot)));
+    left.push(...(await this.leaveNetwork(id)));
     return left;
   }
 
@@ -231,6 +301,12 @@ export class BuildSandbox {
     for (const e of await fsp.readdir(this.dir).catch(() => [] as string[])) if (/^[0-9a-f]{12}$/.test(e)) ids.add(e);
     const listed = await this.runc(['list', '--format', 'json'], 'list', 'builds', [1]).catch(() => null);
     for (const s of (JSON.parse(listed?.stdout || 'null') as Array<{ id: string }> | null) ?? []) ids.add(s.id);
+    // A killed builder's network: its namespace and lease outlive its folder only if removal was cut short.
+    if (this.opts.network) {
+      const prefix = this.netnsName('');
+      for (const n of await this.opts.network.namespaces(prefix)) ids.add(n.slice(prefix.length));
+      for (const l of await this.opts.network.leases()) if (l.instance.startsWith(BUILD_LEASE_PREFIX)) ids.add(l.instance.slice(BUILD_LEASE_PREFIX.length));
+    }
     for (const id of ids) {
       try {
         const owner = JSON.parse(await fsp.readFile(path.join(this.dir, id, 'owner.json'), 'utf8')) as { pid: number; start: string | null };

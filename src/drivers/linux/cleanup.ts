@@ -15,6 +15,7 @@ import { DriverError } from '../../errors.js';
 import { faultPoint } from '../../util/fault.js';
 import { processAlive } from '../../util/process.js';
 import type { CleanupReport } from '../driver.js';
+import { BUILD_LEASE_PREFIX } from './build-container.js';
 import { removeCgroup } from './cgroups.js';
 import { namingRules, type DriverContext } from './context.js';
 import { INSTANCE_NAME } from './create.js';
@@ -232,6 +233,8 @@ export async function gc(ctx: DriverContext, opts: { keep?: ReadonlySet<string> 
     ...mounts.map((m) => path.relative(paths.instancesDir, m).split(path.sep)[0]!).filter(Boolean),
   ]);
   for (const name of [...traces].sort()) {
+    // A RUN step's network (`build.<id>`) is the build sandbox's to sweep: it may be a live build's.
+    if (name.startsWith(BUILD_LEASE_PREFIX)) continue;
     const whole = withState.has(name) && withRecord.has(name);
     if (whole && (!opts.keep || opts.keep.has(name))) continue;
     const r = await remove(ctx, name);

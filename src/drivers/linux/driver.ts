@@ -105,6 +105,9 @@ export class LinuxDriver implements Driver {
       owner: this.paths.home,
       accessFile: path.join(this.paths.home, 'network-access.json'),
       facts: (instance) => {
+        // A networked RUN step: no service (so no allowFrom admits it), its veth and MAC from its folder.
+        const build = this.buildSandbox?.networkFacts(instance);
+        if (build) return { service: '', veth: build.veth, mac: build.mac, netns: null };
         const read = readRecordSync(this.paths, instance);
         if (read.kind !== 'ok') return null;
         const r = read.record;
@@ -293,7 +296,7 @@ export class LinuxDriver implements Driver {
 export function buildSandboxOf(ctx: DriverContext, limits?: () => BuildLimits): BuildSandbox {
   return new BuildSandbox({
     runner: ctx.runner, log: ctx.log, home: ctx.paths.home, homeId: ctx.paths.homeId, runtimePath: ctx.runtime.path,
-    cgroupParent: ctx.cgroupParent, cgroupRoot: ctx.cgroupRoot, layout: ctx.layout, rlimits: ctx.rlimits, limits,
+    cgroupParent: ctx.cgroupParent, cgroupRoot: ctx.cgroupRoot, layout: ctx.layout, rlimits: ctx.rlimits, limits, network: ctx.network,
   });
 }
 

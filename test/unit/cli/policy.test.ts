@@ -69,6 +69,7 @@ builds:
     - /etc/ssl/certs
     - /usr/share/zoneinfo
   contextInsideSource: true
+  network: false
   limits:
     cpu: "2"
     memory: 2Gi
@@ -142,5 +143,23 @@ spec:
     assert.match(shown, /\n {2}resources:\n {4}cpu: "1"\n {4}memory: 256Mi\n {4}pids: 512\n/);
     assert.match(shown, /\n {2}volumes:\n {4}- hostPath: \/srv\/data\/site\n {6}mountPath: \/site\n {6}readOnly: true\n/);
     assert.match(shown, /\n {2}readOnlyRootfs: false\n {2}userns: false\n/);
+  });
+});
+
+describe('carte build --network and the server policy', function () {
+  this.timeout(30_000);
+  it('is refused unless the policy allows builds.network, naming the line to add and the file; nothing is built', async () => {
+    const home = tempDir('carte-home-');
+    const work = tempDir('carte-work-');
+    try {
+      fs.writeFileSync(path.join(work, 'Cartefile'), 'FROM scratch\n');
+      fs.writeFileSync(path.join(work, 'policy.yaml'), 'builds: { contextInsideSource: true }\n');
+      const r = await carte(home, ['--policy', 'policy.yaml', 'build', '--network', '-t', 'test/net:1', '.'], { cwd: work });
+      assert.deepEqual([r.code, r.stdout, r.stderr], [2, '', `error: build: --network is not allowed by the server policy: add "builds: { network: true }" to ${path.join(work, 'policy.yaml')} (docs/policy.md)\n`]);
+      assert.equal(fs.existsSync(path.join(home, 'images', 'refs.json')) && fs.readFileSync(path.join(home, 'images', 'refs.json'), 'utf8').includes('test/net'), false);
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+      fs.rmSync(work, { recursive: true, force: true });
+    }
   });
 });

@@ -27,7 +27,7 @@ describe('server policy file', () => {
       capabilities: { allowAdd: [] },
       userns: { default: false, required: false },
       builds: {
-        hostCopyPrefixes: ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc/ssl/certs', '/usr/share/zoneinfo'], contextInsideSource: true,
+        hostCopyPrefixes: ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc/ssl/certs', '/usr/share/zoneinfo'], contextInsideSource: true, network: false,
         limits: { cpu: '2', memory: '2Gi', pids: 1024, timeout: '20m' },
       },
       disk: { reserve: '1Gi', perService: '2Gi' },

@@ -44,6 +44,8 @@ export interface BuildRequest {
   onProgress?: (line: string) => void;
   /** Host folders this build's `COPY --from=host` may read (its source's policy section); default the builder's. */
   hostCopyPrefixes?: readonly string[];
+  /** RUN steps join carte's bridge (`carte build --network`; the caller checked the policy's builds.network). */
+  network?: boolean;
 }
 
 export interface BuildResult {
@@ -233,7 +235,7 @@ export class ImageBuilder {
           progress(prefix);
           const run = await box!.run({
             layers: layers.map((d) => this.images.layerPath(d)), argv: step.argv, env, cwd: config.workingDir, user: config.user,
-            label: `${display}:${step.line}`, onOutput: (line) => progress(`  | ${line}`),
+            label: `${display}:${step.line}`, network: req.network === true, onOutput: (line) => progress(`  | ${line}`),
           });
           try {
             if (run.timedOut) fail(`${step.text}: the step ran out of time (the server policy's builds.limits.timeout) and was killed`);
