@@ -2,6 +2,7 @@
 // live events (SSE), and for admins the audit.
 import type { FastifyInstance } from 'fastify';
 import type { Driver } from '../drivers/driver.js';
+import { INSTANCE_NAME } from '../drivers/linux/create.js';
 import { NotFoundError } from '../errors.js';
 import { EventFeed, resumeAfter, sseMessage } from './events.js';
 import { HttpError } from './guard.js';
@@ -67,6 +68,8 @@ export function readRoutes(app: FastifyInstance, deps: WebDeps, feed: EventFeed)
     const query = req.query as Record<string, unknown>;
     const tail = intParam(query.tail, 'tail', 200, 0, 5000);
     const previous = query.previous === '1' || query.previous === 'true';
+    // Only what could be an instance's name reaches the driver (no '/', no '..').
+    if (!INSTANCE_NAME.test(name)) throw new HttpError(404, `instance "${name}" not found`);
     if (!previous && !(await deps.driver.list()).some((i) => i.name === name)) {
       if (await hasPreviousLog(deps.driver, name)) throw new HttpError(404, `instance "${name}" not found; its previous life's output is kept: ask with previous=1`);
       throw new HttpError(404, `instance "${name}" not found`);

@@ -4,8 +4,11 @@
 // stream, refusals (viewer, no CSRF header), login limits, a bearer token, a
 // removed user's session ending, and the audit of it all.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 import type { AuditEntry } from '../../src/audit/types.js';
 import type { EventRow, ServiceRow, SessionInfo } from '../../src/web/types.js';
 import { buildBusybox, makeE2eEnv, webManifest, type E2eEnv } from '../helpers/e2e.js';
@@ -246,4 +249,30 @@ describe('e2e: the dashboard API', function () {
     const actions = (r.body as { entries: AuditEntry[] }).entries.filter((x) => x.via !== 'cli').map((x) => `${x.who.name} ${x.action} ${x.result}`);
     for (const want of ['ops restart ok', 'vic scale refused', 'ops stop refused', 'slow login failed', 'slow login refused', 'ci scale ok']) assert.ok(actions.includes(want), `${want} not in ${actions.join(', ')}`);
   });
+
+  it('instance logs: a name leaving the previous-logs folder, a FIFO or a link is 404, and the daemon answers on', async () => {
+    const { cookie } = await login('vic', 'pw-vic-12345');
+    fs.mkdirSync(path.join(e.home, 'x'), { recursive: true });
+    fs.writeFileSync(path.join(e.home, 'x', 'app.log'), '2026-01-01T00:00:00Z stdout F root-only secret\n', { mode: 0o600 });
+    const prev = path.join(e.home, 'logs', 'previous');
+    fs.mkdirSync(prev, { recursive: true });
+    execFileSync('mkfifo', [path.join(prev, 'fifo-1.log')]);
+    fs.symlinkSync(path.join(e.home, 'x', 'app.log'), path.join(prev, 'link-1.log'));
+    for (const name of ['..%2F..%2Fx%2Fapp', '..%2F..%2F..%2Fx%2Fapp', '%2E%2E%2F%2E%2E%2Fx%2Fapp']) {
+      for (const q of ['?previous=1', '']) {
+        const r = await call('GET', `/api/instances/${name}/logs${q}`, { cookie });
+        assert.equal(r.status, 404, `${name}${q}: ${JSON.stringify(r.body)}`);
+        assert.ok(!JSON.stringify(r.body).includes('secret'));
+      }
+    }
+    // Four at once once froze the daemon's threads on the FIFO.
+    const fifo = await Promise.all([1, 2, 3, 4, 5].map(() => call('GET', '/api/instances/fifo-1/logs?previous=1', { cookie })));
+    assert.deepEqual(fifo.map((r) => r.status), [404, 404, 404, 404, 404]);
+    assert.deepEqual(fifo[0]!.body, { error: 'instance "fifo-1" has no previous life\'s output kept' });
+    assert.equal((await call('GET', '/api/instances/link-1/logs?previous=1', { cookie })).status, 404);
+    assert.equal((await call('GET', '/api/services', { cookie })).status, 200);
+    fs.rmSync(path.join(prev, 'fifo-1.log'));
+    fs.rmSync(path.join(prev, 'link-1.log'));
+  });
 });
+
