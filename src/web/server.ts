@@ -10,6 +10,7 @@ import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { AuditEntry } from '../audit/types.js';
 import { roleAllows, type Principal } from '../auth/types.js';
+import { SERVICE_NAME } from '../api/lookup.js';
 import { CarteError } from '../errors.js';
 import type { HttpAddress } from './address.js';
 import type { Caller, WebDeps } from './deps.js';
@@ -153,6 +154,9 @@ export class WebServer {
       throw new HttpError(401, ended ? 'your session ended (the user was removed, or its password or role changed): sign in again' : 'not signed in: sign in, or send `Authorization: Bearer <token>`');
     }
     const action = req.method === 'POST' ? actionOf(path) : null;
+    // A name no manifest could give ("__proto__", a line break) is no service: 404 before
+    // anything else, and the typed text never reaches the audit.
+    if (action?.service !== undefined && !SERVICE_NAME.test(action.service)) throw new HttpError(404, `service "${action.service}" not found`);
     if (req.method === 'POST' && caller.via === 'dashboard' && !csrfOk(caller.session!.csrf, req.headers['x-csrf-token'])) {
       if (action) await this.refuse(caller, action, 'no valid x-csrf-token header');
       throw new HttpError(403, 'the x-csrf-token header is missing or wrong: reload the page (scripts: use a bearer token)');

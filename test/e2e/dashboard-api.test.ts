@@ -274,5 +274,24 @@ describe('e2e: the dashboard API', function () {
     fs.rmSync(path.join(prev, 'fifo-1.log'));
     fs.rmSync(path.join(prev, 'link-1.log'));
   });
+
+  it('prototype names (__proto__, constructor, toString) are no service: 404 for every action, nothing changed, /metrics still answers', async () => {
+    const made = await e.carte(['token', 'create', '--name', 'proto', '--role', 'operator']);
+    assert.equal(made.code, 0, made.stderr);
+    const token = made.stdout.trim();
+    const before = JSON.stringify(e.state().services);
+    for (const n of ['__proto__', 'constructor', 'toString']) {
+      for (const [action, body] of [['stop', undefined], ['start', undefined], ['restart', undefined], ['scale', { replicas: 3 }], ['rollback', {}]] as const) {
+        const r = await call('POST', `/api/services/${n}/${action}`, { token, body });
+        assert.equal(r.status, 404, `${n} ${action}: ${JSON.stringify(r.body)}`);
+        assert.deepEqual(r.body, { error: `service "${n}" not found` });
+      }
+      assert.equal((await call('GET', `/api/services/${n}`, { token })).status, 404);
+    }
+    assert.equal(JSON.stringify(e.state().services), before);
+    const rows = (await call('GET', '/api/services', { token })).body as ServiceRow[];
+    assert.deepEqual(rows.map((s) => [s.name, s.suspended]), [['web', false]]);
+    assert.equal((await call('GET', '/metrics', { token })).status, 200);
+  });
 });
 

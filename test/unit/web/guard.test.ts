@@ -46,8 +46,8 @@ describe('web: roles, CSRF and tokens', () => {
   });
 
   it('names the action and target of action routes', () => {
-    assert.deepEqual(actionOf('/api/services/web/scale'), { action: 'scale', target: 'service/web' });
-    assert.deepEqual(actionOf('/api/services/web/restart?x=1'), { action: 'restart', target: 'service/web' });
+    assert.deepEqual(actionOf('/api/services/web/scale'), { action: 'scale', target: 'service/web', service: 'web' });
+    assert.deepEqual(actionOf('/api/services/web/restart?x=1'), { action: 'restart', target: 'service/web', service: 'web' });
     assert.deepEqual(actionOf('/api/sync'), { action: 'sync', target: 'sources' });
     assert.equal(actionOf('/api/login'), null);
     assert.equal(actionOf('/api/services/web/explode'), null);
