@@ -16,9 +16,9 @@ import type { HttpAddress } from './address.js';
 import type { Caller, WebDeps } from './deps.js';
 import { EventFeed } from './events.js';
 import { actionOf, bearerToken, csrfOk, HttpError, isPublic, neededRole, statusOf } from './guard.js';
-import { FailureLimiter } from './limiter.js';
+import { FailureLimiter, Gate } from './limiter.js';
 import { actionRoutes } from './routes-actions.js';
-import { authRoutes } from './routes-auth.js';
+import { authRoutes, LOGIN_CHECKS } from './routes-auth.js';
 import { readRoutes } from './routes-read.js';
 import { CLEAR_COOKIE, SESSION_COOKIE, Sessions } from './sessions.js';
 import { StaticFiles } from './static.js';
@@ -95,7 +95,7 @@ export class WebServer {
 
     const failures = new FailureLimiter(LOGIN_FAILURES.limit, LOGIN_FAILURES.windowMs);
     void app.register(async (api) => {
-      authRoutes(api, deps, this.sessions, failures, this.record, secureCookies);
+      authRoutes(api, deps, this.sessions, failures, new Gate(LOGIN_CHECKS.running, LOGIN_CHECKS.queued), this.record, secureCookies);
       readRoutes(api, deps, this.feed);
       actionRoutes(api, deps, this.record);
     });

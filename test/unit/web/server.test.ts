@@ -277,4 +277,38 @@ describe('web: the server', () => {
     const api = await server.inject({ url: '/api/nope' });
     assert.equal(api.statusCode, 401); // not signed in comes first
   });
+
+  it('every loopback address shares one sign-in bucket: 127.0.0.2, ::1 and ::ffff:127.x do not get a new one', async () => {
+    auth.users.set('vic', { password: 'pw-vic', role: 'viewer', stamp: 1 });
+    let n = 0;
+    const from = (remoteAddress: string) => server.inject({ method: 'POST', url: '/api/login', remoteAddress, payload: { name: `name${n++}`, password: 'x' } });
+    for (let i = 0; i < 30; i++) assert.equal((await from(`127.0.${i}.1`)).statusCode, 401);
+    for (const ip of ['127.0.0.1', '127.0.0.2', '127.1.2.3', '::1', '::ffff:127.0.0.9']) {
+      const r = await from(ip);
+      assert.equal(r.statusCode, 429, ip);
+      assert.match((r.json() as { error: string }).error, /^too many sign-ins from this address: try again in \d+ s$/);
+    }
+    assert.equal((await from('10.0.0.5')).statusCode, 401, 'another address has its own bucket');
+  });
+
+  it('at most 2 password checks run and 16 wait: the next sign-in is 429 at once, and the API does not wait', async () => {
+    auth.tokens.set('carte_ci', { kind: 'token', name: 'ci', role: 'viewer' });
+    const releases: Array<() => void> = [];
+    auth.verifyPassword = () => new Promise((resolve) => releases.push(() => resolve(null)));
+    const done: Array<{ statusCode: number; json(): unknown; headers: Record<string, unknown> }> = [];
+    const all = Array.from({ length: 20 }, (_, i) => server.inject({ method: 'POST', url: '/api/login', remoteAddress: `10.0.0.${i + 1}`, payload: { name: `u${i}`, password: 'x' } }).then((r) => (done.push(r), r)));
+    for (let i = 0; i < 500 && done.length < 2; i++) await new Promise((r) => setTimeout(r, 2));
+    assert.deepEqual(done.map((r) => [r.statusCode, r.json(), r.headers['retry-after']]), [
+      [429, { error: 'too many sign-ins at once: try again in a moment' }, '1'],
+      [429, { error: 'too many sign-ins at once: try again in a moment' }, '1'],
+    ]);
+    assert.equal(releases.length, 2, 'two checks run');
+    assert.equal((await server.inject({ url: '/api/services', headers: { authorization: 'Bearer carte_ci' } })).statusCode, 200);
+    for (let i = 0; i < 500 && done.length < 20; i++) {
+      releases.shift()?.();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.deepEqual((await Promise.all(all)).map((r) => r.statusCode).sort(), [...Array(18).fill(401), 429, 429]);
+  });
 });
+
