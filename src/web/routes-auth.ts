@@ -2,6 +2,7 @@
 // (scrypt, same time for an unknown name); failures are limited per user name
 // here and per address by @fastify/rate-limit; every attempt is audited.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AUTH_NAME } from '../auth/names.js';
 import { HttpError } from './guard.js';
 import { addressKey, type FailureLimiter, type Gate } from './limiter.js';
 import { CLEAR_COOKIE, SESSION_COOKIE, sessionCookieOptions, type Sessions } from './sessions.js';
@@ -13,6 +14,9 @@ import type { Recorder } from './server.js';
 export const LOGIN_PER_ADDRESS = { max: 30, timeWindowMs: 60_000 };
 /** Password checks (scrypt) running at once, and waiting; a sign-in beyond both is 429 at once. */
 export const LOGIN_CHECKS = { running: 2, queued: 16 };
+/** Who the audit names for a sign-in with a name that is no user name, or no user's: never the typed text (it may be a password). */
+export const INVALID_NAME = '(invalid name)';
+export const UNKNOWN_USER = '(unknown user)';
 
 export function authRoutes(app: FastifyInstance, deps: WebDeps, sessions: Sessions, failures: FailureLimiter, checks: Gate, record: Recorder, secureCookies: boolean): void {
   app.get('/api/session', async (req): Promise<SessionInfo> => {
@@ -40,11 +44,18 @@ export function authRoutes(app: FastifyInstance, deps: WebDeps, sessions: Sessio
       throw new HttpError(400, 'send { "name": "...", "password": "..." }');
     }
     const { name, password } = body;
-    const who = { kind: 'user' as const, name };
+    if (!AUTH_NAME.test(name)) {
+      // Refused before any check; the audit does not keep what was typed.
+      await record({ kind: 'user', name: INVALID_NAME }, 'dashboard', 'login', `user/${INVALID_NAME}`, 'failed', 'not a valid user name');
+      throw new HttpError(400, 'that is not a valid user name: user names are 1 to 32 characters, lowercase letters, digits, ".", "_" or "-", starting with a letter');
+    }
+    const known = (await deps.auth.userStamp(name)) !== null;
+    const shown = known ? name : UNKNOWN_USER;
+    const who = { kind: 'user' as const, name: shown };
     const now = deps.now();
     const wait = failures.retryAfter(name, now);
     if (wait > 0) {
-      await record(who, 'dashboard', 'login', `user/${name}`, 'refused', 'too many wrong passwords');
+      await record(who, 'dashboard', 'login', `user/${shown}`, 'refused', 'too many wrong passwords');
       throw new HttpError(429, `too many wrong passwords for "${name}": try again in ${wait} s`, { 'retry-after': String(wait) });
     }
     const checked = checks.tryRun(async () => {
@@ -55,7 +66,7 @@ export function authRoutes(app: FastifyInstance, deps: WebDeps, sessions: Sessio
     const { principal, stamp } = await checked;
     if (!principal || stamp === null) {
       failures.fail(name, now);
-      await record(who, 'dashboard', 'login', `user/${name}`, 'failed', 'wrong user name or password');
+      await record(who, 'dashboard', 'login', `user/${shown}`, 'failed', 'wrong user name or password');
       throw new HttpError(401, 'wrong user name or password');
     }
     failures.clear(name);

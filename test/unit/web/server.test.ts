@@ -310,5 +310,27 @@ describe('web: the server', () => {
     }
     assert.deepEqual((await Promise.all(all)).map((r) => r.statusCode).sort(), [...Array(18).fill(401), 429, 429]);
   });
+
+  it('sign-in names: one that is no user name is 400 before any check, audited as (invalid name); an unknown user as (unknown user)', async () => {
+    auth.users.set('vic', { password: 'pw-vic', role: 'viewer', stamp: 1 });
+    let checks = 0;
+    const verify = auth.verifyPassword.bind(auth);
+    auth.verifyPassword = (n, p) => (checks++, verify(n, p));
+    for (const name of ['vic\n2026-12-01T10:00:00Z user/root cli delete service/web ok', '\u001b[31mred', 'Hunter2!', 'x'.repeat(33)]) {
+      const { r } = await login(name, 'whatever');
+      assert.equal(r.statusCode, 400, name);
+      assert.deepEqual(r.json(), { error: 'that is not a valid user name: user names are 1 to 32 characters, lowercase letters, digits, ".", "_" or "-", starting with a letter' });
+    }
+    assert.equal(checks, 0);
+    const unknown = await login('correcthorsebattery', 'whatever');
+    assert.equal(unknown.r.statusCode, 401);
+    assert.equal((await login('vic', 'nope')).r.statusCode, 401);
+    assert.deepEqual(audit.entries.map((e) => `${e.who.name} ${e.target} ${e.result} ${e.detail}`), [
+      ...Array(4).fill('(invalid name) user/(invalid name) failed not a valid user name'),
+      '(unknown user) user/(unknown user) failed wrong user name or password',
+      'vic user/vic failed wrong user name or password',
+    ]);
+    assert.ok(!JSON.stringify(audit.entries).includes('correcthorse'));
+  });
 });
 
