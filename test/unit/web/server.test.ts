@@ -138,6 +138,9 @@ describe('web: the server', () => {
     assert.equal(r.statusCode, 429);
     assert.match(String(r.headers['retry-after']), /^[1-6]?\d$/);
     assert.match((r.json() as { error: string }).error, /^too many sign-ins from this address: try again in \d+ s$/);
+    // Not audited: a flood would fill the audit (each of the 30 before it is).
+    assert.equal(audit.entries.length, 30);
+    assert.ok(audit.entries.every((e) => e.result === 'failed'));
     // Other routes are not limited by it.
     assert.equal((await server.inject({ url: '/api/session' })).statusCode, 200);
   });
