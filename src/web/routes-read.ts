@@ -1,6 +1,6 @@
 // What viewers read: services, one service in detail, metrics, logs, alerts,
 // live events (SSE), and for admins the audit.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Driver } from '../drivers/driver.js';
 import { INSTANCE_NAME } from '../drivers/linux/create.js';
 import { NotFoundError } from '../errors.js';
@@ -13,6 +13,8 @@ import { seriesQuery, serviceSeries } from './series.js';
 
 /** Seconds between SSE comments that keep idle connections (and proxies) open. */
 const SSE_HEARTBEAT_MS = 15_000;
+/** How often an open event stream checks that its user or token still holds (and before each event). */
+export const SSE_RECHECK_MS = 10_000;
 
 async function hasPreviousLog(driver: Pick<Driver, 'logs'>, name: string): Promise<boolean> {
   try {
@@ -30,7 +32,7 @@ function intParam(value: unknown, name: string, dflt: number, min: number, max: 
   return n;
 }
 
-export function readRoutes(app: FastifyInstance, deps: WebDeps, feed: EventFeed): void {
+export function readRoutes(app: FastifyInstance, deps: WebDeps, feed: EventFeed, stillHolds: (req: FastifyRequest) => Promise<boolean>): void {
   const latest = () => deps.metrics?.latest() ?? EMPTY_SNAPSHOT;
 
   app.get('/api/services', async (): Promise<ServiceRow[]> => serviceRows(await deps.store.readShared(), latest(), deps.now()));
@@ -98,22 +100,47 @@ export function readRoutes(app: FastifyInstance, deps: WebDeps, feed: EventFeed)
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     // Reconnect after 2 s when the daemon restarts; an EventSource sends Last-Event-ID by itself.
     res.write('retry: 2000\n\n');
-    let unsubscribe: () => void;
+    let unsubscribe: () => void = () => {};
+    let heartbeat: NodeJS.Timeout | undefined;
+    let recheck: NodeJS.Timeout | undefined;
+    let ended = false;
+    const stop = () => {
+      ended = true;
+      clearInterval(heartbeat);
+      clearInterval(recheck);
+      unsubscribe();
+    };
+    // Checks and writes run one after another, so events keep their order and
+    // none is sent once the user is removed (or changed) or the token is.
+    let chain = Promise.resolve();
+    const checked = (then: () => void) => {
+      chain = chain.then(async () => {
+        if (ended) return;
+        const holds = await stillHolds(req).catch(() => false);
+        if (ended) return;
+        if (holds) then();
+        else {
+          stop();
+          res.end();
+        }
+      });
+    };
     try {
-      unsubscribe = await feed.subscribe((rows) => {
+      unsubscribe = await feed.subscribe((rows) => checked(() => {
         for (const r of rows) res.write(sseMessage(r));
-      }, after);
+      }), after);
     } catch (e) {
       // The answer has begun: end it; the EventSource tries again after `retry`.
       deps.log.warn({ err: (e as Error).message }, 'could not start an event stream');
       res.end();
       return;
     }
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
-    const stop = () => {
-      clearInterval(heartbeat);
-      unsubscribe();
-    };
+    if (ended) {
+      unsubscribe(); // a check ended it while it subscribed
+      return;
+    }
+    heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
+    recheck = setInterval(() => checked(() => {}), SSE_RECHECK_MS);
     if (req.raw.destroyed) stop();
     else res.on('close', stop);
   });

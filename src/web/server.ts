@@ -96,7 +96,7 @@ export class WebServer {
     const failures = new FailureLimiter(LOGIN_FAILURES.limit, LOGIN_FAILURES.windowMs);
     void app.register(async (api) => {
       authRoutes(api, deps, this.sessions, failures, new Gate(LOGIN_CHECKS.running, LOGIN_CHECKS.queued), this.record, secureCookies);
-      readRoutes(api, deps, this.feed);
+      readRoutes(api, deps, this.feed, (req) => this.stillHolds(req));
       actionRoutes(api, deps, this.record);
     });
 
@@ -166,6 +166,22 @@ export class WebServer {
       if (action) await this.refuse(caller, action, `needs the ${need} role`);
       throw new HttpError(403, `${caller.principal.name} has the ${caller.principal.role} role: this needs ${need}`);
     }
+  }
+
+  /**
+   * Whether a request's principal still holds (for long answers: the event
+   * stream): its session not ended, expired or its user changed; its token
+   * not removed or expired.
+   */
+  private async stillHolds(req: FastifyRequest): Promise<boolean> {
+    const caller = req.caller;
+    if (!caller) return false;
+    if (caller.session) {
+      const s = this.sessions.find(caller.session.id, this.deps.now());
+      return s !== null && (await this.deps.auth.userStamp(s.principal.name)) === s.stamp;
+    }
+    const token = bearerToken(req.headers.authorization);
+    return token !== null && (await this.deps.auth.verifyToken(token)) !== null;
   }
 
   private refuse(caller: Caller, what: { action: string; target: string }, why: string): Promise<void> {

@@ -293,5 +293,50 @@ describe('e2e: the dashboard API', function () {
     assert.deepEqual(rows.map((s) => [s.name, s.suspended]), [['web', false]]);
     assert.equal((await call('GET', '/metrics', { token })).status, 200);
   });
+
+  /** Opens an event stream; `ended` resolves with the events seen when the server ends it (or after `ms`, ended false). */
+  const openStream = (headers: Record<string, string>, ms: number) => {
+    let opened!: () => void;
+    const openedP = new Promise<void>((r) => (opened = r));
+    const ended = new Promise<{ ended: boolean; events: EventRow[] }>((resolve, reject) => {
+      const events: EventRow[] = [];
+      const req = http.get({ host: '127.0.0.1', port, path: '/api/events/stream', headers }, (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`event stream answered ${res.statusCode}`));
+        opened();
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          for (const m of d.matchAll(/^data: (.*)$/gm)) events.push(JSON.parse(m[1]!) as EventRow);
+        });
+        res.on('end', () => resolve({ ended: true, events }));
+      });
+      req.on('error', () => {});
+      setTimeout(() => {
+        req.destroy();
+        resolve({ ended: false, events });
+      }, ms);
+    });
+    return { opened: openedP, ended };
+  };
+
+  it('an open event stream ends when its user is removed or its token is, before any further event', async () => {
+    await addUser('leaver', 'viewer');
+    const { cookie } = await login('leaver', 'pw-leaver-12345');
+    const made = await e.carte(['token', 'create', '--name', 'watcher', '--role', 'viewer']);
+    assert.equal(made.code, 0, made.stderr);
+    const ops = await e.carte(['token', 'create', '--name', 'actor', '--role', 'operator']);
+    assert.equal(ops.code, 0, ops.stderr);
+    const byUser = openStream({ cookie }, 30_000);
+    const byToken = openStream({ authorization: `Bearer ${made.stdout.trim()}` }, 30_000);
+    await Promise.all([byUser.opened, byToken.opened]);
+    assert.equal((await e.carte(['user', 'rm', 'leaver'])).code, 0);
+    assert.equal((await e.carte(['token', 'rm', 'watcher'])).code, 0);
+    // An event after the removals: the streams end rather than send it.
+    const r = await call('POST', '/api/services/web/restart', { token: ops.stdout.trim() });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    for (const s of [await byUser.ended, await byToken.ended]) {
+      assert.equal(s.ended, true);
+      assert.deepEqual(s.events.filter((ev) => ev.reason === 'RestartRequested'), []);
+    }
+  });
 });
 
