@@ -12,7 +12,7 @@ import type { AuditEntry } from '../audit/types.js';
 import { roleAllows, type Principal } from '../auth/types.js';
 import { SERVICE_NAME } from '../api/lookup.js';
 import { CarteError } from '../errors.js';
-import type { HttpAddress } from './address.js';
+import { hostAllowed, type HttpAddress } from './address.js';
 import type { Caller, WebDeps } from './deps.js';
 import { EventFeed } from './events.js';
 import { actionOf, bearerToken, csrfOk, HttpError, isPublic, neededRole, statusOf } from './guard.js';
@@ -43,6 +43,8 @@ export class WebServer {
   private readonly sessions: Sessions;
   private readonly feed: EventFeed;
   private sweeper: NodeJS.Timeout | null = null;
+  /** Where it listens, once it does (the Host check needs the port). */
+  private bound: HttpAddress | null = null;
 
   constructor(private readonly deps: WebDeps, opts: WebServerOptions = {}) {
     this.sessions = new Sessions(opts.sessionTtlMs);
@@ -109,6 +111,8 @@ export class WebServer {
     const files = new StaticFiles(deps.staticDir);
     const page = async (req: FastifyRequest, reply: FastifyReply) => {
       const path = req.url.split('?')[0]!;
+      // An unknown API route is a JSON 404, not the page.
+      if (path === '/api' || path.startsWith('/api/')) return reply.code(404).send({ error: `no route ${req.method} ${path}` });
       // Paths of the page's own views (no dot) get index.html; the page routes itself.
       const f = files.get(path) ?? (path.includes('.') ? null : files.get('/'));
       if (!f) {
@@ -126,6 +130,10 @@ export class WebServer {
   /** Settles who is asking and whether they may; throws 401/403 (audited for actions). */
   private async admit(req: FastifyRequest, reply: FastifyReply): Promise<void> {
     const path = req.url.split('?')[0]!;
+    // DNS rebinding: on a loopback listener, only requests naming a loopback host (page and API alike).
+    if (this.bound && !hostAllowed(req.headers.host, this.bound)) {
+      throw new HttpError(421, `this dashboard answers only requests for 127.0.0.1 or localhost (it listens on a loopback address): open http://127.0.0.1:${this.bound.port}/`);
+    }
     const guarded = path.startsWith('/api/') || path === '/metrics';
     if (!guarded) return;
     const { deps } = this;
@@ -146,6 +154,10 @@ export class WebServer {
         }
       }
       if (ended || (!s && req.cookies[SESSION_COOKIE])) void reply.clearCookie(SESSION_COOKIE, CLEAR_COOKIE);
+    }
+    // Signing out changes state: a cookie's sign-out needs the CSRF header too (no other site may sign you out).
+    if (req.method === 'POST' && path === '/api/logout' && req.caller?.session && !csrfOk(req.caller.session.csrf, req.headers['x-csrf-token'])) {
+      throw new HttpError(403, 'the x-csrf-token header is missing or wrong: reload the page (scripts: use a bearer token)');
     }
     if (isPublic(req.method, path)) return;
     const caller = req.caller;
@@ -203,7 +215,8 @@ export class WebServer {
     this.sweeper = setInterval(() => this.sessions.sweep(this.deps.now()), 10 * 60_000);
     this.sweeper.unref();
     const a = this.app.server.address();
-    return a && typeof a === 'object' ? { host: a.address, port: a.port } : address;
+    this.bound = a && typeof a === 'object' ? { host: a.address, port: a.port } : address;
+    return this.bound;
   }
 
   async close(): Promise<void> {

@@ -338,5 +338,21 @@ describe('e2e: the dashboard API', function () {
       assert.deepEqual(s.events.filter((ev) => ev.reason === 'RestartRequested'), []);
     }
   });
+
+  it('answers only a loopback Host on its loopback listener (DNS rebinding): another name is 421', async () => {
+    const withHost = (host: string, path: string) => new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    for (const host of ['evil.example', `evil.example:${port}`, `localhost.evil.example:${port}`]) {
+      assert.equal(await withHost(host, '/api/session'), 421, host);
+      assert.equal(await withHost(host, '/'), 421, host);
+    }
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'localhost:8080']) assert.equal(await withHost(host, '/api/session'), 200, host);
+  });
 });
 

@@ -104,7 +104,11 @@ describe('web: the server', () => {
     const list = await server.inject({ url: '/api/services', headers: { cookie } });
     assert.equal(list.statusCode, 200);
     assert.deepEqual((list.json() as Array<{ name: string; desired: number; revision: number; autoscaled: boolean; traffic: null }>).map((x) => [x.name, x.desired, x.revision, x.autoscaled, x.traffic]), [['web', 2, 1, false, null]]);
-    const out = await server.inject({ method: 'POST', url: '/api/logout', headers: { cookie } });
+    // Signing out needs the CSRF header like every POST: another site cannot sign you out.
+    const forged = await server.inject({ method: 'POST', url: '/api/logout', headers: { cookie } });
+    assert.equal(forged.statusCode, 403);
+    assert.equal((await server.inject({ url: '/api/services', headers: { cookie } })).statusCode, 200);
+    const out = await server.inject({ method: 'POST', url: '/api/logout', headers: { cookie, 'x-csrf-token': csrf } });
     assert.equal(out.statusCode, 200);
     assert.equal((await server.inject({ url: '/api/services', headers: { cookie } })).statusCode, 401);
     assert.deepEqual(audit.entries.map((e) => `${e.via} ${e.who.name} ${e.action} ${e.target} ${e.result}`), ['dashboard vic login user/vic ok']);
@@ -279,6 +283,13 @@ describe('web: the server', () => {
     assert.equal((await server.inject({ url: '/.hidden.js' })).statusCode, 404);
     const api = await server.inject({ url: '/api/nope' });
     assert.equal(api.statusCode, 401); // not signed in comes first
+    auth.tokens.set('carte_v', { kind: 'token', name: 'v', role: 'viewer' });
+    for (const url of ['/api/nope', '/api/services/web/nope', '/api/instances/web-1']) {
+      const r404 = await server.inject({ url, headers: { authorization: 'Bearer carte_v' } });
+      assert.equal(r404.statusCode, 404, url);
+      assert.equal(r404.headers['content-type'], 'application/json; charset=utf-8');
+      assert.deepEqual(r404.json(), { error: `no route GET ${url}` });
+    }
   });
 
   it('every loopback address shares one sign-in bucket: 127.0.0.2, ::1 and ::ffff:127.x do not get a new one', async () => {
