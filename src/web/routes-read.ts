@@ -61,7 +61,7 @@ export function readRoutes(app: FastifyInstance, deps: WebDeps, feed: EventFeed,
     const q = seriesQuery(req.query as Record<string, unknown>, deps.now());
     if (!deps.metrics) return { t: [], v: [], stepMs: 0 };
     // A service's CPU, memory, network and I/O: the sum of its instances' series.
-    if (q.kind === 'service' && !(q.metric in SERVICE_FIELDS)) return serviceSeries(deps.metrics, q, await deps.store.readShared());
+    if (q.kind === 'service' && !Object.hasOwn(SERVICE_FIELDS, q.metric)) return serviceSeries(deps.metrics, q, await deps.store.readShared());
     return deps.metrics.series(q);
   });
 
