@@ -43,6 +43,7 @@ bench: build ## run the benchmarks and print their figures (see docs/benchmarks.
 	node dist/bench/faults.js
 	node dist/bench/dashboard.js
 	node --expose-gc dist/bench/metrics.js
+	node dist/bench/oci.js
 	node dist/bench/metaverse.js
 
 bench-metaverse: build ## only the metaverse benchmark: 80 players for 60 s against the whole demo

@@ -53,8 +53,14 @@ describe('e2e: carte gc removes an idle home\'s bridge', function () {
     daemon.kill('SIGTERM');
     await new Promise((r) => daemon.once('exit', r));
 
-    assert.deepEqual(await e.carte(['gc']), { code: 0, stdout: `removed bridge ${bridge()} (its firewall rules and the gateway's namespace)\n`, stderr: '' });
+    const parent = e.env.CARTE_CGROUP_PARENT!;
+    const homeId = new LinuxDriver({ home: e.home, log: cliLogger('silent'), bridge: bridge(), subnet: e.env.CARTE_SUBNET!, cgroupParent: parent }).paths.homeId;
+    assert.ok(fs.existsSync(`/sys/fs/cgroup/memory${parent}/${homeId}`), 'the home\'s cgroup folder, left by its instance');
+    assert.deepEqual(await e.carte(['gc']), {
+      code: 0, stdout: `removed bridge ${bridge()} (its firewall rules and the gateway's namespace)\nremoved cgroup ${parent}/${homeId}\nremoved cgroup ${parent}\n`, stderr: '',
+    });
     assert.deepEqual(traces(), BRIDGE_GONE);
+    assert.equal(fs.existsSync(`/sys/fs/cgroup/memory${parent}`), false, 'no cgroup folder left');
     assert.deepEqual(await e.carte(['gc']), { code: 0, stdout: 'nothing to clean\n', stderr: '' });
   });
 });

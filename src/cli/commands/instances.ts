@@ -171,7 +171,7 @@ export async function gc(ctx: Context): Promise<void> {
   const driver = await linuxDriver(ctx);
   const report = await driver.gc();
   const bridge = await removeIdleBridge(ctx, driver);
-  if (bridge) report.removed.push(bridge);
+  if (bridge) report.removed.push(bridge, ...driver.removeEmptyCgroups());
   write(report.removed.length ? report.removed.map((r) => `removed ${r}`).join('\n') : 'nothing to clean');
   if (report.failures.length) {
     throw new CarteError('driver', 'some leftovers could not be removed', { details: report.failures.map((f) => `${f.step} ${f.resource}: ${f.error}`) });

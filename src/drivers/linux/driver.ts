@@ -22,7 +22,7 @@ import type { Logger } from '../../log.js';
 import type {
   BuildPolicy, CleanupReport, Driver, ExecOptions, InstanceSpec, InstanceStats, LogLine, LogOptions, NetworkAccess, ObservedInstance,
 } from '../driver.js';
-import { detectLayout, readStats } from './cgroups.js';
+import { cgroupDirs, detectLayout, readStats } from './cgroups.js';
 import { gc, remove, REMOVE_FAULT_POINTS, stop } from './cleanup.js';
 import { namingRules, type DriverContext } from './context.js';
 import { create, CREATE_FAULT_POINTS, hostsFileText } from './create.js';
@@ -223,6 +223,30 @@ export class LinuxDriver implements Driver {
 
   gc(opts: { keep?: ReadonlySet<string> } = {}): Promise<CleanupReport> {
     return gc(this.ctx, opts);
+  }
+
+  /**
+   * The home's own cgroup folders (`<cgroupParent>/<homeId>` in every hierarchy, and the parent
+   * when no other home uses it), once they are empty: what an idle home leaves after its last
+   * instance. rmdir only: a folder that still holds an instance's cgroup stays.
+   */
+  removeEmptyCgroups(): string[] {
+    const { cgroupParent, layout, cgroupRoot } = this.ctx;
+    const removed: string[] = [];
+    for (const rel of [`${cgroupParent}/${this.paths.homeId}`, cgroupParent]) {
+      if (rel.replace(/\/+/g, '') === '') continue;
+      let any = false;
+      for (const dir of cgroupDirs(rel, layout, cgroupRoot)) {
+        try {
+          fs.rmdirSync(dir);
+          any = true;
+        } catch {
+          // absent, not a hierarchy here, or still in use
+        }
+      }
+      if (any) removed.push(`cgroup ${rel}`);
+    }
+    return removed;
   }
 }
 
