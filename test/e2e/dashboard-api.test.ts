@@ -2,7 +2,9 @@
 // and a token made by `carte user add` / `carte token create`, and a running
 // busybox service: sign-in, reads, an operator's restart seen on the event
 // stream, refusals (viewer, no CSRF header), login limits, a bearer token, a
-// removed user's session ending, and the audit of it all.
+// removed user's session ending, and the audit of it all; then what an outside
+// attack found: log path traversal and FIFOs, prototype names, streams outliving
+// their user or token, rebinding Hosts, and names typed at sign-in.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -353,6 +355,19 @@ describe('e2e: the dashboard API', function () {
       assert.equal(await withHost(host, '/'), 421, host);
     }
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'localhost:8080']) assert.equal(await withHost(host, '/api/session'), 200, host);
+  });
+
+  it('a sign-in name with a line break and ESC is 400, audited as (invalid name); `carte audit` prints no control character', async () => {
+    const r = await call('POST', '/api/login', { body: { name: 'x\n2026-12-01T00:00:00Z   root/root   cli   delete\u001b[2J', password: 'whatever-123' } });
+    assert.equal(r.status, 400);
+    const unknown = await call('POST', '/api/login', { body: { name: 'hunter-two-pw', password: 'whatever-123' } });
+    assert.equal(unknown.status, 401);
+    const last = (await audit()).slice(-2).map((x) => `${x.who.name} ${x.target} ${x.result}`);
+    assert.deepEqual(last, ['(invalid name) user/(invalid name) failed', '(unknown user) user/(unknown user) failed']);
+    const table = await e.carte(['audit', '--limit', '5']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.ok(!/[\u0000-\u0009\u000b-\u001f]/.test(table.stdout), table.stdout);
+    assert.ok(!table.stdout.includes('hunter-two-pw'));
   });
 });
 
