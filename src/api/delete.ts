@@ -3,10 +3,11 @@
 import { ConflictError, NotFoundError } from '../errors.js';
 import { recordEvent, syncServiceIndexes, type SourceId, type StateData } from '../store/state.js';
 import type { Store } from '../store/store.js';
+import { storedService } from './lookup.js';
 
 /** Throws if the deletion cannot happen; pure. */
 export function checkDelete(data: StateData, names: readonly string[], source: SourceId, force = false): void {
-  const missing = names.filter((n) => !data.services[n]);
+  const missing = names.filter((n) => !storedService(data, n));
   if (missing.length) throw new NotFoundError(`${missing.map((n) => `service "${n}"`).join(', ')} not found; nothing was deleted`);
   const problems: string[] = [];
   for (const name of names) {

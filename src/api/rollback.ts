@@ -8,10 +8,11 @@ import { specHash, stableJson, templateHash } from '../schema/canonical.js';
 import { recordEvent, type Revision, type StateData } from '../store/state.js';
 import type { Store } from '../store/store.js';
 import { changedFields, pushRevision } from './apply.js';
+import { storedService } from './lookup.js';
 
 /** The revision a rollback returns to: `to`, or else the newest earlier one with a different spec. Pure. */
 export function rollbackTarget(data: StateData, name: string, to?: number): Revision {
-  const s = data.services[name];
+  const s = storedService(data, name);
   if (!s) throw new NotFoundError(`service "${name}" not found`);
   const current = s.revision;
   if (to !== undefined) {

@@ -8,9 +8,10 @@ import type { Store } from '../store/store.js';
 import { specHash } from '../schema/canonical.js';
 import { peakReplicas } from '../policy/admit.js';
 import { pushRevision } from './apply.js';
+import { storedService } from './lookup.js';
 
 function find(data: StateData, name: string): StoredService {
-  const s = data.services[name];
+  const s = storedService(data, name);
   if (!s) throw new NotFoundError(`service "${name}" not found`);
   return s;
 }
@@ -72,7 +73,7 @@ export async function scaleService(store: Store, name: string, replicas: number,
 
 /** Scaling is admitted like an apply: within the policy's replicas per service and in total (a scale-down always is). */
 function checkScale(data: StateData, name: string, replicas: number, limits: ReplicaLimits): void {
-  const current = data.services[name]!.revision.spec.replicas;
+  const current = find(data, name).revision.spec.replicas;
   if (replicas <= current) return;
   if (replicas > limits.perService) {
     throw new CarteError('conflict', `cannot scale service "${name}" to ${replicas}: above the server policy's maximum of ${limits.perService} replicas per service`);

@@ -27,3 +27,24 @@ export function httpSetting(flag: string | undefined, env: NodeJS.ProcessEnv = p
   if (env.CARTE_HTTP) return { text: env.CARTE_HTTP, from: 'CARTE_HTTP' };
   return { text: DEFAULT_HTTP, from: '--http' };
 }
+
+/** Whether a host (an address, or a name) is this machine's loopback: 127.0.0.0/8, ::1, localhost. Pure. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Whether a request's Host header may be answered. On a loopback listener
+ * only a loopback address or localhost: a page of another site whose name
+ * was rebound to 127.0.0.1 (DNS rebinding) sends its own name and is
+ * refused. Any port: an SSH tunnel may bring the listener to another local
+ * port (`ssh -L 8080:127.0.0.1:7070`), and the name is what rebinding
+ * cannot fake. Other listeners take any Host. Pure.
+ */
+export function hostAllowed(header: string | undefined, listener: HttpAddress): boolean {
+  if (!isLoopbackHost(listener.host)) return true;
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec((header ?? '').trim());
+  if (!m) return false;
+  return (m[2] === undefined || Number(m[2]) <= 65535) && isLoopbackHost(m[1]!);
+}

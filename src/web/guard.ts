@@ -54,7 +54,7 @@ export function statusOf(e: unknown): number {
 }
 
 /** The audit's action and target for an action route (`/api/services/web/scale` → scale, service/web). */
-export function actionOf(path: string): { action: string; target: string } | null {
+export function actionOf(path: string): { action: string; target: string; service?: string } | null {
   const p = path.split('?')[0]!;
   if (p === '/api/sync') return { action: 'sync', target: 'sources' };
   const m = /^\/api\/services\/([^/]+)\/(start|stop|restart|scale|rollback)$/.exec(p);
@@ -65,5 +65,5 @@ export function actionOf(path: string): { action: string; target: string } | nul
   } catch {
     name = m[1]!;
   }
-  return { action: m[2]!, target: `service/${name}` };
+  return { action: m[2]!, target: `service/${name}`, service: name };
 }

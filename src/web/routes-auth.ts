@@ -2,8 +2,9 @@
 // (scrypt, same time for an unknown name); failures are limited per user name
 // here and per address by @fastify/rate-limit; every attempt is audited.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AUTH_NAME } from '../auth/names.js';
 import { HttpError } from './guard.js';
-import type { FailureLimiter } from './limiter.js';
+import { addressKey, type FailureLimiter, type Gate } from './limiter.js';
 import { CLEAR_COOKIE, SESSION_COOKIE, sessionCookieOptions, type Sessions } from './sessions.js';
 import type { LoginRequest, SessionInfo } from './types.js';
 import type { WebDeps } from './deps.js';
@@ -11,8 +12,13 @@ import type { Recorder } from './server.js';
 
 /** Sign-ins tried per address per minute (any result). */
 export const LOGIN_PER_ADDRESS = { max: 30, timeWindowMs: 60_000 };
+/** Password checks (scrypt) running at once, and waiting; a sign-in beyond both is 429 at once. */
+export const LOGIN_CHECKS = { running: 2, queued: 16 };
+/** Who the audit names for a sign-in with a name that is no user name, or no user's: never the typed text (it may be a password). */
+export const INVALID_NAME = '(invalid name)';
+export const UNKNOWN_USER = '(unknown user)';
 
-export function authRoutes(app: FastifyInstance, deps: WebDeps, sessions: Sessions, failures: FailureLimiter, record: Recorder, secureCookies: boolean): void {
+export function authRoutes(app: FastifyInstance, deps: WebDeps, sessions: Sessions, failures: FailureLimiter, checks: Gate, record: Recorder, secureCookies: boolean): void {
   app.get('/api/session', async (req): Promise<SessionInfo> => {
     const s = req.caller?.session ?? null;
     return {
@@ -27,7 +33,8 @@ export function authRoutes(app: FastifyInstance, deps: WebDeps, sessions: Sessio
       rateLimit: {
         max: LOGIN_PER_ADDRESS.max,
         timeWindow: LOGIN_PER_ADDRESS.timeWindowMs,
-        keyGenerator: (req: FastifyRequest) => req.ip,
+        // Every loopback address is one: a local caller cannot pick a new 127.x per try.
+        keyGenerator: (req: FastifyRequest) => addressKey(req.ip),
         errorResponseBuilder: (_req: FastifyRequest, ctx: { ttl: number }) => new HttpError(429, `too many sign-ins from this address: try again in ${Math.max(1, Math.ceil(ctx.ttl / 1000))} s`),
       },
     },
@@ -37,18 +44,29 @@ export function authRoutes(app: FastifyInstance, deps: WebDeps, sessions: Sessio
       throw new HttpError(400, 'send { "name": "...", "password": "..." }');
     }
     const { name, password } = body;
-    const who = { kind: 'user' as const, name };
+    if (!AUTH_NAME.test(name)) {
+      // Refused before any check; the audit does not keep what was typed.
+      await record({ kind: 'user', name: INVALID_NAME }, 'dashboard', 'login', `user/${INVALID_NAME}`, 'failed', 'not a valid user name');
+      throw new HttpError(400, 'that is not a valid user name: user names are 1 to 32 characters, lowercase letters, digits, ".", "_" or "-", starting with a letter');
+    }
+    const known = (await deps.auth.userStamp(name)) !== null;
+    const shown = known ? name : UNKNOWN_USER;
+    const who = { kind: 'user' as const, name: shown };
     const now = deps.now();
     const wait = failures.retryAfter(name, now);
     if (wait > 0) {
-      await record(who, 'dashboard', 'login', `user/${name}`, 'refused', 'too many wrong passwords');
+      await record(who, 'dashboard', 'login', `user/${shown}`, 'refused', 'too many wrong passwords');
       throw new HttpError(429, `too many wrong passwords for "${name}": try again in ${wait} s`, { 'retry-after': String(wait) });
     }
-    const principal = await deps.auth.verifyPassword(name, password);
-    const stamp = principal ? await deps.auth.userStamp(principal.name) : null;
+    const checked = checks.tryRun(async () => {
+      const p = await deps.auth.verifyPassword(name, password);
+      return { principal: p, stamp: p ? await deps.auth.userStamp(p.name) : null };
+    });
+    if (!checked) throw new HttpError(429, 'too many sign-ins at once: try again in a moment', { 'retry-after': '1' });
+    const { principal, stamp } = await checked;
     if (!principal || stamp === null) {
       failures.fail(name, now);
-      await record(who, 'dashboard', 'login', `user/${name}`, 'failed', 'wrong user name or password');
+      await record(who, 'dashboard', 'login', `user/${shown}`, 'failed', 'wrong user name or password');
       throw new HttpError(401, 'wrong user name or password');
     }
     failures.clear(name);

@@ -1,7 +1,8 @@
 // What viewers read: services, one service in detail, metrics, logs, alerts,
 // live events (SSE), and for admins the audit.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Driver } from '../drivers/driver.js';
+import { INSTANCE_NAME } from '../drivers/linux/create.js';
 import { NotFoundError } from '../errors.js';
 import { EventFeed, resumeAfter, sseMessage } from './events.js';
 import { HttpError } from './guard.js';
@@ -12,6 +13,8 @@ import { seriesQuery, serviceSeries } from './series.js';
 
 /** Seconds between SSE comments that keep idle connections (and proxies) open. */
 const SSE_HEARTBEAT_MS = 15_000;
+/** How often an open event stream checks that its user or token still holds (and before each event). */
+export const SSE_RECHECK_MS = 10_000;
 
 async function hasPreviousLog(driver: Pick<Driver, 'logs'>, name: string): Promise<boolean> {
   try {
@@ -29,7 +32,7 @@ function intParam(value: unknown, name: string, dflt: number, min: number, max: 
   return n;
 }
 
-export function readRoutes(app: FastifyInstance, deps: WebDeps, feed: EventFeed): void {
+export function readRoutes(app: FastifyInstance, deps: WebDeps, feed: EventFeed, stillHolds: (req: FastifyRequest) => Promise<boolean>): void {
   const latest = () => deps.metrics?.latest() ?? EMPTY_SNAPSHOT;
 
   app.get('/api/services', async (): Promise<ServiceRow[]> => serviceRows(await deps.store.readShared(), latest(), deps.now()));
@@ -58,7 +61,7 @@ export function readRoutes(app: FastifyInstance, deps: WebDeps, feed: EventFeed)
     const q = seriesQuery(req.query as Record<string, unknown>, deps.now());
     if (!deps.metrics) return { t: [], v: [], stepMs: 0 };
     // A service's CPU, memory, network and I/O: the sum of its instances' series.
-    if (q.kind === 'service' && !(q.metric in SERVICE_FIELDS)) return serviceSeries(deps.metrics, q, await deps.store.readShared());
+    if (q.kind === 'service' && !Object.hasOwn(SERVICE_FIELDS, q.metric)) return serviceSeries(deps.metrics, q, await deps.store.readShared());
     return deps.metrics.series(q);
   });
 
@@ -67,6 +70,8 @@ export function readRoutes(app: FastifyInstance, deps: WebDeps, feed: EventFeed)
     const query = req.query as Record<string, unknown>;
     const tail = intParam(query.tail, 'tail', 200, 0, 5000);
     const previous = query.previous === '1' || query.previous === 'true';
+    // Only what could be an instance's name reaches the driver (no '/', no '..').
+    if (!INSTANCE_NAME.test(name)) throw new HttpError(404, `instance "${name}" not found`);
     if (!previous && !(await deps.driver.list()).some((i) => i.name === name)) {
       if (await hasPreviousLog(deps.driver, name)) throw new HttpError(404, `instance "${name}" not found; its previous life's output is kept: ask with previous=1`);
       throw new HttpError(404, `instance "${name}" not found`);
@@ -95,22 +100,47 @@ export function readRoutes(app: FastifyInstance, deps: WebDeps, feed: EventFeed)
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     // Reconnect after 2 s when the daemon restarts; an EventSource sends Last-Event-ID by itself.
     res.write('retry: 2000\n\n');
-    let unsubscribe: () => void;
+    let unsubscribe: () => void = () => {};
+    let heartbeat: NodeJS.Timeout | undefined;
+    let recheck: NodeJS.Timeout | undefined;
+    let ended = false;
+    const stop = () => {
+      ended = true;
+      clearInterval(heartbeat);
+      clearInterval(recheck);
+      unsubscribe();
+    };
+    // Checks and writes run one after another, so events keep their order and
+    // none is sent once the user is removed (or changed) or the token is.
+    let chain = Promise.resolve();
+    const checked = (then: () => void) => {
+      chain = chain.then(async () => {
+        if (ended) return;
+        const holds = await stillHolds(req).catch(() => false);
+        if (ended) return;
+        if (holds) then();
+        else {
+          stop();
+          res.end();
+        }
+      });
+    };
     try {
-      unsubscribe = await feed.subscribe((rows) => {
+      unsubscribe = await feed.subscribe((rows) => checked(() => {
         for (const r of rows) res.write(sseMessage(r));
-      }, after);
+      }), after);
     } catch (e) {
       // The answer has begun: end it; the EventSource tries again after `retry`.
       deps.log.warn({ err: (e as Error).message }, 'could not start an event stream');
       res.end();
       return;
     }
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
-    const stop = () => {
-      clearInterval(heartbeat);
-      unsubscribe();
-    };
+    if (ended) {
+      unsubscribe(); // a check ended it while it subscribed
+      return;
+    }
+    heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
+    recheck = setInterval(() => checked(() => {}), SSE_RECHECK_MS);
     if (req.raw.destroyed) stop();
     else res.on('close', stop);
   });

@@ -10,14 +10,15 @@ import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { AuditEntry } from '../audit/types.js';
 import { roleAllows, type Principal } from '../auth/types.js';
+import { SERVICE_NAME } from '../api/lookup.js';
 import { CarteError } from '../errors.js';
-import type { HttpAddress } from './address.js';
+import { hostAllowed, type HttpAddress } from './address.js';
 import type { Caller, WebDeps } from './deps.js';
 import { EventFeed } from './events.js';
 import { actionOf, bearerToken, csrfOk, HttpError, isPublic, neededRole, statusOf } from './guard.js';
-import { FailureLimiter } from './limiter.js';
+import { FailureLimiter, Gate } from './limiter.js';
 import { actionRoutes } from './routes-actions.js';
-import { authRoutes } from './routes-auth.js';
+import { authRoutes, LOGIN_CHECKS } from './routes-auth.js';
 import { readRoutes } from './routes-read.js';
 import { CLEAR_COOKIE, SESSION_COOKIE, Sessions } from './sessions.js';
 import { StaticFiles } from './static.js';
@@ -42,6 +43,8 @@ export class WebServer {
   private readonly sessions: Sessions;
   private readonly feed: EventFeed;
   private sweeper: NodeJS.Timeout | null = null;
+  /** Where it listens, once it does (the Host check needs the port). */
+  private bound: HttpAddress | null = null;
 
   constructor(private readonly deps: WebDeps, opts: WebServerOptions = {}) {
     this.sessions = new Sessions(opts.sessionTtlMs);
@@ -94,8 +97,8 @@ export class WebServer {
 
     const failures = new FailureLimiter(LOGIN_FAILURES.limit, LOGIN_FAILURES.windowMs);
     void app.register(async (api) => {
-      authRoutes(api, deps, this.sessions, failures, this.record, secureCookies);
-      readRoutes(api, deps, this.feed);
+      authRoutes(api, deps, this.sessions, failures, new Gate(LOGIN_CHECKS.running, LOGIN_CHECKS.queued), this.record, secureCookies);
+      readRoutes(api, deps, this.feed, (req) => this.stillHolds(req));
       actionRoutes(api, deps, this.record);
     });
 
@@ -108,6 +111,8 @@ export class WebServer {
     const files = new StaticFiles(deps.staticDir);
     const page = async (req: FastifyRequest, reply: FastifyReply) => {
       const path = req.url.split('?')[0]!;
+      // An unknown API route is a JSON 404, not the page.
+      if (path === '/api' || path.startsWith('/api/')) return reply.code(404).send({ error: `no route ${req.method} ${path}` });
       // Paths of the page's own views (no dot) get index.html; the page routes itself.
       const f = files.get(path) ?? (path.includes('.') ? null : files.get('/'));
       if (!f) {
@@ -125,6 +130,10 @@ export class WebServer {
   /** Settles who is asking and whether they may; throws 401/403 (audited for actions). */
   private async admit(req: FastifyRequest, reply: FastifyReply): Promise<void> {
     const path = req.url.split('?')[0]!;
+    // DNS rebinding: on a loopback listener, only requests naming a loopback host (page and API alike).
+    if (this.bound && !hostAllowed(req.headers.host, this.bound)) {
+      throw new HttpError(421, `this dashboard answers only requests for 127.0.0.1 or localhost (it listens on a loopback address): open http://127.0.0.1:${this.bound.port}/`);
+    }
     const guarded = path.startsWith('/api/') || path === '/metrics';
     if (!guarded) return;
     const { deps } = this;
@@ -146,6 +155,10 @@ export class WebServer {
       }
       if (ended || (!s && req.cookies[SESSION_COOKIE])) void reply.clearCookie(SESSION_COOKIE, CLEAR_COOKIE);
     }
+    // Signing out changes state: a cookie's sign-out needs the CSRF header too (no other site may sign you out).
+    if (req.method === 'POST' && path === '/api/logout' && req.caller?.session && !csrfOk(req.caller.session.csrf, req.headers['x-csrf-token'])) {
+      throw new HttpError(403, 'the x-csrf-token header is missing or wrong: reload the page (scripts: use a bearer token)');
+    }
     if (isPublic(req.method, path)) return;
     const caller = req.caller;
     if (!caller) {
@@ -153,6 +166,9 @@ export class WebServer {
       throw new HttpError(401, ended ? 'your session ended (the user was removed, or its password or role changed): sign in again' : 'not signed in: sign in, or send `Authorization: Bearer <token>`');
     }
     const action = req.method === 'POST' ? actionOf(path) : null;
+    // A name no manifest could give ("__proto__", a line break) is no service: 404 before
+    // anything else, and the typed text never reaches the audit.
+    if (action?.service !== undefined && !SERVICE_NAME.test(action.service)) throw new HttpError(404, `service "${action.service}" not found`);
     if (req.method === 'POST' && caller.via === 'dashboard' && !csrfOk(caller.session!.csrf, req.headers['x-csrf-token'])) {
       if (action) await this.refuse(caller, action, 'no valid x-csrf-token header');
       throw new HttpError(403, 'the x-csrf-token header is missing or wrong: reload the page (scripts: use a bearer token)');
@@ -162,6 +178,22 @@ export class WebServer {
       if (action) await this.refuse(caller, action, `needs the ${need} role`);
       throw new HttpError(403, `${caller.principal.name} has the ${caller.principal.role} role: this needs ${need}`);
     }
+  }
+
+  /**
+   * Whether a request's principal still holds (for long answers: the event
+   * stream): its session not ended, expired or its user changed; its token
+   * not removed or expired.
+   */
+  private async stillHolds(req: FastifyRequest): Promise<boolean> {
+    const caller = req.caller;
+    if (!caller) return false;
+    if (caller.session) {
+      const s = this.sessions.find(caller.session.id, this.deps.now());
+      return s !== null && (await this.deps.auth.userStamp(s.principal.name)) === s.stamp;
+    }
+    const token = bearerToken(req.headers.authorization);
+    return token !== null && (await this.deps.auth.verifyToken(token)) !== null;
   }
 
   private refuse(caller: Caller, what: { action: string; target: string }, why: string): Promise<void> {
@@ -183,7 +215,8 @@ export class WebServer {
     this.sweeper = setInterval(() => this.sessions.sweep(this.deps.now()), 10 * 60_000);
     this.sweeper.unref();
     const a = this.app.server.address();
-    return a && typeof a === 'object' ? { host: a.address, port: a.port } : address;
+    this.bound = a && typeof a === 'object' ? { host: a.address, port: a.port } : address;
+    return this.bound;
   }
 
   async close(): Promise<void> {

@@ -2,10 +2,15 @@
 // and a token made by `carte user add` / `carte token create`, and a running
 // busybox service: sign-in, reads, an operator's restart seen on the event
 // stream, refusals (viewer, no CSRF header), login limits, a bearer token, a
-// removed user's session ending, and the audit of it all.
+// removed user's session ending, and the audit of it all; then what an outside
+// attack found: log path traversal and FIFOs, prototype names, streams outliving
+// their user or token, rebinding Hosts, and names typed at sign-in.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 import type { AuditEntry } from '../../src/audit/types.js';
 import type { EventRow, ServiceRow, SessionInfo } from '../../src/web/types.js';
 import { buildBusybox, makeE2eEnv, webManifest, type E2eEnv } from '../helpers/e2e.js';
@@ -246,4 +251,123 @@ describe('e2e: the dashboard API', function () {
     const actions = (r.body as { entries: AuditEntry[] }).entries.filter((x) => x.via !== 'cli').map((x) => `${x.who.name} ${x.action} ${x.result}`);
     for (const want of ['ops restart ok', 'vic scale refused', 'ops stop refused', 'slow login failed', 'slow login refused', 'ci scale ok']) assert.ok(actions.includes(want), `${want} not in ${actions.join(', ')}`);
   });
+
+  it('instance logs: a name leaving the previous-logs folder, a FIFO or a link is 404, and the daemon answers on', async () => {
+    const { cookie } = await login('vic', 'pw-vic-12345');
+    fs.mkdirSync(path.join(e.home, 'x'), { recursive: true });
+    fs.writeFileSync(path.join(e.home, 'x', 'app.log'), '2026-01-01T00:00:00Z stdout F root-only secret\n', { mode: 0o600 });
+    const prev = path.join(e.home, 'logs', 'previous');
+    fs.mkdirSync(prev, { recursive: true });
+    execFileSync('mkfifo', [path.join(prev, 'fifo-1.log')]);
+    fs.symlinkSync(path.join(e.home, 'x', 'app.log'), path.join(prev, 'link-1.log'));
+    for (const name of ['..%2F..%2Fx%2Fapp', '..%2F..%2F..%2Fx%2Fapp', '%2E%2E%2F%2E%2E%2Fx%2Fapp']) {
+      for (const q of ['?previous=1', '']) {
+        const r = await call('GET', `/api/instances/${name}/logs${q}`, { cookie });
+        assert.equal(r.status, 404, `${name}${q}: ${JSON.stringify(r.body)}`);
+        assert.ok(!JSON.stringify(r.body).includes('secret'));
+      }
+    }
+    // Four at once once froze the daemon's threads on the FIFO.
+    const fifo = await Promise.all([1, 2, 3, 4, 5].map(() => call('GET', '/api/instances/fifo-1/logs?previous=1', { cookie })));
+    assert.deepEqual(fifo.map((r) => r.status), [404, 404, 404, 404, 404]);
+    assert.deepEqual(fifo[0]!.body, { error: 'instance "fifo-1" has no previous life\'s output kept' });
+    assert.equal((await call('GET', '/api/instances/link-1/logs?previous=1', { cookie })).status, 404);
+    assert.equal((await call('GET', '/api/services', { cookie })).status, 200);
+    fs.rmSync(path.join(prev, 'fifo-1.log'));
+    fs.rmSync(path.join(prev, 'link-1.log'));
+  });
+
+  it('prototype names (__proto__, constructor, toString) are no service: 404 for every action, nothing changed, /metrics still answers', async () => {
+    const made = await e.carte(['token', 'create', '--name', 'proto', '--role', 'operator']);
+    assert.equal(made.code, 0, made.stderr);
+    const token = made.stdout.trim();
+    const before = JSON.stringify(e.state().services);
+    for (const n of ['__proto__', 'constructor', 'toString']) {
+      for (const [action, body] of [['stop', undefined], ['start', undefined], ['restart', undefined], ['scale', { replicas: 3 }], ['rollback', {}]] as const) {
+        const r = await call('POST', `/api/services/${n}/${action}`, { token, body });
+        assert.equal(r.status, 404, `${n} ${action}: ${JSON.stringify(r.body)}`);
+        assert.deepEqual(r.body, { error: `service "${n}" not found` });
+      }
+      assert.equal((await call('GET', `/api/services/${n}`, { token })).status, 404);
+    }
+    assert.equal(JSON.stringify(e.state().services), before);
+    const rows = (await call('GET', '/api/services', { token })).body as ServiceRow[];
+    assert.deepEqual(rows.map((s) => [s.name, s.suspended]), [['web', false]]);
+    assert.equal((await call('GET', '/metrics', { token })).status, 200);
+  });
+
+  /** Opens an event stream; `ended` resolves with the events seen when the server ends it (or after `ms`, ended false). */
+  const openStream = (headers: Record<string, string>, ms: number) => {
+    let opened!: () => void;
+    const openedP = new Promise<void>((r) => (opened = r));
+    const ended = new Promise<{ ended: boolean; events: EventRow[] }>((resolve, reject) => {
+      const events: EventRow[] = [];
+      const req = http.get({ host: '127.0.0.1', port, path: '/api/events/stream', headers }, (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`event stream answered ${res.statusCode}`));
+        opened();
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          for (const m of d.matchAll(/^data: (.*)$/gm)) events.push(JSON.parse(m[1]!) as EventRow);
+        });
+        res.on('end', () => resolve({ ended: true, events }));
+      });
+      req.on('error', () => {});
+      setTimeout(() => {
+        req.destroy();
+        resolve({ ended: false, events });
+      }, ms);
+    });
+    return { opened: openedP, ended };
+  };
+
+  it('an open event stream ends when its user is removed or its token is, before any further event', async () => {
+    await addUser('leaver', 'viewer');
+    const { cookie } = await login('leaver', 'pw-leaver-12345');
+    const made = await e.carte(['token', 'create', '--name', 'watcher', '--role', 'viewer']);
+    assert.equal(made.code, 0, made.stderr);
+    const ops = await e.carte(['token', 'create', '--name', 'actor', '--role', 'operator']);
+    assert.equal(ops.code, 0, ops.stderr);
+    const byUser = openStream({ cookie }, 30_000);
+    const byToken = openStream({ authorization: `Bearer ${made.stdout.trim()}` }, 30_000);
+    await Promise.all([byUser.opened, byToken.opened]);
+    assert.equal((await e.carte(['user', 'rm', 'leaver'])).code, 0);
+    assert.equal((await e.carte(['token', 'rm', 'watcher'])).code, 0);
+    // An event after the removals: the streams end rather than send it.
+    const r = await call('POST', '/api/services/web/restart', { token: ops.stdout.trim() });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    for (const s of [await byUser.ended, await byToken.ended]) {
+      assert.equal(s.ended, true);
+      assert.deepEqual(s.events.filter((ev) => ev.reason === 'RestartRequested'), []);
+    }
+  });
+
+  it('answers only a loopback Host on its loopback listener (DNS rebinding): another name is 421', async () => {
+    const withHost = (host: string, path: string) => new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    for (const host of ['evil.example', `evil.example:${port}`, `localhost.evil.example:${port}`]) {
+      assert.equal(await withHost(host, '/api/session'), 421, host);
+      assert.equal(await withHost(host, '/'), 421, host);
+    }
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'localhost:8080']) assert.equal(await withHost(host, '/api/session'), 200, host);
+  });
+
+  it('a sign-in name with a line break and ESC is 400, audited as (invalid name); `carte audit` prints no control character', async () => {
+    const r = await call('POST', '/api/login', { body: { name: 'x\n2026-12-01T00:00:00Z   root/root   cli   delete\u001b[2J', password: 'whatever-123' } });
+    assert.equal(r.status, 400);
+    const unknown = await call('POST', '/api/login', { body: { name: 'hunter-two-pw', password: 'whatever-123' } });
+    assert.equal(unknown.status, 401);
+    const last = (await audit()).slice(-2).map((x) => `${x.who.name} ${x.target} ${x.result}`);
+    assert.deepEqual(last, ['(invalid name) user/(invalid name) failed', '(unknown user) user/(unknown user) failed']);
+    const table = await e.carte(['audit', '--limit', '5']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.ok(!/[\u0000-\u0009\u000b-\u001f]/.test(table.stdout), table.stdout);
+    assert.ok(!table.stdout.includes('hunter-two-pw'));
+  });
 });
+

@@ -24,7 +24,34 @@ export async function audit(ctx: Context, opts: { limit?: string; output?: strin
     process.stderr.write('no audit entries\n');
     return;
   }
-  write(table(['TIME', 'WHO', 'VIA', 'ACTION', 'TARGET', 'RESULT', 'DETAIL'], entries.map((e) => [
+  write(table(AUDIT_HEAD, auditRows(entries)));
+}
+
+export const AUDIT_HEAD = ['TIME', 'WHO', 'VIA', 'ACTION', 'TARGET', 'RESULT', 'DETAIL'];
+/** The widest a cell prints (the detail may be longer: it is the column that says most). */
+export const CELL_MAX = 64;
+export const DETAIL_MAX = 200;
+
+/**
+ * What a cell prints: the entries come from other people (a name typed at
+ * sign-in, a hand-edited log), so control characters print escaped — a line
+ * break cannot forge a row, an ESC cannot drive the terminal — and a long
+ * text is cut with "…". Pure.
+ */
+export function cellText(text: string, max = CELL_MAX): string {
+  const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+  // C0, DEL, C1, and the Unicode line separators and direction overrides that reorder what is shown.
+  const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const code = c.codePointAt(0)!;
+    return named[c] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+  });
+  const chars = [...escaped];
+  return chars.length <= max ? escaped : `${chars.slice(0, max - 1).join('')}…`;
+}
+
+/** The table's rows, every cell made safe to print. Pure. */
+export function auditRows(entries: readonly AuditEntry[]): string[][] {
+  return entries.map((e) => [
     e.at.replace(/\.\d+Z$/, 'Z'), whoText(e), e.via, e.action, e.target, e.result, e.detail ?? '-',
-  ])));
+  ].map((cell, i) => cellText(cell, i === 6 ? DETAIL_MAX : CELL_MAX)));
 }

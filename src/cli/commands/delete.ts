@@ -6,6 +6,7 @@ import { convergeAfterChange } from '../converge.js';
 import { write } from '../output.js';
 import { timeoutOf } from './services.js';
 import { SERVICE_WORDS } from './get.js';
+import { storedService } from '../../api/lookup.js';
 
 export interface DeleteOptions {
   filename?: string[];
@@ -32,7 +33,7 @@ export async function del(ctx: Context, words: string[], opts: DeleteOptions): P
   write(deleted.map((n) => `service/${n} deleted${suffix}`).join('\n'));
   if (opts.dryRun || opts.start === false) return;
   const graces = Object.fromEntries(deleted.flatMap((n) => {
-    const spec = before?.services[n]?.revision.spec;
+    const spec = before ? storedService(before, n)?.revision.spec : undefined;
     return spec ? [[n, spec.stopGracePeriodMs]] : [];
   }));
   await convergeAfterChange(ctx, { wait: opts.wait === true, timeoutMs: timeoutOf(opts), services: [], scope: deleted, graces });

@@ -11,6 +11,7 @@ import type { Context } from '../context.js';
 import { age, formatLabels, table, write } from '../output.js';
 import { parseTarget } from './get.js';
 import { REVISION_HEAD, revisionRows } from './history.js';
+import { storedService } from '../../api/lookup.js';
 
 /**
  * Who may connect to the service (allowFrom, or the server policy's
@@ -39,7 +40,7 @@ export async function describe(ctx: Context, words: string[]): Promise<void> {
   const { name } = parseTarget(words, 'describe');
   if (name === undefined) throw new NotFoundError('describe: name a service, e.g. "carte describe service login"');
   const data = await ctx.store().read();
-  const s = data.services[name];
+  const s = storedService(data, name);
   if (!s) throw new NotFoundError(`service "${name}" not found`);
   const now = ctx.now();
   const r = s.revision;

@@ -3,6 +3,7 @@ import { NotFoundError } from '../../errors.js';
 import type { Revision } from '../../store/state.js';
 import type { Context } from '../context.js';
 import { age, table, write } from '../output.js';
+import { storedService } from '../../api/lookup.js';
 
 const asObject = (name: string, r: Revision) => ({ name, labels: r.labels, spec: r.spec });
 
@@ -30,7 +31,7 @@ export function revisionRows(name: string, history: readonly Revision[], now: Da
 export const REVISION_HEAD = ['REVISION', 'AGE', 'SOURCE', 'COMMIT', 'ORIGIN', 'CHANGE'];
 
 export async function history(ctx: Context, name: string): Promise<void> {
-  const s = (await ctx.store().read()).services[name];
+  const s = storedService(await ctx.store().read(), name);
   if (!s) throw new NotFoundError(`service "${name}" not found`);
   write(table(REVISION_HEAD, revisionRows(name, s.history, ctx.now())));
 }

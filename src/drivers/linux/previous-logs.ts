@@ -4,11 +4,12 @@
 // CARTE_HOME/logs/previous/NAME.log, replacing an older one of that name.
 // Bounded twice: each file at most the per-instance log cap (its last bytes,
 // from a line start), and at most `limit` files (the longest kept go first).
+import { constants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { NotFoundError } from '../../errors.js';
+import { NotFoundError, UsageError } from '../../errors.js';
 import type { LogLine, LogOptions } from '../driver.js';
-import { readLog } from './logs.js';
+import { parseK8sLog } from './logs.js';
 import type { HomePaths } from './records.js';
 
 export function previousLogPath(paths: HomePaths, name: string): string {
@@ -57,9 +58,42 @@ export async function boundPreviousLogs(dir: string, limit: number): Promise<voi
   await Promise.all(dated.slice(0, dated.length - limit).map(({ n }) => fs.rm(path.join(dir, n), { force: true })));
 }
 
-export async function* readPreviousLog(paths: HomePaths, name: string, opts: LogOptions): AsyncGenerator<LogLine> {
-  const file = previousLogPath(paths, name);
-  if (!(await fs.stat(file).catch(() => null))) throw new NotFoundError(`instance "${name}" has no previous log`);
+/** The most of a previous log read for one answer: its last MiB (whatever the file's size). */
+export const PREVIOUS_READ_MAX = 1024 * 1024;
+
+/**
+ * Refuses a name that could leave the previous-logs folder ('/', '..', NUL):
+ * the name comes from a URL or the command line. Pure.
+ */
+export function checkPreviousLogName(name: string): void {
+  if (!name || name.includes('/') || name.includes('\\') || name.includes('..') || name.includes('\0')) {
+    throw new UsageError(`"${name}" is not a valid instance name: use lowercase letters, digits and "-"`);
+  }
+}
+
+export async function* readPreviousLog(paths: HomePaths, name: string, opts: LogOptions, maxBytes = PREVIOUS_READ_MAX): AsyncGenerator<LogLine> {
+  checkPreviousLogName(name);
+  const missing = () => new NotFoundError(`instance "${name}" has no previous log`);
+  // Never through a link, never blocking on a FIFO: opened without following
+  // or waiting, then only a regular file is read.
+  const handle = await fs.open(previousLogPath(paths, name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => null);
+  if (!handle) throw missing();
+  let text: string;
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw missing();
+    if (opts.tail === 0) return;
+    // Only the tail: a file grown beyond the cap by hand costs no more memory.
+    const length = Math.min(st.size, maxBytes);
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buf, 0, length, st.size - length);
+    let start = 0;
+    if (length < st.size) start = buf.indexOf(0x0a) + 1; // from a line start
+    text = buf.subarray(start, bytesRead).toString('utf8');
+  } finally {
+    await handle.close();
+  }
   // A previous life does not grow: nothing to follow.
-  yield* readLog(file, { ...opts, follow: false });
+  const lines = parseK8sLog(text.slice(0, text.lastIndexOf('\n') + 1));
+  yield* opts.tail !== undefined ? lines.slice(lines.length - Math.min(opts.tail, lines.length)) : lines;
 }

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readLog } from '../../../src/drivers/linux/logs.js';
-import { boundPreviousLogs, keepPreviousLog, previousLogPath } from '../../../src/drivers/linux/previous-logs.js';
+import { execFileSync } from 'node:child_process';
+import { boundPreviousLogs, checkPreviousLogName, keepPreviousLog, previousLogPath, readPreviousLog } from '../../../src/drivers/linux/previous-logs.js';
 import { HomePaths, homeIdOf, newPlacement, placementOf, readRecordSync } from '../../../src/drivers/linux/records.js';
 import { sessionMembers, type ProcEntry } from '../../../src/util/process-tree.js';
 import { tempDir } from '../../helpers/paths.js';
@@ -94,4 +95,41 @@ describe('previous logs', () => {
     for await (const l of readLog(path.join(paths.home, 'x.log'), { tail: 0 })) got.push(l);
     assert.deepEqual(got, []);
   });
+
+  const readAll = async (paths: HomePaths, name: string, opts: { tail?: number } = {}, max?: number) => {
+    const got: string[] = [];
+    for await (const l of readPreviousLog(paths, name, opts, max)) got.push(l.text);
+    return got;
+  };
+
+  it('refuses names that leave the folder, before any file is touched', async () => {
+    for (const bad of ['../../x/app', '..', 'a/b', 'a\\b', '', 'a\0b']) {
+      assert.throws(() => checkPreviousLogName(bad), { code: 'usage' }, bad);
+    }
+    assert.doesNotThrow(() => checkPreviousLogName('web-1'));
+    const paths = homeWith({ 'x/app.log': '2026-01-01T00:00:00Z stdout F secret\n', 'logs/previous/.keep': '' });
+    await assert.rejects(readAll(paths, '../../x/app'), { code: 'usage', message: '"../../x/app" is not a valid instance name: use lowercase letters, digits and "-"' });
+  });
+
+  it('reads only a regular file: a link or a FIFO is "no previous log", at once', async () => {
+    const paths = homeWith({ 'secret.log': '2026-01-01T00:00:00Z stdout F secret\n', 'logs/previous/.keep': '' });
+    fs.symlinkSync(path.join(paths.home, 'secret.log'), previousLogPath(paths, 'link-1'));
+    execFileSync('mkfifo', [previousLogPath(paths, 'fifo-1')]);
+    fs.mkdirSync(previousLogPath(paths, 'dir-1'));
+    for (const n of ['link-1', 'fifo-1', 'dir-1', 'none-1']) {
+      await assert.rejects(readAll(paths, n), { code: 'not-found', message: `instance "${n}" has no previous log` }, n);
+    }
+  });
+
+  it('reads only the last bytes of a big file, from a line start', async () => {
+    const lines = Array.from({ length: 1000 }, (_, i) => `2026-01-01T00:00:00Z stdout F line-${String(i).padStart(4, '0')}`).join('\n') + '\n';
+    const paths = homeWith({ 'logs/previous/big-1.log': lines });
+    const got = await readAll(paths, 'big-1', {}, 1000);
+    // Each record is 40 bytes: the last 1000 hold 25; the first may be cut, so it is dropped.
+    assert.deepEqual(got, Array.from({ length: 24 }, (_, i) => `line-0${976 + i}`));
+    assert.deepEqual(await readAll(paths, 'big-1', { tail: 2 }, 1000), ['line-0998', 'line-0999']);
+    assert.deepEqual(await readAll(paths, 'big-1', { tail: 0 }), []);
+    assert.equal((await readAll(paths, 'big-1')).length, 1000);
+  });
 });
+

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { parseHttpAddress, httpSetting } from '../../../src/web/address.js';
+import { hostAllowed, isLoopbackHost, parseHttpAddress, httpSetting } from '../../../src/web/address.js';
 import { actionOf, bearerToken, csrfOk, HttpError, isPublic, neededRole, statusOf } from '../../../src/web/guard.js';
 import { FailureLimiter } from '../../../src/web/limiter.js';
 import { Sessions, sessionCookieOptions } from '../../../src/web/sessions.js';
@@ -46,8 +46,8 @@ describe('web: roles, CSRF and tokens', () => {
   });
 
   it('names the action and target of action routes', () => {
-    assert.deepEqual(actionOf('/api/services/web/scale'), { action: 'scale', target: 'service/web' });
-    assert.deepEqual(actionOf('/api/services/web/restart?x=1'), { action: 'restart', target: 'service/web' });
+    assert.deepEqual(actionOf('/api/services/web/scale'), { action: 'scale', target: 'service/web', service: 'web' });
+    assert.deepEqual(actionOf('/api/services/web/restart?x=1'), { action: 'restart', target: 'service/web', service: 'web' });
     assert.deepEqual(actionOf('/api/sync'), { action: 'sync', target: 'sources' });
     assert.equal(actionOf('/api/login'), null);
     assert.equal(actionOf('/api/services/web/explode'), null);
@@ -60,6 +60,21 @@ describe('web: roles, CSRF and tokens', () => {
     assert.equal(statusOf(new HttpError(429, 'x')), 429);
     assert.equal(statusOf(Object.assign(new Error('bad json'), { statusCode: 400 })), 400);
     assert.equal(statusOf(new Error('boom')), 500);
+  });
+});
+
+describe('web: the Host header (DNS rebinding)', () => {
+  it('a loopback listener answers only loopback hosts (any port: SSH tunnels); others take any Host', () => {
+    const lo = { host: '127.0.0.1', port: 7070 };
+    for (const h of ['127.0.0.1:7070', 'localhost:7070', 'LOCALHOST:7070', '127.0.0.2:7070', '[::1]:7070', '127.0.0.1', '127.0.0.1:8080', 'localhost']) assert.equal(hostAllowed(h, lo), true, h);
+    for (const h of ['evil.example:7070', 'evil.example', '127.0.0.1:99999', 'localhost.evil.example:7070', '10.0.0.1:7070', '', undefined, '127.0.0.1:7070:1', 'a@127.0.0.1:7070']) {
+      assert.equal(hostAllowed(h, lo), false, String(h));
+    }
+    assert.equal(hostAllowed('localhost', { host: '::1', port: 80 }), true);
+    assert.equal(hostAllowed('[::1]:8080', { host: '::1', port: 8080 }), true);
+    assert.equal(hostAllowed('dash.example.org', { host: '0.0.0.0', port: 8080 }), true);
+    assert.equal(hostAllowed('dash.example.org', { host: '10.0.0.2', port: 8080 }), true);
+    assert.deepEqual(['127.9.9.9', '::1', '[::1]', 'localhost', '::ffff:127.0.0.1', '0.0.0.0', '::', '128.0.0.1'].map(isLoopbackHost), [true, true, true, true, true, false, false, false]);
   });
 });
 

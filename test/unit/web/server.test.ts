@@ -104,7 +104,11 @@ describe('web: the server', () => {
     const list = await server.inject({ url: '/api/services', headers: { cookie } });
     assert.equal(list.statusCode, 200);
     assert.deepEqual((list.json() as Array<{ name: string; desired: number; revision: number; autoscaled: boolean; traffic: null }>).map((x) => [x.name, x.desired, x.revision, x.autoscaled, x.traffic]), [['web', 2, 1, false, null]]);
-    const out = await server.inject({ method: 'POST', url: '/api/logout', headers: { cookie } });
+    // Signing out needs the CSRF header like every POST: another site cannot sign you out.
+    const forged = await server.inject({ method: 'POST', url: '/api/logout', headers: { cookie } });
+    assert.equal(forged.statusCode, 403);
+    assert.equal((await server.inject({ url: '/api/services', headers: { cookie } })).statusCode, 200);
+    const out = await server.inject({ method: 'POST', url: '/api/logout', headers: { cookie, 'x-csrf-token': csrf } });
     assert.equal(out.statusCode, 200);
     assert.equal((await server.inject({ url: '/api/services', headers: { cookie } })).statusCode, 401);
     assert.deepEqual(audit.entries.map((e) => `${e.via} ${e.who.name} ${e.action} ${e.target} ${e.result}`), ['dashboard vic login user/vic ok']);
@@ -138,6 +142,9 @@ describe('web: the server', () => {
     assert.equal(r.statusCode, 429);
     assert.match(String(r.headers['retry-after']), /^[1-6]?\d$/);
     assert.match((r.json() as { error: string }).error, /^too many sign-ins from this address: try again in \d+ s$/);
+    // Not audited: a flood would fill the audit (each of the 30 before it is).
+    assert.equal(audit.entries.length, 30);
+    assert.ok(audit.entries.every((e) => e.result === 'failed'));
     // Other routes are not limited by it.
     assert.equal((await server.inject({ url: '/api/session' })).statusCode, 200);
   });
@@ -276,5 +283,68 @@ describe('web: the server', () => {
     assert.equal((await server.inject({ url: '/.hidden.js' })).statusCode, 404);
     const api = await server.inject({ url: '/api/nope' });
     assert.equal(api.statusCode, 401); // not signed in comes first
+    auth.tokens.set('carte_v', { kind: 'token', name: 'v', role: 'viewer' });
+    for (const url of ['/api/nope', '/api/services/web/nope', '/api/instances/web-1']) {
+      const r404 = await server.inject({ url, headers: { authorization: 'Bearer carte_v' } });
+      assert.equal(r404.statusCode, 404, url);
+      assert.equal(r404.headers['content-type'], 'application/json; charset=utf-8');
+      assert.deepEqual(r404.json(), { error: `no route GET ${url}` });
+    }
+  });
+
+  it('every loopback address shares one sign-in bucket: 127.0.0.2, ::1 and ::ffff:127.x do not get a new one', async () => {
+    auth.users.set('vic', { password: 'pw-vic', role: 'viewer', stamp: 1 });
+    let n = 0;
+    const from = (remoteAddress: string) => server.inject({ method: 'POST', url: '/api/login', remoteAddress, payload: { name: `name${n++}`, password: 'x' } });
+    for (let i = 0; i < 30; i++) assert.equal((await from(`127.0.${i}.1`)).statusCode, 401);
+    for (const ip of ['127.0.0.1', '127.0.0.2', '127.1.2.3', '::1', '::ffff:127.0.0.9']) {
+      const r = await from(ip);
+      assert.equal(r.statusCode, 429, ip);
+      assert.match((r.json() as { error: string }).error, /^too many sign-ins from this address: try again in \d+ s$/);
+    }
+    assert.equal((await from('10.0.0.5')).statusCode, 401, 'another address has its own bucket');
+  });
+
+  it('at most 2 password checks run and 16 wait: the next sign-in is 429 at once, and the API does not wait', async () => {
+    auth.tokens.set('carte_ci', { kind: 'token', name: 'ci', role: 'viewer' });
+    const releases: Array<() => void> = [];
+    auth.verifyPassword = () => new Promise((resolve) => releases.push(() => resolve(null)));
+    const done: Array<{ statusCode: number; json(): unknown; headers: Record<string, unknown> }> = [];
+    const all = Array.from({ length: 20 }, (_, i) => server.inject({ method: 'POST', url: '/api/login', remoteAddress: `10.0.0.${i + 1}`, payload: { name: `u${i}`, password: 'x' } }).then((r) => (done.push(r), r)));
+    for (let i = 0; i < 500 && done.length < 2; i++) await new Promise((r) => setTimeout(r, 2));
+    assert.deepEqual(done.map((r) => [r.statusCode, r.json(), r.headers['retry-after']]), [
+      [429, { error: 'too many sign-ins at once: try again in a moment' }, '1'],
+      [429, { error: 'too many sign-ins at once: try again in a moment' }, '1'],
+    ]);
+    assert.equal(releases.length, 2, 'two checks run');
+    assert.equal((await server.inject({ url: '/api/services', headers: { authorization: 'Bearer carte_ci' } })).statusCode, 200);
+    for (let i = 0; i < 500 && done.length < 20; i++) {
+      releases.shift()?.();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.deepEqual((await Promise.all(all)).map((r) => r.statusCode).sort(), [...Array(18).fill(401), 429, 429]);
+  });
+
+  it('sign-in names: one that is no user name is 400 before any check, audited as (invalid name); an unknown user as (unknown user)', async () => {
+    auth.users.set('vic', { password: 'pw-vic', role: 'viewer', stamp: 1 });
+    let checks = 0;
+    const verify = auth.verifyPassword.bind(auth);
+    auth.verifyPassword = (n, p) => (checks++, verify(n, p));
+    for (const name of ['vic\n2026-12-01T10:00:00Z user/root cli delete service/web ok', '\u001b[31mred', 'Hunter2!', 'x'.repeat(33)]) {
+      const { r } = await login(name, 'whatever');
+      assert.equal(r.statusCode, 400, name);
+      assert.deepEqual(r.json(), { error: 'that is not a valid user name: user names are 1 to 32 characters, lowercase letters, digits, ".", "_" or "-", starting with a letter' });
+    }
+    assert.equal(checks, 0);
+    const unknown = await login('correcthorsebattery', 'whatever');
+    assert.equal(unknown.r.statusCode, 401);
+    assert.equal((await login('vic', 'nope')).r.statusCode, 401);
+    assert.deepEqual(audit.entries.map((e) => `${e.who.name} ${e.target} ${e.result} ${e.detail}`), [
+      ...Array(4).fill('(invalid name) user/(invalid name) failed not a valid user name'),
+      '(unknown user) user/(unknown user) failed wrong user name or password',
+      'vic user/vic failed wrong user name or password',
+    ]);
+    assert.ok(!JSON.stringify(audit.entries).includes('correcthorse'));
   });
 });
+

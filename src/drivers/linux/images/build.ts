@@ -172,6 +172,20 @@ export class ImageBuilder {
     let layers: string[] = [];
     const stages: Array<{ config: ImageConfig; layers: string[] }> = [];
     let cached = 0;
+    /** A new layer from a staging folder `fill` fills: stored, added to the stage, cached under `key`; the folder is removed on failure. */
+    const addStagedLayer = async (key: string, prefix: string, fill: (staged: string) => Promise<void>): Promise<void> => {
+      const staged = await this.images.stagingDir();
+      try {
+        await fill(staged);
+        const layer = await this.images.addLayer(staged);
+        layers.push(layer.digest);
+        cache[key] = layer.digest;
+        progress(`${prefix} → layer ${layer.digest.slice(0, 12)} (${formatSize(layer.size)})`);
+      } catch (e) {
+        await fsp.rm(staged, { recursive: true, force: true });
+        throw e;
+      }
+    };
     for (const [i, step] of steps.entries()) {
       const prefix = `STEP ${i + 1}/${steps.length}: ${describe(step)}`;
       const fail = (message: string): never => {
@@ -270,18 +284,10 @@ export class ImageBuilder {
             }
             const box = await sandbox();
             if (!box) fail(`${step.text}: COPY --from a stage or image needs root (its layers are mounted): run the build as root`);
-            const staged = await this.images.stagingDir();
-            try {
+            await addStagedLayer(key, prefix, async (staged) => {
               await box!.withView(from.layers.map((d) => this.images.layerPath(d)), (view) => this.copyFromView(step, view, staged, config.workingDir, fail));
               if (owner) await chownTree(path.join(staged, path.posix.resolve(config.workingDir, step.dest)), owner);
-              const layer = await this.images.addLayer(staged);
-              layers.push(layer.digest);
-              cache[key] = layer.digest;
-              progress(`${prefix} → layer ${layer.digest.slice(0, 12)} (${formatSize(layer.size)})`);
-            } catch (e) {
-              await fsp.rm(staged, { recursive: true, force: true });
-              throw e;
-            }
+            });
             break;
           }
           // The checks live in gathering the items, before the cache lookup below.
@@ -296,18 +302,10 @@ export class ImageBuilder {
             progress(`${prefix} (cached)`);
             break;
           }
-          const staged = await this.images.stagingDir();
-          try {
+          await addStagedLayer(key, prefix, async (staged) => {
             await stage(items, staged, ignored, (reason) => fail(`${step.text}: ${reason}`), context);
             if (owner) for (const item of items) await chownTree(path.join(staged, item.dest), owner);
-            const layer = await this.images.addLayer(staged);
-            layers.push(layer.digest);
-            cache[key] = layer.digest;
-            progress(`${prefix} → layer ${layer.digest.slice(0, 12)} (${formatSize(layer.size)})`);
-          } catch (e) {
-            await fsp.rm(staged, { recursive: true, force: true });
-            throw e;
-          }
+          });
           break;
         }
       }
