@@ -235,7 +235,7 @@ export interface Driver {
    * Makes sure image `tag` exists, building it from `build` (a Cartefile
    * context) if needed; rebuilding an unchanged context is cheap (cached).
    */
-  ensureImage(build: { context: string; cartefile: string; args: Record<string, string> }, tag: string, opts?: BuildPolicy): Promise<void>;
+  ensureImage(build: { context: string; cartefile: string; args: Record<string, string>; network?: boolean }, tag: string, opts?: BuildPolicy): Promise<void>;
   /**
    * Makes sure image `ref` (a registry reference) is in the local store as
    * `policy` says: IfNotPresent pulls when it is absent, Always pulls each

@@ -151,6 +151,10 @@ function admitSpec(svc: LoadedService, rules: PolicyRules, env: AdmitInput & { l
     userns = true;
   }
 
+  if (s.build?.network && !rules.builds.network) {
+    report(['spec', 'build', 'network'], 'true is not allowed by the server policy: add "builds: { network: true }" to it (its top level, or the section of this source)');
+  }
+
   // Build contexts stay inside the tree the manifest came from (as written and as really resolved).
   let build = s.build;
   if (s.build && rules.builds.contextInsideSource) {

@@ -101,6 +101,7 @@ export function canonicalize(m: ServiceManifest, baseDir: string): ServiceObject
       context: path.resolve(baseDir, s.build.context),
       cartefile: s.build.cartefile ?? DEFAULTS.cartefile,
       args: s.build.args ?? {},
+      ...(s.build.network ? { network: true as const } : {}),
     } : null,
     command: s.command ?? null,
     args: s.args ?? null,
@@ -201,7 +202,7 @@ export function toManifest(obj: ServiceObject): ServiceManifest {
   const spec: Record<string, unknown> = {};
   if (s.image !== null) spec.image = s.image;
   if (s.pullPolicy) spec.pullPolicy = s.pullPolicy;
-  if (s.build !== null) spec.build = { context: s.build.context, cartefile: s.build.cartefile, ...(Object.keys(s.build.args).length ? { args: s.build.args } : {}) };
+  if (s.build !== null) spec.build = { context: s.build.context, cartefile: s.build.cartefile, ...(Object.keys(s.build.args).length ? { args: s.build.args } : {}), ...(s.build.network ? { network: true } : {}) };
   if (s.command !== null) spec.command = s.command;
   if (s.args !== null) spec.args = s.args;
   const env = { ...s.env, ...(s.secretEnv ?? {}) };

@@ -131,6 +131,8 @@ export const ServiceSpecSchema = Obj({
     context: Type.String({ minLength: 1 }),
     cartefile: Opt(Type.String({ minLength: 1 })),
     args: Opt(Type.Record(Type.String(), Type.String())),
+    /** RUN steps reach the network (the server policy's builds.network must allow it). */
+    network: Opt(Type.Boolean()),
   })),
   command: Opt(Type.Array(Type.String(), { minItems: 1 })),
   args: Opt(Type.Array(Type.String())),

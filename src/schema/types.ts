@@ -80,6 +80,8 @@ export interface BuildSpec {
   context: string;
   cartefile: string;
   args: Record<string, string>;
+  /** RUN steps join carte's bridge; present only when true, so specs without it keep their hashes. */
+  network?: true;
 }
 
 export interface ServiceSpec {

@@ -192,8 +192,8 @@ export class LinuxDriver implements Driver {
     return execIn(this.ctx, name, command, opts);
   }
 
-  async ensureImage(build: { context: string; cartefile: string; args: Record<string, string> }, tag: string, opts: BuildPolicy = {}): Promise<void> {
-    const built = await this.builder.build({ context: build.context, cartefile: build.cartefile, args: build.args, tag, hostCopyPrefixes: opts.hostCopyPrefixes });
+  async ensureImage(build: { context: string; cartefile: string; args: Record<string, string>; network?: boolean }, tag: string, opts: BuildPolicy = {}): Promise<void> {
+    const built = await this.builder.build({ context: build.context, cartefile: build.cartefile, args: build.args, tag, hostCopyPrefixes: opts.hostCopyPrefixes, network: build.network === true });
     for (const t of opts.alsoTag ?? []) await this.images.save(built.image.config, built.image.layers, t);
   }
 

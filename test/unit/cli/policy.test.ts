@@ -135,6 +135,19 @@ spec:
     assert.deepEqual(await c('--policy', 'policy.yaml', 'diff', '-f', 'web.yaml'), wouldNot);
   });
 
+  it('a manifest\'s build.network: refused at its line unless the source\'s rules allow builds.network; allowed, it is stored and shown', async () => {
+    file('Cartefile', 'FROM scratch\n');
+    file('web.yaml', 'apiVersion: carte/v1\nkind: Service\nmetadata: { name: web }\nspec:\n  build:\n    context: .\n    network: true\n');
+    file('policy.yaml', 'builds: { network: false }\nsources:\n  - match: "git:*"\n    builds: { network: true }\n');
+    assert.deepEqual(await c('--policy', 'policy.yaml', 'apply', '-f', 'web.yaml'), {
+      code: 2, stdout: '',
+      stderr: 'web.yaml:7:14: spec.build.network: true is not allowed by the server policy: add "builds: { network: true }" to it (its top level, or the section of this source)\nerror: 1 problem in manifests; nothing was applied\n',
+    });
+    file('policy.yaml', 'builds: { network: true }\n');
+    assert.equal((await c('--policy', 'policy.yaml', 'apply', '-f', 'web.yaml')).code, 0);
+    assert.match((await c('get', 'web', '-o', 'yaml')).stdout, /\n {2}build:\n {4}context: \S+\n {4}cartefile: Cartefile\n {4}network: true\n/);
+  });
+
   it('writes the defaults into the stored spec: get -o yaml shows the limits and the read-only mount', async () => {
     file('policy.yaml', POLICY);
     file('web.yaml', 'apiVersion: carte/v1\nkind: Service\nmetadata: { name: web }\nspec:\n  image: x:1\n  volumes: [{ hostPath: /srv/data/site, mountPath: /site }]\n');
