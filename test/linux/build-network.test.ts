@@ -86,6 +86,18 @@ RUN busybox ls /sys/class/net; echo | busybox nc -w 3 ${peer.ip} ${peer.port} 2>
     }
   });
 
+  it('a manifest\'s build.network reaches the driver: ensureImage builds with the network only when asked', async () => {
+    fs.writeFileSync(path.join(ctx, 'Cartefile'), 'FROM test/busybox:1\nARG WHICH\nRUN busybox ls /sys/class/net > /nets\n');
+    const nets = async (tag: string) => {
+      const image = await host().driver.images.get(tag);
+      return fs.readFileSync(path.join(host().driver.images.layerPath(image.layers.at(-1)!), 'nets'), 'utf8');
+    };
+    await host().driver.ensureImage({ context: ctx, cartefile: 'Cartefile', args: { WHICH: 'on' }, network: true }, 'test/ensure-on:1');
+    await host().driver.ensureImage({ context: ctx, cartefile: 'Cartefile', args: { WHICH: 'off' } }, 'test/ensure-off:1');
+    assert.deepEqual([await nets('test/ensure-on:1'), await nets('test/ensure-off:1')], ['eth0\nlo\n', 'lo\n']);
+    assert.deepEqual(traces(host()), CLEAN);
+  });
+
   it('a failing networked RUN leaves no namespace, lease, veth or firewall rule', async () => {
     fs.writeFileSync(path.join(ctx, 'Cartefile'), 'FROM test/busybox:1\nRUN busybox ls /sys/class/net; busybox false\n');
     const lines: string[] = [];
