@@ -172,6 +172,15 @@ export class ImageBuilder {
     let layers: string[] = [];
     const stages: Array<{ config: ImageConfig; layers: string[] }> = [];
     let cached = 0;
+    /** The layer an earlier build made for the same key, when it is still stored. */
+    const reuseCached = (key: string, prefix: string): boolean => {
+      const hit = cache[key];
+      if (!hit || !this.images.hasLayer(hit)) return false;
+      layers.push(hit);
+      cached++;
+      progress(`${prefix} (cached)`);
+      return true;
+    };
     /** A new layer from a staging folder `fill` fills: stored, added to the stage, cached under `key`; the folder is removed on failure. */
     const addStagedLayer = async (key: string, prefix: string, fill: (staged: string) => Promise<void>): Promise<void> => {
       const staged = await this.images.stagingDir();
@@ -275,13 +284,7 @@ export class ImageBuilder {
             const from = step.source === 'stage' ? stages[step.fromStage!]!
               : await this.baseImage(step.fromImage!, 'no such stage or local image').catch((e: Error) => fail(`COPY --from=${step.fromImage}: ${e.message}`));
             const key = hashOf({ op: 'COPY-FROM', layers, text: step.text, workdir: config.workingDir, from: from.layers });
-            const hit = cache[key];
-            if (hit && this.images.hasLayer(hit)) {
-              layers.push(hit);
-              cached++;
-              progress(`${prefix} (cached)`);
-              break;
-            }
+            if (reuseCached(key, prefix)) break;
             const box = await sandbox();
             if (!box) fail(`${step.text}: COPY --from a stage or image needs root (its layers are mounted): run the build as root`);
             await addStagedLayer(key, prefix, async (staged) => {
@@ -295,13 +298,7 @@ export class ImageBuilder {
             ? await this.hostItems(step, config.workingDir, rules, fail, (note) => progress(`${prefix}: ${note}`))
             : await contextItems(step, context, config.workingDir, ignored, fail);
           const key = await cacheKey(step, layers, config.workingDir, ignoreText, items, memo);
-          const hit = cache[key];
-          if (hit && this.images.hasLayer(hit)) {
-            layers.push(hit);
-            cached++;
-            progress(`${prefix} (cached)`);
-            break;
-          }
+          if (reuseCached(key, prefix)) break;
           await addStagedLayer(key, prefix, async (staged) => {
             await stage(items, staged, ignored, (reason) => fail(`${step.text}: ${reason}`), context);
             if (owner) for (const item of items) await chownTree(path.join(staged, item.dest), owner);
