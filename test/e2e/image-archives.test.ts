@@ -40,6 +40,17 @@ describe('e2e: carte image export and import', function () {
     assert.deepEqual(imported.stderr.split('\n').filter(Boolean).map((l) => l.replace(/\(.*\)/, '(…)').replace(/[0-9a-f]{12} verified/, 'X verified').replace(/\d+ bytes/, 'N bytes')),
       ['layer 1/2 (…): unpacked N bytes, sha256:X verified', 'layer 2/2 (…): unpacked N bytes, sha256:X verified']);
 
+    // Once team/copy:2 is stored, an archive's own name never replaces it (whoever wrote the archive would
+    // take over a tag services run); -t says it on purpose.
+    const refs = () => fs.readFileSync(path.join(e.home, 'images', 'refs.json'), 'utf8');
+    const before = refs();
+    assert.deepEqual(await e.carte(['image', 'import', docker]), {
+      code: 2, stdout: '',
+      stderr: 'error: the archive names itself team/copy:2, which is already a stored image; an archive\'s own name never replaces one: give -t team/copy:2 to replace it on purpose, or -t another name\n',
+    });
+    assert.equal(refs(), before);
+    assert.equal((await e.carte(['image', 'import', docker, '-t', 'team/copy:2'])).code, 0);
+
     const ran = await e.carte(['run', '--name', 'copy-1', 'team/copy:2', '--', 'sh', '-c', 'echo from-the-copy']);
     assert.equal(ran.code, 0, ran.stderr);
     const logs = await (async () => {

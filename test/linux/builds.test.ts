@@ -120,6 +120,16 @@ RUN busybox ls /sys/class/net; echo | busybox nc ${address} ${port} 2>/dev/null;
     assert.deepEqual(traces(h), CLEAN);
   });
 
+  it('fails on a RUN that nests folders deeper than a host path may be, naming the step; the next build and gc still work', async () => {
+    // 3000 levels: under 4096 characters inside the container, far past PATH_MAX under CARTE_HOME/builds/<id>/upper.
+    const message = await failure('FROM test/busybox:1\nRUN cd / && i=0; while [ $i -lt 3000 ]; do busybox mkdir d && cd d || break; i=$((i+1)); done\n');
+    assert.match(message, /:2: RUN cd \/ && i=0; .*: it made a path too long to store as a layer \(folders nested too deep\); keep paths under 4096 characters$/);
+    assert.deepEqual(buildLeftovers(), { folders: [], containers: [] });
+    assert.deepEqual((await host().driver.gc()).failures, []);
+    const { result } = await build('FROM test/busybox:1\nRUN busybox echo fine > /ok\n', 'test/after-deep:1');
+    assert.equal(result.ref, 'test/after-deep:1');
+  });
+
   it('runs RUN like an instance: seccomp on, the instances\' capabilities, as USER, in WORKDIR, with ENV and ARG; a Dockerfile builds with -f', async () => {
     const h = host();
     await h.driver.create(instance('caps-1', { command: ['/bin/sh', '-c', 'exec busybox sleep 3600'] }));
@@ -129,13 +139,13 @@ ARG GREETING=hello
 ENV WHO=world
 WORKDIR /work
 RUN busybox grep -E "^(CapEff|Seccomp|NoNewPrivs):" /proc/self/status; busybox pwd; echo "$GREETING $WHO"
-USER 1000:1000
+USER 10001:10001
 RUN busybox id -u; busybox id -g
 `);
     const lines: string[] = [];
     await h.driver.builder.build({ context: ctx, cartefile: 'Dockerfile', tag: 'test/asinstance:1', onProgress: (l) => lines.push(l) });
     const out = lines.filter((l) => l.startsWith('  | ')).map((l) => l.slice(4));
-    assert.deepEqual(out, [...status.trim().split('\n'), '/work', 'hello world', '1000', '1000']);
+    assert.deepEqual(out, [...status.trim().split('\n'), '/work', 'hello world', '10001', '10001']);
     assert.match(status, /^Seccomp:\s+2$/m);
   });
 

@@ -29,6 +29,7 @@ import type { Runner } from './exec.js';
 import { readImageFile } from './image-file.js';
 import type { CniNetwork } from './network.js';
 import { mountOverlay, unmountAll } from './rootfs.js';
+import { refuseHostAccount } from './host-accounts.js';
 import { buildSpec, resolveEnv, resolveUser, type Rlimit } from './spec.js';
 
 /** What one RUN step may use (the server policy's `builds.limits`). */
@@ -190,6 +191,8 @@ export class BuildSandbox {
       const group = /:.*\D/.test(req.user) ? await readImageFile(rootfs, '/etc/group', { image: 'the build stage' }) : null;
       const user = resolveUser(req.user, passwd, group);
       if ('error' in user) throw new DriverError('run', req.label, user.error);
+      // As for instances: a host account with the step's uid could trace it (and reach its network).
+      await refuseHostAccount(this.opts.runner, user.uid, { step: 'run', resource: `the RUN step of ${req.label}` });
       const netnsPath = req.network ? await this.joinNetwork(id, dir) : '';
       const config = buildSpec({
         hostname: 'build', args: req.argv, env: resolveEnv(req.env, {}, 'build'), cwd: req.cwd,
@@ -270,7 +273,12 @@ export class BuildSandbox {
 
   private async removeBuild(id: string): Promise<string[]> {
     const left = await this.stopContainer(id);
-    if (!left.length) await fsp.rm(path.join(this.dir, id), { recursive: true, force: true });
+    // GNU rm walks with openat: a step's tree may be deeper than PATH_MAX once under CARTE_HOME
+    // (fs.rm gave up with ENAMETOOLONG, and every later build and gc with it).
+    if (!left.length) {
+      await this.opts.runner.run('rm', ['-rf', '--one-file-system', '--', path.join(this.dir, id)], { step: 'remove', resource: `build container ${id}` })
+        .catch((e: Error) => left.push(e.message));
+    }
     return left;
   }
 
@@ -317,7 +325,8 @@ export class BuildSandbox {
         const st = await fsp.stat(path.join(this.dir, id)).catch(() => null);
         if (st && Date.now() - st.mtimeMs < 60_000) continue;
       }
-      const left = await this.removeBuild(id);
+      // One folder that cannot be removed is reported; it never stops the sweep (nor the build that runs it).
+      const left = await this.removeBuild(id).catch((e: Error) => [e.message]);
       if (left.length) failures.push(...left);
       else removed.push(`build container ${id}`);
     }

@@ -226,7 +226,7 @@ async function prepareBundle(
   const group = /:.*\D/.test(userName ?? '') ? await imageFile('/etc/group') : null;
   const user = resolveUser(userName, passwd, group);
   if ('error' in user) throw new DriverError('resolve the user of', name, user.error);
-  await refuseHostAccount(ctx.runner, user.uid, name);
+  await refuseHostAccount(ctx.runner, user.uid, { step: 'create', resource: `instance ${name}` });
   const security = spec.security ?? {};
   const capabilities = resolveCapabilities(name, security.capAdd, security.capDrop);
 

@@ -23,11 +23,11 @@ export async function hostAccountOf(runner: Runner, uid: number, resource: strin
 }
 
 /** Refuses a uid other than 0 that a host account has. */
-export async function refuseHostAccount(runner: Runner, uid: number, instance: string): Promise<void> {
+export async function refuseHostAccount(runner: Runner, uid: number, what: { step: string; resource: string }): Promise<void> {
   if (uid === 0) return;
   const account = await hostAccountOf(runner, uid, `uid ${uid}`);
   if (account === null) return;
-  throw new DriverError('create', `instance ${instance}`,
+  throw new DriverError(what.step, what.resource,
     `it would run as uid ${uid}, which is the host account "${account}": that account could signal and trace its processes and read its environment and secrets`,
     { hint: 'run it as a uid no host account has, e.g. spec.user: "10001:10001" or USER 10001:10001 in its Cartefile; see docs/security.md, "Container users and host accounts"' });
 }

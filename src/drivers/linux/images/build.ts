@@ -263,13 +263,17 @@ export class ImageBuilder {
           try {
             if (run.timedOut) fail(`${step.text}: the step ran out of time (the server policy's builds.limits.timeout) and was killed`);
             if (run.code !== 0) fail(`${step.text}: the command exited with code ${run.code} (step ${i + 1}/${steps.length})`);
-            for (const dropped of await pruneUpper(run.upper)) progress(`${prefix}: left out of the layer: ${dropped} (device nodes, FIFOs and sockets are not kept)`);
+            const tooDeep = (e: NodeJS.ErrnoException): never => {
+              if (e.code === 'ENAMETOOLONG') fail(`${step.text}: it made a path too long to store as a layer (folders nested too deep); keep paths under 4096 characters`);
+              throw e;
+            };
+            for (const dropped of await pruneUpper(run.upper).catch(tooDeep)) progress(`${prefix}: left out of the layer: ${dropped} (device nodes, FIFOs and sockets are not kept)`);
             if (!(await fsp.readdir(run.upper)).length) {
               cache[key] = '';
               progress(`${prefix} → no changes`);
               break;
             }
-            const layer = await this.images.addLayer(run.upper);
+            const layer = await this.images.addLayer(run.upper).catch(tooDeep);
             layers.push(layer.digest);
             cache[key] = layer.digest;
             progress(`${prefix} → layer ${layer.digest.slice(0, 12)} (${formatSize(layer.size)})`);

@@ -162,6 +162,7 @@ async function importDockerDir(images: ImageStore, dir: string, tag: string | un
   if (!entry) throw fail(`the archive holds ${entries.length} images; name one with -t (${entries.flatMap((e) => e.RepoTags ?? []).join(', ')})`, 2);
   const name = tag ?? (entry.RepoTags?.[0] ? shortName(entry.RepoTags[0]) : undefined);
   if (!name) throw fail('the archive names no image (no RepoTags); give one with -t NAME:TAG', 2);
+  if (tag === undefined) await refuseNameTakeover(images, name);
   const configFile = inside(dir, entry.Config, 'the config');
   const configText = await readSmall(configFile, 'the image config');
   // The config's file name is its digest (abc….json or blobs/sha256/abc…): check it.
@@ -246,10 +247,21 @@ export async function importImageArchive(images: ImageStore, file: string, tag: 
     const index = parseIndexOrManifest(await readSmall(path.join(dir, 'index.json'), 'index.json'), 'index.json', MEDIA.ociIndex);
     const name = tag ?? (index.kind === 'index' ? layoutName(index.index) : undefined);
     if (!name) throw fail(`${file} names no image; give one with -t NAME:TAG`, 2);
+    if (tag === undefined) await refuseNameTakeover(images, name);
     return { ...(await importOciLayout(images, dir, { tag: name, onProgress })), format, ref: normalizeRef(name) };
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The name an archive gives itself never replaces a stored image: whoever wrote the archive would
+ * take over a tag services run (rmi refuses that; import must too). `-t` says it on purpose.
+ */
+async function refuseNameTakeover(images: ImageStore, name: string): Promise<void> {
+  const ref = normalizeRef(name);
+  if (!(await images.get(ref).then(() => true, () => false))) return;
+  throw fail(`the archive names itself ${ref}, which is already a stored image; an archive's own name never replaces one: give -t ${ref} to replace it on purpose, or -t another name`, 2);
 }
 
 /** A layer tree as OCI tar entries, in a fixed order: whiteouts back to `.wh.NAME`, opaque folders to `.wh..wh..opq`. */
