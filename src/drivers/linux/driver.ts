@@ -38,7 +38,9 @@ import { CniNetwork } from './network.js';
 import { readNetDev } from './netdev.js';
 import { list, observe } from './observe.js';
 import { readPreviousLog } from './previous-logs.js';
-import { HomePaths, placementOf, readRecord, readRecordSync, type Placement } from './records.js';
+import { HomePaths, placementOf, readRecord, readRecordSync, REGISTRY_RUN_DIR, type Placement } from './records.js';
+import { sweepAuthFolders } from './images/skopeo.js';
+import { processAlive } from '../../util/process.js';
 import { Runtime } from './runtime.js';
 import { SocketBinder } from './socket-binder.js';
 import { parseHostRlimits } from './spec.js';
@@ -262,7 +264,7 @@ export class LinuxDriver implements Driver {
   async gc(opts: { keep?: ReadonlySet<string> } = {}): Promise<CleanupReport> {
     const builds = await this.buildSandbox.sweep();
     const report = await gc(this.ctx, opts);
-    report.removed.unshift(...builds.removed);
+    report.removed.unshift(...builds.removed, ...(await sweepAuthFolders(path.join(this.paths.runRoot, REGISTRY_RUN_DIR), processAlive)));
     report.failures.unshift(...builds.failures.map((error) => ({ step: 'remove a build container', resource: this.buildSandbox.dir, error })));
     return report;
   }

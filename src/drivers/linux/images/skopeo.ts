@@ -43,7 +43,9 @@ export function skopeoMessage(stderr: string): string {
 /** Runs skopeo; resolves with its stdout, rejects with a CarteError carrying skopeo's own message. */
 export async function runSkopeo(call: SkopeoCall): Promise<string> {
   await fsp.mkdir(call.authRoot, { recursive: true, mode: 0o700 });
-  const dir = await fsp.mkdtemp(path.join(call.authRoot, 'auth-'));
+  // Named by this process: a carte killed mid-call (SIGTERM on a hung registry) leaves it behind,
+  // and sweepAuthFolders() removes it once this pid is gone.
+  const dir = await fsp.mkdtemp(path.join(call.authRoot, `auth-${process.pid}-`));
   try {
     await fsp.chmod(dir, 0o700);
     const authfile = path.join(dir, 'auth.json');
@@ -106,4 +108,19 @@ function spawnSkopeo(args: string[], call: SkopeoCall): Promise<string> {
       }
     });
   });
+}
+
+/** Removes the authfile folders of carte processes that are gone (killed during a call); returns what it removed. */
+export async function sweepAuthFolders(authRoot: string, alive: (pid: number) => boolean): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await fsp.readdir(authRoot).catch(() => [] as string[])) {
+    const m = /^auth-(\d+)-/.exec(name);
+    const full = path.join(authRoot, name);
+    // An older carte named them without its pid: those are kept an hour (a call's longest timeout is 10 min).
+    const stale = m ? !alive(Number(m[1])) : name.startsWith('auth-') && Date.now() - ((await fsp.stat(full).catch(() => null))?.mtimeMs ?? Date.now()) > 3_600_000;
+    if (!stale) continue;
+    await fsp.rm(full, { recursive: true, force: true });
+    removed.push(`registry login file ${full}`);
+  }
+  return removed;
 }
