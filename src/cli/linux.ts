@@ -66,7 +66,7 @@ export async function imageTools(ctx: Context, opts: { builds?: boolean } = {}):
     ? new LinuxDriver({ home: ctx.home, log: ctx.log, ...settings, buildLimits: () => policy.builds.limits }).buildSandbox : null;
   // FROM a registry image not stored yet: pulled as `carte pull` would (as root: the credentials are root's).
   const pull = process.getuid?.() === 0 ? async (ref: string) => void (await pullImage(images, ref, registryAccess(ctx))) : undefined;
-  return { images, builder: new ImageBuilder(images, new Runner(ctx.log), { hostCopyPrefixes, sandbox, pull }) };
+  return { images, builder: new ImageBuilder(images, new Runner(ctx.log), { hostCopyPrefixes, sandbox, pull, diskReserveBytes: policy ? () => policy.rules.disk.reserveBytes : undefined }) };
 }
 
 /**

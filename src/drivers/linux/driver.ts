@@ -133,7 +133,7 @@ export class LinuxDriver implements Driver {
     };
     for (const d of [this.paths.instancesDir, this.paths.volumesDir, this.paths.runRoot]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
     this.buildSandbox = buildSandboxOf(this.ctx, opts.buildLimits);
-    this.builder = new ImageBuilder(this.images, runner, { hostCopyPrefixes: opts.hostCopyPrefixes, sandbox: this.buildSandbox, pull: (ref) => this.pullImage(ref, { policy: 'IfNotPresent' }) });
+    this.builder = new ImageBuilder(this.images, runner, { hostCopyPrefixes: opts.hostCopyPrefixes, sandbox: this.buildSandbox, pull: (ref) => this.pullImage(ref, { policy: 'IfNotPresent' }), diskReserveBytes: this.ctx.diskReserveBytes });
   }
 
   /** tmpfs folder of runtime state (runc root, conmon files); one per CARTE_HOME. */

@@ -17,6 +17,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { formatMemory } from '../../../schema/units.js';
+import { spaceOf } from '../../../util/disk.js';
 import { isRegistryReference } from '../../../schema/image-reference.js';
 import { minimatch } from 'minimatch';
 import { CarteError, CartefileError } from '../../../errors.js';
@@ -63,6 +65,8 @@ export interface ImageBuilderOptions {
   home?: string;
   /** Runs RUN steps and mounts stages for COPY --from (needs root); without it those steps are refused. */
   sandbox?: BuildSandbox | null;
+  /** The server policy's disk reserve (bytes kept free on CARTE_HOME's filesystem); a layer that leaves less fails its step. */
+  diskReserveBytes?: () => number;
   /** Pulls a registry reference that is not stored yet (FROM or COPY --from an image); without it such images must be pulled first. */
   pull?: (ref: string) => Promise<void>;
 }
@@ -106,14 +110,25 @@ export class ImageBuilder {
   private readonly sandbox: BuildSandbox | null;
 
   private readonly pull: ((ref: string) => Promise<void>) | null;
+  private readonly diskReserveBytes: () => number;
 
   constructor(private readonly images: ImageStore, private readonly runner: Runner, options: ImageBuilderOptions = {}) {
     this.sandbox = options.sandbox ?? null;
     this.pull = options.pull ?? null;
+    this.diskReserveBytes = options.diskReserveBytes ?? (() => 0);
     this.hostCopyPrefixes = options.hostCopyPrefixes ?? DEFAULT_HOST_COPY_PREFIXES;
     const bad = this.hostCopyPrefixes.find((p) => !path.isAbsolute(p));
     if (bad !== undefined) throw new CarteError('image', `host copy prefix "${bad}" is not an absolute path`, { exitCode: 2 });
     this.home = options.home ?? images.home;
+  }
+
+  /** Fails the step when what it wrote left less than the server policy's disk reserve free (builds have no quota of their own). */
+  private checkDiskReserve(fail: (message: string) => never, stepText: string): void {
+    const reserve = this.diskReserveBytes();
+    if (reserve <= 0) return;
+    const space = spaceOf(this.images.home);
+    if (!space || space.freeBytes >= reserve) return;
+    fail(`${stepText}: only ${formatMemory(space.freeBytes)} is left free on ${space.mount} (holding CARTE_HOME) after this step, below the server policy's disk reserve of ${formatMemory(reserve)}; its files are not kept`);
   }
 
   /** A stored image, or a registry reference pulled once when it is not stored yet (as FROM does in Docker). */
@@ -182,10 +197,11 @@ export class ImageBuilder {
       return true;
     };
     /** A new layer from a staging folder `fill` fills: stored, added to the stage, cached under `key`; the folder is removed on failure. */
-    const addStagedLayer = async (key: string, prefix: string, fill: (staged: string) => Promise<void>): Promise<void> => {
+    const addStagedLayer = async (key: string, prefix: string, fail: (message: string) => never, stepText: string, fill: (staged: string) => Promise<void>): Promise<void> => {
       const staged = await this.images.stagingDir();
       try {
         await fill(staged);
+        this.checkDiskReserve(fail, stepText);
         const layer = await this.images.addLayer(staged);
         layers.push(layer.digest);
         cache[key] = layer.digest;
@@ -273,6 +289,7 @@ export class ImageBuilder {
               progress(`${prefix} → no changes`);
               break;
             }
+            this.checkDiskReserve(fail, step.text);
             const layer = await this.images.addLayer(run.upper).catch(tooDeep);
             layers.push(layer.digest);
             cache[key] = layer.digest;
@@ -291,7 +308,7 @@ export class ImageBuilder {
             if (reuseCached(key, prefix)) break;
             const box = await sandbox();
             if (!box) fail(`${step.text}: COPY --from a stage or image needs root (its layers are mounted): run the build as root`);
-            await addStagedLayer(key, prefix, async (staged) => {
+            await addStagedLayer(key, prefix, fail, step.text, async (staged) => {
               await box!.withView(from.layers.map((d) => this.images.layerPath(d)), (view) => this.copyFromView(step, view, staged, config.workingDir, fail));
               if (owner) await chownTree(path.join(staged, path.posix.resolve(config.workingDir, step.dest)), owner);
             });
@@ -303,7 +320,7 @@ export class ImageBuilder {
             : await contextItems(step, context, config.workingDir, ignored, fail);
           const key = await cacheKey(step, layers, config.workingDir, ignoreText, items, memo);
           if (reuseCached(key, prefix)) break;
-          await addStagedLayer(key, prefix, async (staged) => {
+          await addStagedLayer(key, prefix, fail, step.text, async (staged) => {
             await stage(items, staged, ignored, (reason) => fail(`${step.text}: ${reason}`), context);
             if (owner) for (const item of items) await chownTree(path.join(staged, item.dest), owner);
           });
