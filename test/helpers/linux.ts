@@ -1,7 +1,7 @@
 // Helpers for the root tier: a Linux driver on its own bridge, subnet,
 // cgroup parent and CARTE_HOME, so tests never touch a running carte, and a
 // teardown that removes everything the tests made even when they fail.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -245,4 +245,49 @@ export async function execOut(host: TestHost, name: string, command: string[]): 
   out.on('data', (d: Buffer) => (text += d.toString()));
   const code = await host.driver.exec(name, command, { stdout: out, stderr: out });
   return { code, out: text };
+}
+
+/** A peer "out in the world": a network namespace routed through the host, with a TCP server that answers `peer`. */
+export interface PeerNamespace {
+  netns: string;
+  veth: string;
+  hostIp: string;
+  ip: string;
+  port: number;
+}
+
+/**
+ * Declares a suite's peer namespace (made before the suite, removed after it,
+ * failed or not): `tag` keeps two suites' names and its /30 apart.
+ */
+export function usePeerNamespace(tag: string, octet: number, port: number): PeerNamespace {
+  const id = (process.pid + octet) % 250;
+  const peer: PeerNamespace = { netns: `carte-test-${tag}-${process.pid}`, veth: `ct${tag}${process.pid % 100000}`, hostIp: `10.${octet}.${id}.1`, ip: `10.${octet}.${id}.2`, port };
+  let server: ChildProcess | undefined;
+  before(() => {
+    execFileSync('ip', ['netns', 'add', peer.netns]);
+    execFileSync('ip', ['link', 'add', peer.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', peer.netns]);
+    execFileSync('ip', ['addr', 'add', `${peer.hostIp}/30`, 'dev', peer.veth]);
+    execFileSync('ip', ['link', 'set', 'dev', peer.veth, 'up']);
+    for (const args of [['link', 'set', 'dev', 'lo', 'up'], ['link', 'set', 'dev', 'eth0', 'up'], ['addr', 'add', `${peer.ip}/30`, 'dev', 'eth0'], ['route', 'add', 'default', 'via', peer.hostIp]]) {
+      execFileSync('ip', ['-n', peer.netns, ...args]);
+    }
+    server = spawn('ip', ['netns', 'exec', peer.netns, process.execPath, '-e', `require('net').createServer((s) => s.end('peer\\n')).listen(${peer.port}, () => console.log('listening'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    return new Promise<void>((resolve) => server!.stdout!.once('data', () => resolve()));
+  });
+  after(() => {
+    if (server?.exitCode === null) server.kill('SIGKILL');
+    try {
+      execFileSync('ip', ['netns', 'delete', peer.netns]);
+    } catch {
+      // not made
+    }
+    // Deleting the namespace takes the veth pair with it, but not always at once: gone meanwhile is fine.
+    try {
+      if (fs.existsSync(`/sys/class/net/${peer.veth}`)) execFileSync('ip', ['link', 'delete', 'dev', peer.veth], { stdio: 'ignore' });
+    } catch {
+      if (fs.existsSync(`/sys/class/net/${peer.veth}`)) throw new Error(`${peer.veth} is left`);
+    }
+  });
+  return peer;
 }

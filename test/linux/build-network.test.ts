@@ -4,46 +4,20 @@
 // the step reaches nothing. A failing step and a builder killed with -9 leave
 // no namespace, lease or rule behind.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { CLEAN, eventually, firewallRules, traces, useTestHost } from '../helpers/linux.js';
+import { CLEAN, eventually, firewallRules, traces, usePeerNamespace, useTestHost } from '../helpers/linux.js';
 import { ROOT, tempDir } from '../helpers/paths.js';
 
 describe('linux driver: RUN steps with the network (carte build --network)', function () {
   this.timeout(120_000);
   const host = useTestHost();
-  const id = (process.pid + 7) % 250;
-  const peer = { netns: `carte-test-bpeer-${process.pid}`, veth: `ctbpeer${process.pid % 100000}`, hostIp: `10.252.${id}.1`, ip: `10.252.${id}.2`, port: 20000 + (process.pid % 20000) };
-  let server: ChildProcess | undefined;
+  // A peer "out in the world": a namespace routed through the host.
+  const peer = usePeerNamespace('bpeer', 252, 20000 + (process.pid % 20000));
   let ctx: string;
 
-  before(() => {
-    // A peer "out in the world": a namespace routed through the host, as firewall.test.ts makes one.
-    execFileSync('ip', ['netns', 'add', peer.netns]);
-    execFileSync('ip', ['link', 'add', peer.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', peer.netns]);
-    execFileSync('ip', ['addr', 'add', `${peer.hostIp}/30`, 'dev', peer.veth]);
-    execFileSync('ip', ['link', 'set', 'dev', peer.veth, 'up']);
-    for (const args of [['link', 'set', 'dev', 'lo', 'up'], ['link', 'set', 'dev', 'eth0', 'up'], ['addr', 'add', `${peer.ip}/30`, 'dev', 'eth0'], ['route', 'add', 'default', 'via', peer.hostIp]]) {
-      execFileSync('ip', ['-n', peer.netns, ...args]);
-    }
-    server = spawn('ip', ['netns', 'exec', peer.netns, process.execPath, '-e', `require('net').createServer((s) => s.end('peer\\n')).listen(${peer.port}, () => console.log('listening'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    return new Promise<void>((resolve) => server!.stdout!.once('data', () => resolve()));
-  });
-  after(() => {
-    if (server?.exitCode === null) server.kill('SIGKILL');
-    try {
-      execFileSync('ip', ['netns', 'delete', peer.netns]);
-    } catch {
-      // not made
-    }
-    try {
-      if (fs.existsSync(`/sys/class/net/${peer.veth}`)) execFileSync('ip', ['link', 'delete', 'dev', peer.veth], { stdio: 'ignore' });
-    } catch {
-      // gone meanwhile with its namespace
-    }
-  });
   beforeEach(() => {
     ctx = tempDir('carte-buildnet-');
   });

@@ -6,7 +6,7 @@
 // restarted daemon and are gone with the bridge. Real containers; traffic
 // only to the test host's bridge and to a namespace this test makes.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { applyServices } from '../../src/api/apply.js';
@@ -18,7 +18,7 @@ import { cliLogger } from '../../src/log.js';
 import { parsePolicy } from '../../src/policy/load.js';
 import { LivePolicy } from '../../src/policy/live.js';
 import { Store } from '../../src/store/store.js';
-import { BRIDGE_GONE, bridgeTraces, buildImage, CLEAN, eventually, execOut, firewallRules, traces, useTestHost } from '../helpers/linux.js';
+import { BRIDGE_GONE, bridgeTraces, buildImage, CLEAN, eventually, execOut, firewallRules, traces, usePeerNamespace, useTestHost } from '../helpers/linux.js';
 import { services } from '../helpers/manifests.js';
 import { fixture } from '../helpers/paths.js';
 import { carte } from '../helpers/cli.js';
@@ -253,34 +253,7 @@ describe('host firewall (root, real containers)', function () {
   });
 
   describe('under a FORWARD policy of DROP (as Docker sets it)', () => {
-    const id = process.pid % 250;
-    const peer = { netns: `carte-test-peer-${process.pid}`, veth: `ctpeer${process.pid % 100000}`, hostIp: `10.251.${id}.1`, ip: `10.251.${id}.2`, port: BASE + 8 };
-    let server: ChildProcess | undefined;
-    before(() => {
-      execFileSync('ip', ['netns', 'add', peer.netns]);
-      execFileSync('ip', ['link', 'add', peer.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', peer.netns]);
-      execFileSync('ip', ['addr', 'add', `${peer.hostIp}/30`, 'dev', peer.veth]);
-      execFileSync('ip', ['link', 'set', 'dev', peer.veth, 'up']);
-      for (const args of [['link', 'set', 'dev', 'lo', 'up'], ['link', 'set', 'dev', 'eth0', 'up'], ['addr', 'add', `${peer.ip}/30`, 'dev', 'eth0'], ['route', 'add', 'default', 'via', peer.hostIp]]) {
-        execFileSync('ip', ['-n', peer.netns, ...args]);
-      }
-      server = spawn('ip', ['netns', 'exec', peer.netns, process.execPath, '-e', `require('net').createServer((s) => s.end('peer\\n')).listen(${peer.port}, () => console.log('listening'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
-      return new Promise<void>((resolve) => server!.stdout!.once('data', () => resolve()));
-    });
-    after(() => {
-      if (server?.exitCode === null) server.kill('SIGKILL');
-      try {
-        execFileSync('ip', ['netns', 'delete', peer.netns]);
-      } catch {
-        // not made
-      }
-      // Deleting the namespace takes the veth pair with it, but not always at once: gone meanwhile is fine.
-      try {
-        if (fs.existsSync(`/sys/class/net/${peer.veth}`)) execFileSync('ip', ['link', 'delete', 'dev', peer.veth], { stdio: 'ignore' });
-      } catch {
-        assert.equal(fs.existsSync(`/sys/class/net/${peer.veth}`), false, `${peer.veth} is left`);
-      }
-    });
+    const peer = usePeerNamespace('peer', 251, BASE + 8);
 
     it('keeps egress (to a namespace routed through the host), instance to instance and instance to service address working', async () => {
       assert.equal((await from(host, 'game-1', peer.ip, peer.port)).r, 'answer peer', 'egress with the policy at ACCEPT');
