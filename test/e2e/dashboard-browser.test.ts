@@ -174,6 +174,8 @@ describe('e2e: the dashboard in a browser', function () {
       // On a phone's width the page reflows: nothing but the tables scrolls sideways.
       await viewer.setViewport({ width: 390, height: 844 });
       await viewer.waitForSelector('figure.chart canvas');
+      // The charts are redrawn at the new width when the resize reaches them (a frame or more later on a busy machine).
+      await viewer.waitForFunction('document.documentElement.scrollWidth === 390', { timeout: 10_000 }).catch(() => undefined);
       assert.equal(await viewer.evaluate('document.documentElement.scrollWidth'), 390);
       await viewer.screenshot({ path: path.join(OUT, 'dashboard-phone.png'), fullPage: true });
       const before = revision();
